@@ -1,0 +1,132 @@
+"""Per-call cost of the default pipeline against raw httpx, as ratios measured in one run.
+
+Alternating A/B rounds (raw, pipeline, raw, pipeline, ...) so drift on a noisy machine
+hits both sides alike; the median round of each side is reported. Two workloads:
+
+- over ``httpx.MockTransport``: the pipeline's own cost, no network;
+- over loopback to the chaos upstream under uvicorn (in a subprocess, so the server does
+  not share the GIL with the client): sync, and async at concurrency 1 and 50.
+
+Run: ``python benchmarks/overhead.py [--quick]``. Targets: <= 1.2x over MockTransport,
+<= 1.05x over loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import httpx
+
+import resilient_client as rc
+
+OK = httpx.Response(200, content=b'{"ok": true}')
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=b'{"ok": true}', request=request)
+
+
+def _rounds(run_a: Callable[[], float], run_b: Callable[[], float], rounds: int) -> tuple[float, float]:
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(run_a())
+        b.append(run_b())
+    return statistics.median(a), statistics.median(b)
+
+
+def _sync_round(client: httpx.Client, url: str, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        client.get(url)
+    return (time.perf_counter() - start) / n
+
+
+def _async_round(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, n: int, concurrency: int) -> float:
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await client.get(url)
+
+    async def run() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
+        return (time.perf_counter() - start) / (n // concurrency * concurrency)
+
+    return loop.run_until_complete(run())
+
+
+def _report(name: str, raw: float, ours: float) -> None:
+    print(f"{name:<44} raw {raw * 1e6:8.1f} us   pipeline {ours * 1e6:8.1f} us   ratio {ours / raw:5.3f}")
+
+
+@contextmanager
+def _upstream() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "resilient_client.chaos", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError(f"chaos server did not start: {url!r}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    parser.add_argument("--skip-loopback", action="store_true")
+    args = parser.parse_args()
+    rounds, n = (5, 300) if args.quick else (15, 2000)
+
+    raw = httpx.Client(transport=httpx.MockTransport(_ok))
+    ours = rc.ResilientClient(transport=httpx.MockTransport(_ok))
+    for client in (raw, ours):
+        _sync_round(client, "http://api.test/v1/users/1", 200)
+    _report("sync, MockTransport", *_rounds(
+        lambda: _sync_round(raw, "http://api.test/v1/users/1", n),
+        lambda: _sync_round(ours, "http://api.test/v1/users/1", n), rounds))
+
+    loop = asyncio.new_event_loop()
+    araw = httpx.AsyncClient(transport=httpx.MockTransport(_ok))
+    aours = rc.AsyncResilientClient(transport=httpx.MockTransport(_ok))
+    _report("async, MockTransport", *_rounds(
+        lambda: _async_round(loop, araw, "http://api.test/v1/users/1", n, 1),
+        lambda: _async_round(loop, aours, "http://api.test/v1/users/1", n, 1), rounds))
+
+    if args.skip_loopback:
+        return
+    with _upstream() as base:
+        url = f"{base}/ok/bench"
+        raw = httpx.Client()
+        ours = rc.ResilientClient()
+        for client in (raw, ours):
+            _sync_round(client, url, 100)
+        ln = max(200, n // 4)
+        _report("sync, loopback uvicorn", *_rounds(
+            lambda: _sync_round(raw, url, ln), lambda: _sync_round(ours, url, ln), rounds))
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        araw = httpx.AsyncClient(limits=limits)
+        aours = rc.AsyncResilientClient(limits=limits)
+        for concurrency in (1, 50):
+            _async_round(loop, araw, url, 100, concurrency)
+            _async_round(loop, aours, url, 100, concurrency)
+            _report(f"async, loopback uvicorn, concurrency {concurrency}", *_rounds(
+                lambda: _async_round(loop, araw, url, ln, concurrency),
+                lambda: _async_round(loop, aours, url, ln, concurrency), rounds))
+
+
+if __name__ == "__main__":
+    main()

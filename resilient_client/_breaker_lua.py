@@ -1,0 +1,214 @@
+"""The breaker state machine of ``_breaker_core.py``, ported to one Redis Lua script.
+
+One call of the script is one round trip and does everything a breaker needs from the
+shared state: it moves open → half_open when due, finishes a half-open probe, applies the
+closed-state outcomes this process recorded since its last call, and admits (or rejects)
+the next call. Time is Redis's own ``TIME`` (milliseconds), so every process of a fleet
+reads one clock; nothing of a process's monotonic clock crosses the wire, only durations.
+
+Keys (all under one hash tag, so the script also runs on Redis Cluster), each refreshed to
+the storage's ``key_ttl`` whenever it is written:
+
+=================  ==========================================================================
+``<base>:h``       hash: ``st`` (0 closed, 1 open, 2 half_open), ``gen``, ``ou`` (open until,
+                   ms), ``fc`` (failure streak), ``hs`` (probe successes), ``n``/``nf``/``ns``
+                   (calls, failures, slow calls in the window), ``hd`` (newest time bucket),
+                   ``c<i>``/``f<i>``/``s<i>`` (time bucket ``i``'s counts)
+``<base>:w``       list: the count window's outcome bits, newest first
+``<base>:p``       sorted set: half-open probe tokens scored by lease end (ms)
+=================  ==========================================================================
+
+A successful call in the closed ``consecutive`` mode with no failure streak writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["SCRIPT", "MODES", "Reply"]
+
+# Window name -> the script's mode number.
+MODES: Final = {"consecutive": 0, "count": 1, "time": 2}
+
+# The script's reply, in order (all integers; times are milliseconds from Redis's "now").
+Reply = tuple[int, int, int, int, int, int, int, int, int, int, int]
+#            st   gen  adm  wait open fc   hs   n    nf   ns   probes
+
+SCRIPT: Final = r"""
+local H, W, P = KEYS[1], KEYS[2], KEYS[3]
+local mode = tonumber(ARGV[1])
+local threshold = tonumber(ARGV[2])
+local size = tonumber(ARGV[3])            -- calls (count) or milliseconds (time)
+local min_calls = tonumber(ARGV[4])
+local fail_rate = tonumber(ARGV[5])
+local slow_rate = tonumber(ARGV[6])
+local reset_ms = tonumber(ARGV[7])
+local max_probes = tonumber(ARGV[8])
+local success_threshold = tonumber(ARGV[9])
+local ttl_ms = tonumber(ARGV[10])
+local admit_token = ARGV[11]              -- '' = no admission asked for
+local finish_token = ARGV[12]             -- '' = no probe to finish
+local finish_gen = tonumber(ARGV[13])
+local finish_bits = tonumber(ARGV[14])    -- -1 = ignored
+-- ARGV[15..]: pairs (generation, bits) of closed-state outcomes
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local v = redis.call('HMGET', H, 'st', 'gen', 'ou', 'fc', 'hs', 'n', 'nf', 'ns', 'hd')
+local st = tonumber(v[1]) or 0
+local gen = tonumber(v[2]) or 0
+local ou = tonumber(v[3]) or 0
+local fc = tonumber(v[4]) or 0
+local hs = tonumber(v[5]) or 0
+local n = tonumber(v[6]) or 0
+local nf = tonumber(v[7]) or 0
+local ns = tonumber(v[8]) or 0
+local hd = tonumber(v[9]) or -1
+local dirty = false
+local BUCKETS = 10
+
+local function clear_buckets()
+  local f = {}
+  for i = 0, BUCKETS - 1 do
+    f[#f + 1] = 'c' .. i; f[#f + 1] = 'f' .. i; f[#f + 1] = 's' .. i
+  end
+  redis.call('HDEL', H, unpack(f))
+end
+
+local function reset_counts()
+  fc, hs, n, nf, ns = 0, 0, 0, 0, 0
+  if mode == 1 then redis.call('DEL', W) end
+  if mode == 2 and hd >= 0 then clear_buckets() end
+  hd = -1
+  redis.call('DEL', P)
+end
+
+local function move(new_st)
+  st = new_st
+  dirty = true
+end
+
+local function trip()
+  gen = gen + 1
+  ou = now + reset_ms
+  reset_counts()
+  move(1)
+end
+
+local function advance(number)
+  if number <= hd then return end
+  if hd < 0 or number - hd >= BUCKETS then
+    if hd >= 0 then clear_buckets() end
+    n, nf, ns = 0, 0, 0
+  else
+    for k = hd + 1, number do
+      local i = k % BUCKETS
+      local b = redis.call('HMGET', H, 'c' .. i, 'f' .. i, 's' .. i)
+      n = n - (tonumber(b[1]) or 0)
+      nf = nf - (tonumber(b[2]) or 0)
+      ns = ns - (tonumber(b[3]) or 0)
+      redis.call('HDEL', H, 'c' .. i, 'f' .. i, 's' .. i)
+    end
+  end
+  hd = number
+end
+
+local function add(bits)
+  local failed = bits % 2
+  local slow = math.floor(bits / 2) % 2
+  dirty = true
+  if mode == 0 then
+    if bits ~= 0 then fc = fc + 1 else fc = 0 end
+    return
+  end
+  if mode == 1 then
+    local len = redis.call('LPUSH', W, bits)
+    if len == 1 then n, nf, ns = 0, 0, 0 end  -- the list was lost: so are its totals
+    n, nf, ns = n + 1, nf + failed, ns + slow
+    while len > size do
+      local old = tonumber(redis.call('RPOP', W))
+      len = len - 1
+      n, nf, ns = n - 1, nf - old % 2, ns - math.floor(old / 2) % 2
+    end
+    return
+  end
+  advance(math.floor(now / (size / BUCKETS)))
+  local i = hd % BUCKETS
+  redis.call('HINCRBY', H, 'c' .. i, 1)
+  if failed == 1 then redis.call('HINCRBY', H, 'f' .. i, 1) end
+  if slow == 1 then redis.call('HINCRBY', H, 's' .. i, 1) end
+  n, nf, ns = n + 1, nf + failed, ns + slow
+end
+
+local function should_trip()
+  if mode == 0 then return fc >= threshold end
+  if n < min_calls then return false end
+  return nf >= fail_rate * n or ns >= slow_rate * n
+end
+
+-- open -> half_open once the break is over
+if st == 1 and now >= ou then
+  hs = 0
+  redis.call('DEL', P)
+  move(2)
+end
+
+-- finish a half-open probe
+if finish_token ~= '' then
+  redis.call('ZREM', P, finish_token)
+  if finish_bits >= 0 and finish_gen == gen and st == 2 then
+    if finish_bits ~= 0 then
+      trip()
+    else
+      hs = hs + 1
+      dirty = true
+      if hs >= success_threshold then
+        reset_counts()
+        move(0)
+      end
+    end
+  end
+end
+
+-- closed-state outcomes recorded since this process's last call
+for i = 15, #ARGV, 2 do
+  if st == 0 and tonumber(ARGV[i]) == gen then
+    add(tonumber(ARGV[i + 1]))
+    if should_trip() then trip() end
+  end
+end
+
+-- admission
+local admitted, wait, probes = 0, 0, 0
+if admit_token ~= '' then
+  if st == 0 then
+    admitted = 1
+  elseif st == 1 then
+    wait = ou - now
+  else
+    redis.call('ZREMRANGEBYSCORE', P, '-inf', now)
+    probes = redis.call('ZCARD', P)
+    if probes < max_probes then
+      redis.call('ZADD', P, now + reset_ms, admit_token)
+      redis.call('PEXPIRE', P, ttl_ms)
+      probes = probes + 1
+      admitted = 2
+    else
+      local oldest = redis.call('ZRANGE', P, 0, 0, 'WITHSCORES')
+      wait = tonumber(oldest[2]) - now
+    end
+  end
+end
+
+if dirty then
+  redis.call('HSET', H, 'st', st, 'gen', gen, 'ou', ou, 'fc', fc, 'hs', hs,
+             'n', n, 'nf', nf, 'ns', ns, 'hd', hd)
+  redis.call('PEXPIRE', H, ttl_ms)
+  if mode == 1 then redis.call('PEXPIRE', W, ttl_ms) end
+end
+
+local open_left = 0
+if st == 1 then open_left = ou - now end
+return {st, gen, admitted, wait, open_left, fc, hs, n, nf, ns, probes}
+"""

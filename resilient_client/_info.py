@@ -1,0 +1,36 @@
+"""What the pipeline did for one call, attached as ``response.extensions["resilience"]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ResilienceInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceInfo:
+    """The record of one call.
+
+    - ``endpoint``: the matched endpoint key, e.g. ``"GET /v1/users/{id}"``, or
+      ``"* <host>"`` for a request that matched no key.
+    - ``attempts``: attempts made, the first included.
+    - ``elapsed``: seconds from the start of the call to its end, waits included.
+    - ``idempotency_key``: the key sent with every attempt, or ``None``.
+    - ``correlation_id``: the id sent in the correlation header.
+    - ``request_id``: the server's own request id from the last response, if it sent one.
+    - ``retry_reasons``: why each retry was made, e.g. ``("status_503", "timeout")``.
+    - ``stop_reason``: why no further attempt was made: ``"success"``, ``"max_attempts"``,
+      ``"deadline"``, ``"retry_after_too_long"``, ``"budget"``, or the last verdict's
+      reason (``"status_not_retryable"``, ``"method_not_retryable"``, ...).
+    - ``fallback``: the response came from the policy's fallback, not the server.
+    """
+
+    endpoint: str
+    attempts: int
+    elapsed: float
+    idempotency_key: str | None
+    correlation_id: str | None
+    request_id: str | None = None
+    retry_reasons: tuple[str, ...] = ()
+    stop_reason: str | None = None
+    fallback: bool = False

@@ -1,0 +1,205 @@
+"""The resilient transports: two thin drivers, sync and async, over one pipeline core.
+
+One call flows through a fixed order, outermost first::
+
+    deadline → bulkhead / throttle → retry (budget, backoff, Retry-After) → breaker
+             → attempt timeout → inner transport
+
+The deadline starts when the transport receives the request; every attempt's
+timeouts are clipped to what is left of it. The retry loop is tenacity's, fed by the
+decisions in ``_pipeline.Call``; the first attempt runs outside it, so a call that
+succeeds at once pays for no loop. Redirects, auth, cookies and event hooks run above
+this transport (in the client), so each redirect hop is a call of its own.
+
+The two drivers are line-for-line mirrors: they only send, read, close, sleep and
+await. Keep them that way - any ``if`` that is not about I/O belongs in ``Call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import NoReturn
+
+import anyio
+import httpx
+import sniffio
+import tenacity
+
+from ._clock import SYSTEM_CLOCK, Clock
+from ._loop import AsyncReplay, Replay, loop_arguments
+from ._pipeline import Call, Pipeline
+from ._policy import Policy
+
+__all__ = ["AsyncResilientTransport", "ResilientTransport"]
+
+
+def _raise(error: BaseException, cause: BaseException) -> NoReturn:
+    if error is cause:
+        raise error
+    raise error from cause
+
+
+class ResilientTransport(httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` that runs every request through the resilience pipeline.
+
+    ``transport`` is the inner transport that does the network I/O (default
+    ``httpx.HTTPTransport()``). ``policy`` is the default :class:`Policy`,
+    ``endpoints`` maps endpoint keys to policies merged over it. ``base_url``: endpoint
+    paths are matched relative to its path (the clients pass theirs). ``clock`` is
+    injected for tests (see ``resilient_client.testing``).
+    """
+
+    def __init__(
+        self,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        policy: Policy | None = None,
+        endpoints: Mapping[str, Policy] | None = None,
+        base_url: httpx.URL | str = "",
+        correlation_header: str | None = "X-Correlation-ID",
+        raise_for_error: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
+        pipeline: Pipeline | None = None,
+    ) -> None:
+        self._inner = transport if transport is not None else httpx.HTTPTransport()
+        self._pipeline = pipeline or Pipeline(
+            policy,
+            endpoints,
+            base_url=base_url,
+            clock=clock,
+            correlation_header=correlation_header,
+            raise_for_error=raise_for_error,
+        )
+        self._clock = self._pipeline.clock
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        call = self._pipeline.begin(request)
+        try:
+            outcome: httpx.Response | BaseException = self._attempt(call)
+        except Exception as exc:
+            outcome = exc
+        if call.judge(outcome).retry:
+            attempts = Replay(outcome, lambda: self._attempt(call))
+            retrying = tenacity.Retrying(
+                sleep=self._clock.sleep, before_sleep=_discard, **loop_arguments(call)
+            )
+            try:
+                outcome = retrying(attempts)
+            except Exception as exc:
+                _raise(call.fail(exc), exc)
+        if isinstance(outcome, BaseException):
+            _raise(call.fail(outcome), outcome)
+        return call.finish(outcome)
+
+    def _attempt(self, call: Call) -> httpx.Response:
+        request = call.start_attempt()
+        response = self._inner.handle_request(request)
+        if call.reads_body(response):
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _discard(retry_state: tenacity.RetryCallState) -> None:
+    """Before a retry's wait: close the outcome being retried, returning its connection."""
+    future = retry_state.outcome
+    if future is not None and not future.failed:
+        future.result().close()
+
+
+async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
+    future = retry_state.outcome
+    if future is not None and not future.failed:
+        await future.result().aclose()
+
+
+class AsyncResilientTransport(httpx.AsyncBaseTransport):
+    """The async mirror of :class:`ResilientTransport` (inner: ``httpx.AsyncHTTPTransport()``).
+
+    Each attempt also runs under a cancel scope of :meth:`Call.attempt_limit`, so an
+    attempt never outlives its cap or the deadline, whatever the server trickles.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        policy: Policy | None = None,
+        endpoints: Mapping[str, Policy] | None = None,
+        base_url: httpx.URL | str = "",
+        correlation_header: str | None = "X-Correlation-ID",
+        raise_for_error: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
+        pipeline: Pipeline | None = None,
+    ) -> None:
+        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._pipeline = pipeline or Pipeline(
+            policy,
+            endpoints,
+            base_url=base_url,
+            clock=clock,
+            correlation_header=correlation_header,
+            raise_for_error=raise_for_error,
+        )
+        self._clock = self._pipeline.clock
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = self._pipeline.begin(request)
+        try:
+            outcome: httpx.Response | BaseException = await self._attempt(call)
+        except Exception as exc:
+            outcome = exc
+        if call.judge(outcome).retry:
+            attempts = AsyncReplay(outcome, lambda: self._attempt(call))
+            retrying = tenacity.AsyncRetrying(
+                sleep=self._clock.asleep, before_sleep=_adiscard, **loop_arguments(call)
+            )
+            try:
+                outcome = await retrying(attempts)
+            except Exception as exc:
+                _raise(call.fail(exc), exc)
+        if isinstance(outcome, BaseException):
+            _raise(call.fail(outcome), outcome)
+        return call.finish(outcome)
+
+    async def _attempt(self, call: Call) -> httpx.Response:
+        request = call.start_attempt()
+        limit = call.attempt_limit()
+        try:
+            # asyncio.timeout costs a few microseconds; anyio's cancel scope, needed
+            # under trio, several times that.
+            if sniffio.current_async_library() == "asyncio":
+                async with asyncio.timeout(limit):
+                    return await self._exchange(call, request)
+            with anyio.fail_after(limit):
+                return await self._exchange(call, request)
+        except TimeoutError as exc:
+            raise call.attempt_timed_out() from exc
+
+    async def _exchange(self, call: Call, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if call.reads_body(response):
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -1,0 +1,52 @@
+"""A chaos upstream: a real HTTP server that fails on purpose, deterministically.
+
+The SDK's integration tests, demo and benchmarks run against it, and integrators can point
+their own tests at it. It is a raw ASGI application (no framework) served by uvicorn on
+127.0.0.1; everything it received is introspectable from the test's thread::
+
+    from resilient_client.chaos import serve
+
+    with serve() as server:                       # uvicorn on a background thread
+        httpx.get(f"{server.url}/flaky/demo?fail=2")   # 503, then 503, then 200
+        server.app.scenario("demo").attempts      # requests the name "demo" received
+
+Endpoints (``{name}`` is a scenario id of the test's choosing, so tests don't interfere):
+
+======================================  ================================================
+``/ok/{name}``                          200; ``size=N`` bytes; ``delay=S`` seconds first
+``/flaky/{name}?fail=N&status=503``     first N answer ``status``, then 200
+``/status/{name}/{code}``               always ``code``
+``/stall/{name}?seconds=S&times=N``     first N wait S before any byte
+``/drop/{name}?when=before|mid&times=N`` first N lose the connection
+``/echo/{name}``                        200 with what the server received
+``/slow/{name}?seconds=S``              wait S, then 200 (concurrency probes)
+``/outage/{name}``                      fails per :meth:`ChaosApp.set_failure_plan`
+``/problem/{name}/{format}?status=N``   an error in one of :data:`FORMATS`
+``POST /payments/{name}``               idempotent payments (Idempotency-Key draft)
+``/__stats/{name}``, ``POST /__reset``  introspection for out-of-process servers
+======================================  ================================================
+
+Failures from ``/flaky``, ``/status``, ``/outage`` and ``/problem`` take ``retry_after``,
+``retry_after_date``, ``retry_after_ms``, ``should_retry``, ``format`` and ``request_id``.
+``python -m resilient_client.chaos --port N`` serves out of process.
+"""
+
+from ._app import ChaosApp
+from ._envelopes import FORMATS, envelope, reason_phrase
+from ._server import RunningServer, SubprocessServer, main, serve, serve_in_subprocess
+from ._state import FailurePlan, RecordedRequest, ScenarioStats
+
+__all__ = [
+    "FORMATS",
+    "ChaosApp",
+    "FailurePlan",
+    "RecordedRequest",
+    "RunningServer",
+    "ScenarioStats",
+    "SubprocessServer",
+    "envelope",
+    "main",
+    "reason_phrase",
+    "serve",
+    "serve_in_subprocess",
+]

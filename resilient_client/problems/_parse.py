@@ -1,0 +1,218 @@
+"""``parse_problem``: read at most a bounded prefix of the body, decode it, hand it to the
+envelope parsers, then add what the headers say and the classifier's verdict.
+
+The decision part, :func:`problem_from_parts`, is pure (status, headers, bytes, now); the
+two readers only pull bytes, one for sync and one for async streams.
+
+Reading the body:
+
+- A response that was already read: the first ``max_body_bytes`` of ``response.content``;
+  the response is untouched.
+- An unread sync stream (``client.stream(...)``, or a transport's response): decoded bytes
+  are pulled until ``max_body_bytes`` are in hand, then the response is **closed**. The
+  body cannot be read again afterwards; call ``response.read()`` first to keep it.
+  :func:`parse_problem` never reads an async stream (it would have to block): it returns a
+  status-and-headers problem; use :func:`aparse_problem` there.
+- A failure while reading (the connection dropped mid-body, a decoding error) keeps what
+  arrived before it.
+
+The bound is on decoded bytes: a compressed body is decompressed one network chunk at a
+time by httpx, so one hostile chunk may briefly inflate past the bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Generator
+from typing import cast
+
+import httpx
+
+from . import _unstructured
+from ._classify import classify
+from ._detect import draft_for_json
+from ._headers import first_values, request_id_from_headers, server_retry_hint
+from ._model import Draft, Problem
+from ._retry_after import retry_after_seconds
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "aparse_problem", "parse_problem", "problem_from_parts"]
+
+DEFAULT_MAX_BODY_BYTES = 65_536
+
+
+def parse_problem(
+    response: httpx.Response,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    now: float | None = None,
+) -> Problem:
+    """Normalize an error response into a :class:`Problem`. Never raises.
+
+    ``max_body_bytes`` bounds how much of the body is read (bytes, default 64 KiB); see
+    the module docstring for what happens to an unread streaming response. ``now`` is the
+    wall-clock time (seconds since the epoch) an HTTP-date ``Retry-After`` is measured from
+    when the response has no ``Date`` header; None = the system clock.
+    """
+    return problem_from_parts(
+        response.status_code, response.headers, _read_prefix(response, max_body_bytes), now=now
+    )
+
+
+async def aparse_problem(
+    response: httpx.Response,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    now: float | None = None,
+) -> Problem:
+    """:func:`parse_problem` for async streams (an unread one is read up to the bound,
+    then closed). Never raises."""
+    return problem_from_parts(
+        response.status_code,
+        response.headers,
+        await _aread_prefix(response, max_body_bytes),
+        now=now,
+    )
+
+
+def problem_from_parts(
+    status: int, headers: httpx.Headers, body: bytes, *, now: float | None = None
+) -> Problem:
+    """The pure core of :func:`parse_problem`, from an already bounded ``body``."""
+    fields = first_values(headers)
+    media_type, charset = _content_type(fields.get("content-type"))
+    text = _decode(body, charset)
+    value = _load_json(text)
+    draft = (
+        _unstructured.from_text(status, media_type, text)
+        if value is _NOT_JSON
+        else draft_for_json(status, media_type, value, fields)
+    )
+    return _finish(status, fields, draft, now)
+
+
+def _finish(status: int, fields: dict[str, str], draft: Draft, now: float | None) -> Problem:
+    retry_after = retry_after_seconds(fields, now=now)
+    if retry_after is None:
+        retry_after = draft.retry_after
+    category, retryable = classify(
+        status,
+        signals=draft.signals,
+        hard_quota=draft.hard_quota,
+        body_retry_hint=draft.retry_after is not None,
+        server_hint=server_retry_hint(fields),
+        retry_after=retry_after is not None,
+    )
+    return Problem(
+        status=status,
+        type=draft.type,
+        title=draft.title,
+        detail=draft.detail,
+        instance=draft.instance,
+        code=draft.code,
+        request_id=draft.request_id or request_id_from_headers(fields),
+        retry_after=retry_after,
+        retryable=retryable,
+        category=category,
+        field_errors=draft.field_errors,
+        format=draft.format,
+        extensions=draft.extensions,
+    )
+
+
+def _content_type(value: str | None) -> tuple[str, str | None]:
+    """(media type in lower case, charset or None) from a Content-Type value."""
+    if not value:
+        return "", None
+    media_type, _, parameters = value.partition(";")
+    charset = None
+    for parameter in parameters.split(";"):
+        name, _, raw = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = raw.strip().strip('"') or None
+    return media_type.strip().lower(), charset
+
+
+def _decode(body: bytes, charset: str | None) -> str:
+    text = None
+    if charset is not None:
+        # An unknown charset, or a codec that is not a text encoding ("hex", "rot13").
+        with contextlib.suppress(LookupError, ValueError):
+            text = body.decode(charset, errors="replace")
+    if text is None:
+        text = body.decode("utf-8", errors="replace")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+class _NotJson:
+    pass
+
+
+_NOT_JSON = _NotJson()
+
+
+def _load_json(text: str) -> object:
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return _NOT_JSON
+    try:
+        return json.loads(stripped)
+    # RecursionError: "[[[[..." a few thousand deep; ValueError includes numbers past
+    # Python's int digit limit.
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _read_prefix(response: httpx.Response, limit: int) -> bytes:
+    limit = max(0, limit)
+    try:
+        return response.content[:limit]
+    except httpx.ResponseNotRead:
+        pass
+    if limit == 0 or not isinstance(response.stream, httpx.SyncByteStream):
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    # iter_bytes is a generator function, annotated as a plain Iterator.
+    pieces = cast(Generator[bytes, None, None], response.iter_bytes())
+    try:
+        for chunk in pieces:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    # Whatever a broken stream raises (httpx errors, a custom stream's own), what arrived
+    # before it is the body we have: parse_problem must not fail on the error path.
+    except Exception:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            pieces.close()
+            response.close()
+    return b"".join(chunks)[:limit]
+
+
+async def _aread_prefix(response: httpx.Response, limit: int) -> bytes:
+    limit = max(0, limit)
+    try:
+        return response.content[:limit]
+    except httpx.ResponseNotRead:
+        pass
+    if limit == 0 or not isinstance(response.stream, httpx.AsyncByteStream):
+        return _read_prefix(response, limit)
+    chunks: list[bytes] = []
+    size = 0
+    pieces = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    try:
+        async for chunk in pieces:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+    except Exception:  # see _read_prefix
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await pieces.aclose()
+            await response.aclose()
+    return b"".join(chunks)[:limit]

@@ -1,0 +1,51 @@
+"""``raise_for_error``: turn an error response into the :class:`ApiError` subclass for its
+status, carrying the parsed :class:`Problem`.
+
+The message is ``problem.summary()``: one line with the status and reason phrase, the
+code, the detail (collapsed and cut at 200 characters) and the request id; never the URL,
+another header's value or any of the body beyond ``detail``. A reused idempotency key
+(422, or Stripe's ``idempotency_error``) is said in so many words.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import httpx
+
+from .._exceptions import api_error_class
+from ._model import Problem
+from ._parse import DEFAULT_MAX_BODY_BYTES, aparse_problem, parse_problem
+
+__all__ = ["araise_for_error", "raise_for_error"]
+
+
+def raise_for_error(
+    response: httpx.Response, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> httpx.Response:
+    """Return ``response`` when its status is below 400; otherwise raise the
+    :class:`~resilient_client.ApiError` subclass for the status (``api_error_class``), with
+    ``.problem = parse_problem(response, max_body_bytes=...)``.
+
+    Raises ``RuntimeError`` (as httpx's ``raise_for_status`` does) when the response has
+    no request attached.
+    """
+    if response.status_code < 400:
+        return response
+    _raise(response, parse_problem(response, max_body_bytes=max_body_bytes))
+
+
+async def araise_for_error(
+    response: httpx.Response, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> httpx.Response:
+    """:func:`raise_for_error` for an unread async streaming response."""
+    if response.status_code < 400:
+        return response
+    _raise(response, await aparse_problem(response, max_body_bytes=max_body_bytes))
+
+
+def _raise(response: httpx.Response, problem: Problem) -> NoReturn:
+    error_class = api_error_class(response.status_code)
+    raise error_class(
+        problem.summary(), problem=problem, request=response.request, response=response
+    )

@@ -1,0 +1,79 @@
+"""load_config: TOML, YAML and mappings into client keywords; errors name file, key, field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import resilient_client as rc
+
+TOML = """
+base_url = "https://api.example.com"
+
+[policy.retry]
+max_attempts = 4
+backoff = { initial = 0.2, max = 5.0 }
+
+[endpoints."GET /v1/users/{id}".timeouts]
+read = 2.0
+"""
+
+
+def test_toml_file_becomes_client_keywords(tmp_path: Path) -> None:
+    path = tmp_path / "api.toml"
+    path.write_text(TOML)
+    kwargs = rc.load_config(path)
+    assert kwargs["base_url"] == "https://api.example.com"
+    policy = kwargs["policy"]
+    assert policy.retry.max_attempts == 4
+    assert policy.retry.backoff.initial == 0.2
+    assert policy.retry.backoff.multiplier == 2.0  # not given: default kept
+    client = rc.ResilientClient(**kwargs)
+    endpoint = client.pipeline.endpoint_for(client.build_request("GET", "/v1/users/3"))
+    assert endpoint.key == "GET /v1/users/{id}"
+    assert endpoint.policy.timeouts.read == 2.0
+    assert endpoint.policy.retry is not None and endpoint.policy.retry.max_attempts == 4  # merged
+    client.close()
+
+
+def test_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "api.yaml"
+    path.write_text("policy:\n  retry:\n    max_attempts: 2\nendpoints:\n  '* /v1/**':\n    retry: null\n")
+    kwargs = rc.load_config(path)
+    assert kwargs["policy"].retry.max_attempts == 2
+    assert kwargs["endpoints"]["* /v1/**"].retry is None
+
+
+def test_mapping() -> None:
+    kwargs = rc.load_config({"policy": {"timeouts": {"total": 3}}, "raise_for_error": True})
+    assert kwargs["policy"].timeouts.total == 3.0
+    assert kwargs["raise_for_error"] is True
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[policy.retry]\nmax_attempts = 0\n", "policy.retry.max_attempts"),
+        ("[policy.retry.backoff]\njitter = 'fancy'\n", "policy.retry.backoff.jitter"),
+        ('[endpoints."GET /a".timeouts]\nread = -1\n', "endpoints.'GET /a'.timeouts.read"),
+        ('[endpoints."FETCH /a"]\n', "unknown method 'FETCH'"),
+        ("retries = 3\n", "unknown key 'retries'"),
+        ("[policy]\nretries = 3\n", "policy.retries"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_key_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as raised:
+        rc.load_config(path)
+    assert str(path) in str(raised.value)
+    assert expected in str(raised.value)
+
+
+def test_unknown_format(tmp_path: Path) -> None:
+    path = tmp_path / "api.ini"
+    path.write_text("")
+    with pytest.raises(ValueError, match="unknown configuration format"):
+        rc.load_config(path)

@@ -1,0 +1,367 @@
+"""The pipeline's decisions, sync and async, over a scripted transport and a fake clock.
+
+No test here sleeps: waits go to the FakeClock, which records them.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from typing import Any
+
+import httpx
+import pytest
+
+import resilient_client as rc
+from resilient_client.testing import FakeClock, ScriptedTransport
+
+from conftest import Driver
+
+URL = "https://api.example.com/v1/things/1"
+
+
+def make(
+    driver: Driver, script: list[Any], *, clock: FakeClock | None = None, latency: float = 0.0,
+    **kwargs: Any,
+) -> tuple[Any, ScriptedTransport, FakeClock]:
+    clock = clock or FakeClock(fixed=0.5)
+    transport = ScriptedTransport(script, clock=clock, latency=latency)
+    client = driver.client(transport=transport, clock=clock, **kwargs)
+    return client, transport, clock
+
+
+def info(response: httpx.Response) -> rc.ResilienceInfo:
+    value = response.extensions["resilience"]
+    assert isinstance(value, rc.ResilienceInfo)
+    return value
+
+
+def test_retries_a_listed_status_until_success(driver: Driver) -> None:
+    client, transport, clock = make(driver, [503, 502, 200])
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 200
+    assert len(transport.requests) == 3
+    record = info(response)
+    assert record.attempts == 3
+    assert record.retry_reasons == ("status_503", "status_502")
+    assert record.stop_reason == "success"
+    assert record.endpoint == "* api.example.com"
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 501])
+def test_statuses_not_listed_are_not_retried(driver: Driver, status: int) -> None:
+    client, transport, clock = make(driver, [status, 200])
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == status
+    assert len(transport.requests) == 1
+    assert clock.sleeps == []
+
+
+def test_gives_up_after_max_attempts_with_the_last_response(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503] * 10)
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 503
+    assert len(transport.requests) == 3
+    assert info(response).stop_reason == "max_attempts"
+
+
+@pytest.mark.parametrize(
+    ("jitter", "expected"),
+    [
+        ("full", [0.05, 0.1, 0.2, 0.25]),  # r * min(max, initial * 2**(n-1)), r = 0.5
+        ("equal", [0.075, 0.15, 0.3, 0.375]),  # base/2 + r*base/2
+        ("none", [0.1, 0.2, 0.4, 0.5]),
+        # min(max, initial + r * (3 * previous - initial)), previous starts at initial
+        ("decorrelated", [0.2, 0.35, 0.5, 0.5]),
+    ],
+)
+def test_backoff_formulas(driver: Driver, jitter: str, expected: list[float]) -> None:
+    policy = rc.Policy(
+        retry=rc.Retry(
+            max_attempts=5, backoff=rc.Backoff(initial=0.1, multiplier=2.0, max=0.5, jitter=jitter)
+        )
+    )
+    client, _, clock = make(driver, [503] * 5, policy=policy)
+    driver.request(client, "GET", URL)
+    assert clock.sleeps == pytest.approx(expected)
+
+
+def test_retry_after_seconds_replaces_the_backoff(driver: Driver) -> None:
+    client, _, clock = make(driver, [httpx.Response(429, headers={"Retry-After": "7"}), 200])
+    assert driver.request(client, "GET", URL).status_code == 200
+    assert clock.sleeps == [7.0]
+
+
+def test_retry_after_http_date_is_measured_against_the_wall_clock(driver: Driver) -> None:
+    clock = FakeClock(fixed=0.5)
+    when = email.utils.formatdate(clock.wall() + 12, usegmt=True)
+    client, _, _ = make(driver, [httpx.Response(503, headers={"Retry-After": when}), 200], clock=clock)
+    assert driver.request(client, "GET", URL).status_code == 200
+    assert clock.sleeps == pytest.approx([12.0], abs=1.0)
+
+
+def test_retry_after_ms_is_honoured(driver: Driver) -> None:
+    response = httpx.Response(429, headers={"retry-after-ms": "1500", "Retry-After": "9"})
+    client, _, clock = make(driver, [response, 200])
+    driver.request(client, "GET", URL)
+    assert clock.sleeps == [1.5]
+
+
+def test_retry_after_longer_than_the_cap_ends_the_call_without_sleeping(driver: Driver) -> None:
+    client, transport, clock = make(driver, [httpx.Response(429, headers={"Retry-After": "3600"}), 200])
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 429
+    assert clock.sleeps == []
+    assert len(transport.requests) == 1
+    assert info(response).stop_reason == "retry_after_too_long"
+
+
+def test_a_wait_past_the_deadline_is_not_slept(driver: Driver) -> None:
+    policy = rc.Policy(timeouts=rc.Timeouts(total=5.0))
+    client, transport, clock = make(
+        driver, [httpx.Response(503, headers={"Retry-After": "6"}), 200], policy=policy
+    )
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 503
+    assert clock.sleeps == []
+    assert info(response).stop_reason == "deadline"
+
+
+def test_respect_retry_after_off_uses_the_backoff(driver: Driver) -> None:
+    policy = rc.Policy(retry=rc.Retry(respect_retry_after=False))
+    client, _, clock = make(driver, [httpx.Response(429, headers={"Retry-After": "30"}), 200], policy=policy)
+    driver.request(client, "GET", URL)
+    assert clock.sleeps == [0.125]
+
+
+def test_each_attempt_is_clipped_to_what_is_left_of_the_deadline(driver: Driver) -> None:
+    policy = rc.Policy(timeouts=rc.Timeouts(connect=5.0, read=10.0, attempt=None, total=12.0))
+    client, transport, clock = make(
+        driver, [503, 503, 200], policy=policy, latency=4.0,
+        clock=FakeClock(fixed=0.0),  # zero backoff: only the latency uses up the deadline
+    )
+    driver.request(client, "GET", URL)
+    timeouts = [r.extensions["timeout"] for r in transport.requests]
+    assert timeouts[0] == {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 5.0}
+    assert timeouts[1] == {"connect": 5.0, "read": 8.0, "write": 8.0, "pool": 5.0}
+    assert timeouts[2] == {"connect": 4.0, "read": 4.0, "write": 4.0, "pool": 4.0}
+
+
+def test_attempt_cap_clips_every_phase(driver: Driver) -> None:
+    policy = rc.Policy(timeouts=rc.Timeouts(attempt=2.0))
+    client, transport, _ = make(driver, [200], policy=policy)
+    driver.request(client, "GET", URL)
+    assert transport.requests[0].extensions["timeout"] == {
+        "connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0
+    }
+
+
+def test_deadline_running_out_raises_deadline_exceeded(driver: Driver) -> None:
+    policy = rc.Policy(timeouts=rc.Timeouts(total=3.0), retry=rc.Retry(max_attempts=10))
+    timeout = httpx.ReadTimeout("read timed out")
+    client, transport, clock = make(
+        driver, [timeout] * 10, policy=policy, latency=1.0, clock=FakeClock(fixed=0.0)
+    )
+    with pytest.raises(rc.DeadlineExceeded) as raised:
+        driver.request(client, "GET", URL)
+    assert isinstance(raised.value, httpx.TimeoutException)
+    assert len(transport.requests) == 3
+    assert raised.value.endpoint == "* api.example.com"
+    assert "deadline of 3s exceeded" in str(raised.value)
+
+
+def test_explicit_timeout_on_a_call_is_honoured_for_each_attempt(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, 200])
+    driver.request(client, "GET", URL, timeout=1.5)
+    assert [r.extensions["timeout"]["read"] for r in transport.requests] == [1.5, 1.5]
+
+
+def test_transport_failures_of_idempotent_calls_are_retried(driver: Driver) -> None:
+    script = [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("drop"), 200]
+    policy = rc.Policy(retry=rc.Retry(max_attempts=4))
+    client, transport, _ = make(driver, script, policy=policy)
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 200
+    assert info(response).retry_reasons == ("connect_error", "timeout", "broken")
+
+
+def test_last_exception_is_raised_when_attempts_run_out(driver: Driver) -> None:
+    client, transport, _ = make(driver, [httpx.ConnectError("refused")] * 5)
+    with pytest.raises(httpx.ConnectError) as raised:
+        driver.request(client, "GET", URL)
+    assert len(transport.requests) == 3
+    assert any("3 attempts" in note for note in raised.value.__notes__)
+
+
+def test_post_without_a_key_is_not_retried_once_it_may_have_been_processed(driver: Driver) -> None:
+    policy = rc.Policy(idempotency=None)
+    client, transport, _ = make(driver, [503, 200], policy=policy)
+    assert driver.request(client, "POST", URL, json={"a": 1}).status_code == 503
+    assert len(transport.requests) == 1
+    client, transport, _ = make(driver, [httpx.ReadTimeout("slow"), 200], policy=policy)
+    with pytest.raises(httpx.ReadTimeout):
+        driver.request(client, "POST", URL, json={"a": 1})
+    assert len(transport.requests) == 1
+
+
+@pytest.mark.parametrize("first", [httpx.ConnectError("refused"), 421, 425])
+def test_post_without_a_key_is_retried_when_it_was_provably_not_processed(driver: Driver, first: Any) -> None:
+    client, transport, _ = make(driver, [first, 201], policy=rc.Policy(idempotency=None))
+    assert driver.request(client, "POST", URL, json={"a": 1}).status_code == 201
+    assert len(transport.requests) == 2
+
+
+def test_post_gets_one_key_sent_on_every_attempt(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, httpx.ReadTimeout("slow"), 201])
+    response = driver.request(client, "POST", URL, json={"a": 1})
+    keys = [r.headers["Idempotency-Key"] for r in transport.requests]
+    assert response.status_code == 201
+    assert len(keys) == 3 and len(set(keys)) == 1
+    assert info(response).idempotency_key == keys[0]
+
+
+def test_each_call_gets_its_own_key(driver: Driver) -> None:
+    client, transport, _ = make(driver, [201, 201])
+    driver.request(client, "POST", URL)
+    driver.request(client, "POST", URL)
+    assert transport.requests[0].headers["Idempotency-Key"] != transport.requests[1].headers["Idempotency-Key"]
+
+
+def test_a_key_the_caller_set_is_kept(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, 201, 503, 201])
+    driver.request(client, "POST", URL, headers={"Idempotency-Key": "order-17"})
+    response = driver.request(client, "POST", URL, extensions={"idempotency_key": "order-18"})
+    assert [r.headers["Idempotency-Key"] for r in transport.requests] == ["order-17"] * 2 + ["order-18"] * 2
+    assert info(response).idempotency_key == "order-18"
+
+
+def test_key_header_name_and_structured_field_format(driver: Driver) -> None:
+    policy = rc.Policy(idempotency=rc.Idempotency(header="X-Idempotency-Key", format="sf-string"))
+    client, transport, _ = make(driver, [201], policy=policy)
+    response = driver.request(client, "PATCH", URL)
+    sent = transport.requests[0].headers["X-Idempotency-Key"]
+    assert sent == f'"{info(response).idempotency_key}"'
+    assert "Idempotency-Key" not in transport.requests[0].headers or sent
+
+
+def test_conflict_on_a_keyed_request_is_retried_and_422_is_not(driver: Driver) -> None:
+    client, transport, _ = make(driver, [409, 409, 201])
+    assert driver.request(client, "POST", URL).status_code == 201
+    client, transport, _ = make(driver, [422, 201])
+    assert driver.request(client, "POST", URL).status_code == 422
+    assert len(transport.requests) == 1
+
+
+def test_conflict_without_a_key_is_not_retried(driver: Driver) -> None:
+    client, transport, _ = make(driver, [409, 200])
+    assert driver.request(client, "PUT", URL).status_code == 409
+    assert len(transport.requests) == 1
+
+
+def test_server_should_retry_hints_override_the_status_table(driver: Driver) -> None:
+    no = httpx.Response(503, headers={"x-should-retry": "false"})
+    client, transport, _ = make(driver, [no, 200])
+    assert driver.request(client, "GET", URL).status_code == 503
+    yes = httpx.Response(400, headers={"stripe-should-retry": "true"})
+    client, transport, _ = make(driver, [yes, 200])
+    assert driver.request(client, "GET", URL).status_code == 200
+
+
+def test_a_500_whose_problem_is_permanent_is_not_retried(driver: Driver) -> None:
+    body = {"error": {"code": 500, "status": "INVALID_ARGUMENT", "message": "bad field"}}
+    client, transport, _ = make(driver, [httpx.Response(500, json=body), 200])
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 500
+    assert info(response).stop_reason == "problem_not_retryable"
+
+
+def test_a_one_shot_streaming_body_is_never_resent(driver: Driver) -> None:
+    async def agen() -> Any:
+        yield b"chunk"
+
+    def gen() -> Any:
+        yield b"chunk"
+
+    client, transport, _ = make(driver, [503, 200], policy=rc.Policy())
+    content = agen() if driver.is_async else gen()
+    response = driver.request(client, "PUT", URL, content=content)
+    assert response.status_code == 503
+    assert info(response).stop_reason == "body_not_replayable"
+
+
+def test_retried_responses_are_closed(driver: Driver) -> None:
+    closed: list[int] = []
+
+    class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __iter__(self) -> Any:
+            yield b"x"
+
+        async def __aiter__(self) -> Any:
+            yield b"x"
+
+        def close(self) -> None:
+            closed.append(self.n)
+
+        async def aclose(self) -> None:
+            closed.append(self.n)
+
+    script = [httpx.Response(503, stream=Body(n)) for n in range(2)] + [httpx.Response(200, stream=Body(2))]
+    client, _, _ = make(driver, script)
+    response = driver.request(client, "GET", URL)
+    assert response.status_code == 200
+    assert closed[:2] == [0, 1]
+
+
+def test_the_correlation_id_is_the_same_on_every_attempt(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, 200])
+    response = driver.request(client, "GET", URL)
+    ids = {r.headers["X-Correlation-ID"] for r in transport.requests}
+    assert ids == {info(response).correlation_id}
+    with rc.correlation_id("trace-me-42"):
+        driver.request(client, "GET", URL)
+    assert transport.requests[-1].headers["X-Correlation-ID"] == "trace-me-42"
+
+
+def test_per_call_policy_override(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503] * 10)
+    override = rc.Policy(retry=rc.Retry(max_attempts=5))
+    driver.request(client, "GET", URL, extensions={"resilience": override})
+    assert len(transport.requests) == 5
+
+
+def test_per_call_override_of_the_wrong_type_names_the_extension(driver: Driver) -> None:
+    client, _, _ = make(driver, [200])
+    with pytest.raises(TypeError, match='extensions\\["resilience"\\]'):
+        driver.request(client, "GET", URL, extensions={"resilience": {"retry": None}})
+
+
+def test_endpoint_policies_match_relative_to_base_url(driver: Driver) -> None:
+    endpoints = {
+        "GET /things/{id}": rc.Policy(retry=rc.Retry(max_attempts=5)),
+        "* /reports/**": rc.Policy(retry=None),
+    }
+    client, transport, _ = make(
+        driver, [503] * 20, base_url="https://api.example.com/v1", endpoints=endpoints
+    )
+    assert info(driver.request(client, "GET", "/things/7")).endpoint == "GET /things/{id}"
+    assert len(transport.requests) == 5
+    assert info(driver.request(client, "GET", "/reports/q/3")).attempts == 1
+    assert info(driver.request(client, "GET", "/other")).endpoint == "* api.example.com"
+
+
+def test_raise_for_error_raises_the_typed_error_after_retries(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, 503, 503], raise_for_error=True)
+    with pytest.raises(rc.ServiceUnavailableError) as raised:
+        driver.request(client, "GET", URL)
+    assert isinstance(raised.value, httpx.HTTPStatusError)
+    assert raised.value.problem.status == 503
+    assert len(transport.requests) == 3
+
+
+def test_retry_none_makes_one_attempt(driver: Driver) -> None:
+    client, transport, _ = make(driver, [httpx.ConnectError("x"), 200], policy=rc.Policy(retry=None))
+    with pytest.raises(httpx.ConnectError):
+        driver.request(client, "GET", URL)
+    assert len(transport.requests) == 1

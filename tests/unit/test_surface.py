@@ -1,0 +1,83 @@
+"""The public surface: curated, sorted, typed; the exception tree; README examples run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+import resilient_client as rc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert rc.__all__ == sorted(rc.__all__, key=lambda name: (name[0].islower(), name))
+    public = {name for name in vars(rc) if not name.startswith("_")}
+    modules = {"cli", "chaos", "problems", "testing"}
+    assert public - modules - {"annotations"} == set(rc.__all__)
+
+
+def test_no_tenacity_or_pybreaker_type_in_the_public_surface() -> None:
+    for name in rc.__all__:
+        module = getattr(getattr(rc, name), "__module__", "") or ""
+        assert not module.startswith(("tenacity", "pybreaker")), name
+
+
+@pytest.mark.parametrize(
+    ("exc", "base"),
+    [
+        (rc.CircuitOpenError, httpx.TransportError),
+        (rc.BulkheadFull, httpx.TransportError),
+        (rc.LoadShedError, httpx.TransportError),
+        (rc.DeadlineExceeded, httpx.TimeoutException),
+        (rc.AttemptTimeout, httpx.TimeoutException),
+        (rc.ApiError, httpx.HTTPStatusError),
+        (rc.ServiceUnavailableError, rc.ServerError),
+    ],
+)
+def test_every_exception_is_an_httpx_error(exc: type[Exception], base: type[Exception]) -> None:
+    assert issubclass(exc, base)
+    assert issubclass(exc, httpx.HTTPError)
+    assert issubclass(exc, rc.ResilienceError)
+
+
+def _readme_blocks(language: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    commands = [block.strip() for block in _readme_blocks("bash")]
+    assert len(commands) >= 2
+    assert "pytest" in commands[1]
+    assert "examples/quickstart.py" in commands[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "README.md" in ci
+
+
+def test_readme_testing_example_runs() -> None:
+    block = next(b for b in _readme_blocks("python") if "ScriptedTransport" in b)
+    exec(compile("import httpx\nimport resilient_client as rc\n" + block, "README.md", "exec"), {})
+
+
+def test_readme_toml_example_loads() -> None:
+    (block,) = _readme_blocks("toml")
+    import tomllib
+
+    kwargs = rc.load_config(tomllib.loads(block))
+    client = rc.ResilientClient(**kwargs)
+    assert kwargs["policy"].retry.max_attempts == 4
+    assert kwargs["endpoints"]["POST /v1/payments"].retry.max_attempts == 5
+    client.close()
+
+
+def test_cli_has_a_demo_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "resilient_client.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "demo" in result.stdout
