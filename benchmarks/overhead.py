@@ -19,9 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
 
 import httpx
 
@@ -34,7 +33,9 @@ def _ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, content=b'{"ok": true}', request=request)
 
 
-def _rounds(run_a: Callable[[], float], run_b: Callable[[], float], rounds: int) -> tuple[float, float]:
+def _rounds(
+    run_a: Callable[[], float], run_b: Callable[[], float], rounds: int
+) -> tuple[float, float]:
     a, b = [], []
     for _ in range(rounds):
         a.append(run_a())
@@ -49,7 +50,9 @@ def _sync_round(client: httpx.Client, url: str, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def _async_round(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, n: int, concurrency: int) -> float:
+def _async_round(
+    loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, n: int, concurrency: int
+) -> float:
     async def worker(count: int) -> None:
         for _ in range(count):
             await client.get(url)
@@ -63,7 +66,10 @@ def _async_round(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url
 
 
 def _report(name: str, raw: float, ours: float) -> None:
-    print(f"{name:<44} raw {raw * 1e6:8.1f} us   pipeline {ours * 1e6:8.1f} us   ratio {ours / raw:5.3f}")
+    print(
+        f"{name:<44} raw {raw * 1e6:8.1f} us   pipeline {ours * 1e6:8.1f} us"
+        f"   ratio {ours / raw:5.3f}"
+    )
 
 
 @contextmanager
@@ -95,16 +101,26 @@ def main() -> None:
     ours = rc.ResilientClient(transport=httpx.MockTransport(_ok))
     for client in (raw, ours):
         _sync_round(client, "http://api.test/v1/users/1", 200)
-    _report("sync, MockTransport", *_rounds(
-        lambda: _sync_round(raw, "http://api.test/v1/users/1", n),
-        lambda: _sync_round(ours, "http://api.test/v1/users/1", n), rounds))
+    _report(
+        "sync, MockTransport",
+        *_rounds(
+            lambda: _sync_round(raw, "http://api.test/v1/users/1", n),
+            lambda: _sync_round(ours, "http://api.test/v1/users/1", n),
+            rounds,
+        ),
+    )
 
     loop = asyncio.new_event_loop()
     araw = httpx.AsyncClient(transport=httpx.MockTransport(_ok))
     aours = rc.AsyncResilientClient(transport=httpx.MockTransport(_ok))
-    _report("async, MockTransport", *_rounds(
-        lambda: _async_round(loop, araw, "http://api.test/v1/users/1", n, 1),
-        lambda: _async_round(loop, aours, "http://api.test/v1/users/1", n, 1), rounds))
+    _report(
+        "async, MockTransport",
+        *_rounds(
+            lambda: _async_round(loop, araw, "http://api.test/v1/users/1", n, 1),
+            lambda: _async_round(loop, aours, "http://api.test/v1/users/1", n, 1),
+            rounds,
+        ),
+    )
 
     if args.skip_loopback:
         return
@@ -115,17 +131,24 @@ def main() -> None:
         for client in (raw, ours):
             _sync_round(client, url, 100)
         ln = max(200, n // 4)
-        _report("sync, loopback uvicorn", *_rounds(
-            lambda: _sync_round(raw, url, ln), lambda: _sync_round(ours, url, ln), rounds))
+        _report(
+            "sync, loopback uvicorn",
+            *_rounds(lambda: _sync_round(raw, url, ln), lambda: _sync_round(ours, url, ln), rounds),
+        )
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         araw = httpx.AsyncClient(limits=limits)
         aours = rc.AsyncResilientClient(limits=limits)
         for concurrency in (1, 50):
             _async_round(loop, araw, url, 100, concurrency)
             _async_round(loop, aours, url, 100, concurrency)
-            _report(f"async, loopback uvicorn, concurrency {concurrency}", *_rounds(
-                lambda: _async_round(loop, araw, url, ln, concurrency),
-                lambda: _async_round(loop, aours, url, ln, concurrency), rounds))
+            _report(
+                f"async, loopback uvicorn, concurrency {concurrency}",
+                *_rounds(
+                    lambda c=concurrency: _async_round(loop, araw, url, ln, c),
+                    lambda c=concurrency: _async_round(loop, aours, url, ln, c),
+                    rounds,
+                ),
+            )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ one error model for every error envelope. Only re-exports live here; see the REA
 for the pipeline and the policy reference.
 """
 
+from ._budget import RetryBudget
+from ._bulkhead import Bulkhead
 from ._client import AsyncResilientClient, ResilientClient
 from ._config import load_config
 from ._context import correlation_id
@@ -28,10 +30,12 @@ from ._exceptions import (
 from ._idempotency import Idempotency, idempotency_key_for
 from ._info import ResilienceInfo
 from ._policy import Backoff, Policy, Retry, Timeouts
+from ._throttle import AdaptiveThrottle
 from ._transport import AsyncResilientTransport, ResilientTransport
 from .problems import ErrorCategory, FieldError, Problem, parse_problem, raise_for_error
 
 __all__ = [
+    "AdaptiveThrottle",
     "ApiError",
     "AsyncResilientClient",
     "AsyncResilientTransport",
@@ -39,6 +43,7 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BadRequestError",
+    "Bulkhead",
     "BulkheadFull",
     "CircuitOpenError",
     "ConflictError",
@@ -57,6 +62,7 @@ __all__ = [
     "ResilientClient",
     "ResilientTransport",
     "Retry",
+    "RetryBudget",
     "ServerError",
     "ServiceUnavailableError",
     "Timeouts",

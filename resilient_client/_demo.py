@@ -35,14 +35,24 @@ def main() -> int:
             retry=rc.Retry(max_attempts=4, backoff=rc.Backoff(initial=0.05, max=0.5)),
         )
         endpoints = {"GET /stall/{name}": rc.Policy(timeouts=rc.Timeouts(total=0.5))}
-        with rc.ResilientClient(base_url=upstream.url, policy=policy, endpoints=endpoints) as client:
+        with rc.ResilientClient(
+            base_url=upstream.url, policy=policy, endpoints=endpoints
+        ) as client:
             print("Retries with backoff and jitter:")
             _show("GET, two 503s then success", client.get("/flaky/users?fail=2"))
-            _show("GET, connection dropped mid-body twice", client.get("/drop/body?when=mid&times=2"))
+            _show(
+                "GET, connection dropped mid-body twice", client.get("/drop/body?when=mid&times=2")
+            )
 
             print("\nThe server's Retry-After is honoured:")
-            _show("GET, 429 with Retry-After: 1", client.get("/flaky/quota?fail=1&status=429&retry_after=1"))
-            _show("GET, 503 asking for 10 min (over the cap)", client.get("/flaky/maint?fail=1&retry_after=600"))
+            _show(
+                "GET, 429 with Retry-After: 1",
+                client.get("/flaky/quota?fail=1&status=429&retry_after=1"),
+            )
+            _show(
+                "GET, 503 asking for 10 min (over the cap)",
+                client.get("/flaky/maint?fail=1&retry_after=600"),
+            )
 
             print("\nPOST is retried only with an idempotency key (added for you):")
             response = client.post("/payments/shop?lose=1", json={"amount": 4200})
@@ -57,8 +67,10 @@ def main() -> int:
             try:
                 client.get("/stall/forever?seconds=30")
             except rc.DeadlineExceeded as exc:
-                print(f"  {'GET, server stalls 30 s, deadline 0.5 s':<46} -> {type(exc).__name__} after "
-                      f"{time.monotonic() - start:.2f}s: {exc}")
+                print(
+                    f"  {'GET, server stalls 30 s, deadline 0.5 s':<46} -> "
+                    f"{type(exc).__name__} after {time.monotonic() - start:.2f}s: {exc}"
+                )
 
             print("\nEvery error envelope becomes one Problem:")
             for fmt, status in (("rfc9457", 400), ("google", 503), ("stripe", 402), ("html", 502)):

@@ -1,18 +1,18 @@
 """The core shared by the sync and async drivers: one :class:`Call` per logical request.
 
-The drivers in ``_transport.py`` only send, read, close, sleep and await; every
-decision - which endpoint, which policy, which timeouts for this attempt, whether an
-outcome is retried, how long to wait, when to stop - is a method here, over the
-injected clock. The retry loop itself is tenacity's (see ``_loop.py``), fed by these
-decisions.
+The drivers in ``_transport.py`` only send, read, close, sleep, wait for slots and
+await; every decision - which endpoint and policy, this attempt's timeouts, whether an
+outcome is retried, how long to wait, when to stop, what the caller sees - is a method
+here, over the injected clock. The retry loop itself is tenacity's (``_loop.py``), fed
+by these decisions. Every decision is also announced as a typed event
+(``_events.py``) to the pipeline's observers.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -20,9 +20,22 @@ import httpx
 from . import _exceptions
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import current_correlation_id
+from ._endpoints import Endpoint, EndpointTable, PhaseTable, phase_table
+from ._events import (
+    AttemptEnded,
+    AttemptStarted,
+    CallEnded,
+    CallRejected,
+    CallStarted,
+    Event,
+    Observer,
+    RetryRefused,
+    RetryScheduled,
+)
 from ._idempotency import new_idempotency_key
 from ._info import ResilienceInfo
-from ._policy import Policy, Timeouts, merge
+from ._logging import FailureLog, logger
+from ._policy import Policy, merge
 from ._retry import (
     FINAL_SUCCESS,
     IDEMPOTENT_METHODS,
@@ -33,7 +46,6 @@ from ._retry import (
     judge_status,
     status_is_candidate,
 )
-from ._routing import Router
 from .problems import (
     parse_problem,
     raise_for_error,
@@ -45,9 +57,7 @@ from .problems import (
 if TYPE_CHECKING:
     from .problems import Problem
 
-__all__ = ["Call", "Endpoint", "Pipeline"]
-
-logger = logging.getLogger("resilient_client")
+__all__ = ["Call", "Pipeline"]
 
 # Request extensions the pipeline reads. The first two are public (API.md §1).
 EXT_POLICY = "resilience"
@@ -60,34 +70,12 @@ EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
 # Error bodies up to this size are read inside the attempt, so the retry decision can
 # see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = 64 * 1024
-_PHASES = ("connect", "read", "write", "pool")
-
-
-PhaseTable = tuple[Mapping[str, float | None], float]
-
-
-def phase_table(timeouts: Mapping[str, Any] | Timeouts) -> PhaseTable:
-    """httpx's per-phase timeout dict, and its longest phase (``inf`` if one is unlimited)."""
-    get = timeouts.get if isinstance(timeouts, Mapping) else timeouts.__getattribute__
-    phases: dict[str, float | None] = {phase: get(phase) for phase in _PHASES}
-    values = phases.values()
-    longest = math.inf if None in values else max(v for v in values if v is not None)
-    return phases, longest
-
-
-class Endpoint:
-    """Runtime state of one endpoint key: its merged policy (and later its breaker, budget...)."""
-
-    __slots__ = ("key", "phases", "policy")
-
-    def __init__(self, key: str, policy: Policy) -> None:
-        self.key = key
-        self.policy = policy
-        self.phases = phase_table(policy.timeouts)
+# Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
+_OVERLOAD_STATUSES = frozenset({429, 503, 529})
 
 
 class Pipeline:
-    """Endpoint routing and per-endpoint state for one transport (or one client's transports)."""
+    """Configuration and per-endpoint state for one transport (or one client's transports)."""
 
     def __init__(
         self,
@@ -98,46 +86,29 @@ class Pipeline:
         clock: Clock = SYSTEM_CLOCK,
         correlation_header: str | None = "X-Correlation-ID",
         raise_for_error: bool = False,
+        observers: Iterable[Observer] = (),
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise TypeError(
                 f"policy must be a resilient_client.Policy, not {type(policy).__name__}"
             )
         self.default = policy if policy is not None else Policy()
-        entries: list[tuple[str, Endpoint]] = []
-        for key, endpoint_policy in (endpoints or {}).items():
-            if not isinstance(endpoint_policy, Policy):
-                raise TypeError(
-                    f"endpoints[{key!r}] must be a resilient_client.Policy, "
-                    f"not {type(endpoint_policy).__name__}"
-                )
-            entries.append((key, Endpoint(key, merge(self.default, endpoint_policy))))
-        self._router = Router(entries)
-        self._hosts: dict[str, Endpoint] = {}
-        self._base_path = httpx.URL(base_url).path.rstrip("/")
+        self.endpoints = EndpointTable(self.default, endpoints, base_url=base_url, clock=clock)
         self.clock = clock
         self.correlation_header = correlation_header
         self.raise_for_error = raise_for_error
+        self.observers = tuple(observers)
+        self.failures = FailureLog(clock)
 
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
-        """The endpoint a request belongs to: its most specific key, else its host's default."""
-        path = request.url.path
-        base = self._base_path
-        if base and (path == base or path.startswith(base + "/")):
-            path = path[len(base) :]
-        found = self._router.match(request.method, path)
-        if found is not None:
-            return found[1]
-        url = request.url
-        host = url.host if url.port is None else f"{url.host}:{url.port}"
-        endpoint = self._hosts.get(host)
-        if endpoint is None:
-            endpoint = self._hosts.setdefault(host, Endpoint(f"* {host}", self.default))
-        return endpoint
+        return self.endpoints.match(request)
 
     def begin(self, request: httpx.Request) -> Call:
-        """Start a call: resolve endpoint and policy, set the call's headers."""
-        endpoint = self.endpoint_for(request)
+        """Start a call: resolve endpoint and policy, set its headers, pass the throttle.
+
+        Raises ``LoadShedError`` when the adaptive throttle sheds the call.
+        """
+        endpoint = self.endpoints.match(request)
         policy = endpoint.policy
         override = request.extensions.get(EXT_POLICY)
         if override is not None:
@@ -147,14 +118,26 @@ class Pipeline:
                     f"not {type(override).__name__}"
                 )
             policy = merge(policy, override)
-        return Call(self, request, endpoint, policy)
+        call = Call(self, request, endpoint, policy)
+        throttle = endpoint.throttle if policy.throttle is not None else None
+        if throttle is not None and throttle.should_reject():
+            _notice(throttle.take_refusal_notice(endpoint.key))
+            raise call.reject("throttle")
+        return call
+
+
+def _notice(message: str | None) -> None:
+    if message is not None:
+        logger.warning(message)
 
 
 class Call:
     """One logical call: its attempts, its deadline and the decisions about them."""
 
     __slots__ = (
+        "_attempt_started",
         "_judged",
+        "_observers",
         "_phases",
         "_pipeline",
         "_previous_delay",
@@ -165,6 +148,7 @@ class Call:
         "deadline",
         "endpoint",
         "idempotency_key",
+        "observation",
         "planned_delay",
         "policy",
         "replayable",
@@ -179,11 +163,12 @@ class Call:
         self, pipeline: Pipeline, request: httpx.Request, endpoint: Endpoint, policy: Policy
     ) -> None:
         self._pipeline = pipeline
+        self._observers = pipeline.observers
         self.clock = clock = pipeline.clock
         self.request = request
         self.endpoint = endpoint
         self.policy = policy
-        self.started = clock.monotonic()
+        self.started = self._attempt_started = clock.monotonic()
         total = policy.timeouts.total
         self.deadline = None if total is None else self.started + total
         self.attempts = 0
@@ -191,10 +176,12 @@ class Call:
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
         self.planned_delay = 0.0
+        self.observation: Any = None
         self._previous_delay: float | None = None
         self._judged: object = None
         self._problem: Problem | None = None
         extensions = request.extensions
+        self._phases: PhaseTable
         if extensions.get(EXT_EXPLICIT_TIMEOUT):
             self._phases = phase_table(extensions.get("timeout") or {})
         elif policy is endpoint.policy:
@@ -204,6 +191,12 @@ class Call:
         self.idempotency_key = self._set_idempotency_key()
         self.correlation_id = self._set_correlation_id()
         self.replayable = _is_replayable(request)
+        if self._observers:
+            self._emit(CallStarted())
+
+    def _emit(self, event: Event) -> None:
+        for observer in self._observers:
+            observer.on_event(self, event)
 
     # -- headers set once per call -------------------------------------------------
 
@@ -237,15 +230,58 @@ class Call:
         self.request.headers[header] = value
         return value
 
+    # -- admission ------------------------------------------------------------------
+
+    def bulkhead_wait(self) -> float:
+        """Seconds a call may wait for a bulkhead slot: ``max_wait``, cut to the deadline."""
+        bulkhead = self.policy.bulkhead
+        wait = 0.0 if bulkhead is None else bulkhead.max_wait
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - self.clock.monotonic())
+        return wait
+
+    def reject(self, kind: str) -> httpx.TransportError:
+        """The error for a call refused locally (``"throttle"``, ``"bulkhead"``...)."""
+        key = self.endpoint.key
+        error: httpx.TransportError
+        if kind == "throttle":
+            error = _exceptions.LoadShedError(key, request=self.request)
+        else:
+            assert self.endpoint.bulkhead is not None
+            _notice(self.endpoint.bulkhead.take_refusal_notice(key))
+            error = _exceptions.BulkheadFull(key, request=self.request)
+        if self._observers:
+            self._emit(CallRejected(kind))  # type: ignore[arg-type]
+            self._emit(CallEnded(None, error))
+        return error
+
     # -- one attempt ----------------------------------------------------------------
 
     def start_attempt(self) -> httpx.Request:
-        """Count the attempt and set its timeouts; ``DeadlineExceeded`` if no time is left."""
-        self.attempts += 1
-        self._problem = None
+        """Set the next attempt's timeouts; ``DeadlineExceeded`` if no time is left."""
         request = self.request
         request.extensions["timeout"] = self._attempt_timeouts()
+        if self.attempts == 0 and self.endpoint.budget is not None:
+            self.endpoint.budget.record_call()
+        self.attempts += 1
+        self._problem = None
+        self._attempt_started = self.clock.monotonic()
+        if self._observers:
+            self._emit(AttemptStarted(self.attempts))
         return request
+
+    def attempt_ended(self, outcome: httpx.Response | BaseException) -> None:
+        """Record an attempt's outcome with the endpoint's state and the observers."""
+        throttle = self.endpoint.throttle
+        is_response = isinstance(outcome, httpx.Response)
+        if throttle is not None and is_response:
+            throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
+        if self._observers:
+            duration = self.clock.monotonic() - self._attempt_started
+            if is_response:
+                self._emit(AttemptEnded(self.attempts, outcome, None, duration))  # type: ignore[arg-type]
+            else:
+                self._emit(AttemptEnded(self.attempts, None, outcome, duration))  # type: ignore[arg-type]
 
     def attempt_limit(self) -> float | None:
         """Seconds this attempt may take as a whole (attempt cap or deadline), or ``None``."""
@@ -306,7 +342,11 @@ class Call:
         else:
             hint = server_retry_hint(outcome.headers)
             problem = None
-            if status_is_candidate(outcome.status_code, keyed, retry, hint):
+            # Only a body already read is parsed: parsing an unread stream would consume
+            # what the caller is about to read.
+            if outcome.is_stream_consumed and status_is_candidate(
+                outcome.status_code, keyed, retry, hint
+            ):
                 problem = self.problem(outcome)
             verdict = judge_status(
                 outcome.status_code, method, keyed, self.replayable, retry, hint, problem
@@ -318,7 +358,7 @@ class Call:
     def problem(self, response: httpx.Response) -> Problem:
         """The response's problem, parsed once per attempt."""
         if self._problem is None:
-            self._problem = parse_problem(response)
+            self._problem = parse_problem(response, now=self.clock.wall())
         return self._problem
 
     def next_delay(self, outcome: httpx.Response | BaseException) -> float:
@@ -341,7 +381,11 @@ class Call:
         return delay
 
     def stops(self) -> bool:
-        """Whether the call ends now with its last outcome instead of waiting to retry."""
+        """Whether the call ends now with its last outcome instead of waiting to retry.
+
+        Checked in order: attempts, Retry-After cap, deadline, then the retry budget
+        (last, so a retry token is spent only on a retry that really happens).
+        """
         retry = self.policy.retry
         if self.stop_reason is None:
             if retry is None or self.attempts >= retry.max_attempts:
@@ -350,11 +394,25 @@ class Call:
                 self.clock.monotonic() + self.planned_delay >= self.deadline
             ):
                 self.stop_reason = "deadline"
+            elif not self._budget_allows():
+                self.stop_reason = "budget"
         if self.stop_reason is not None:
             return True
         assert self.verdict is not None
-        self.retry_reasons.append(self.verdict.reason)
+        reason = self.verdict.reason
+        self.retry_reasons.append(reason)
         self._previous_delay = self.planned_delay
+        if self._observers:
+            self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
+        return False
+
+    def _budget_allows(self) -> bool:
+        budget = self.endpoint.budget
+        if budget is None or self.policy.budget is None or budget.try_retry():
+            return True
+        _notice(budget.take_refusal_notice(self.endpoint.key))
+        if self._observers:
+            self._emit(RetryRefused(self.attempts, "budget"))
         return False
 
     # -- the end ------------------------------------------------------------------------
@@ -382,12 +440,19 @@ class Call:
         status = response.status_code
         if status >= 400:
             problem = self.problem(response) if response.is_stream_consumed else None
-            _log_final(info, status, problem, logging.WARNING if status < 500 else logging.ERROR)
+            self._log(info, logging.WARNING if status < 500 else logging.ERROR, status, problem)
             if self._pipeline.raise_for_error:
                 response.request = self.request  # the client would set it only later
-                raise_for_error(response)
+                try:
+                    raise_for_error(response)
+                except _exceptions.ApiError as error:
+                    if self._observers:
+                        self._emit(CallEnded(response, error))
+                    raise
         elif self.attempts > 1:
-            _log_final(info, status, None, logging.DEBUG)
+            self._log(info, logging.DEBUG, status, None)
+        if self._observers:
+            self._emit(CallEnded(response, None))
         return response
 
     def fail(self, exc: BaseException) -> BaseException:
@@ -399,12 +464,14 @@ class Call:
         ):
             exc = self.deadline_exceeded()
         info = self.info()
-        _log_final(info, None, None, logging.ERROR, type(exc).__name__)
+        self._log(info, logging.ERROR, None, None, type(exc).__name__)
         if self.attempts > 1:
             exc.add_note(
                 f"resilient_client: endpoint {info.endpoint!r}, {info.attempts} attempts "
                 f"in {info.elapsed:.3f}s, stopped by {info.stop_reason}"
             )
+        if self._observers:
+            self._emit(CallEnded(None, exc))
         return exc
 
     def deadline_passed(self) -> bool:
@@ -423,6 +490,31 @@ class Call:
             return self.deadline_exceeded()
         return _exceptions.AttemptTimeout(self.policy.timeouts.attempt or 0.0, request=self.request)
 
+    def _log(
+        self,
+        info: ResilienceInfo,
+        level: int,
+        status: int | None,
+        problem: Problem | None,
+        error: str | None = None,
+    ) -> None:
+        if not logger.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "endpoint": info.endpoint,
+            "status": status,
+            "category": problem.category.value if problem is not None else error and "network",
+            "code": problem.code if problem is not None else None,
+            "request_id": (problem.request_id if problem is not None else None) or info.request_id,
+            "attempts": info.attempts,
+            "correlation_id": info.correlation_id,
+            "error": error,
+        }
+        what = f"status {status}" if status is not None else error
+        verb = "recovered" if level == logging.DEBUG else "failed"
+        message = f"call to {info.endpoint} {verb} after {info.attempts} attempt(s): {what}"
+        self._pipeline.failures.emit(level, message, fields)
+
 
 def _is_replayable(request: httpx.Request) -> bool:
     try:
@@ -430,35 +522,3 @@ def _is_replayable(request: httpx.Request) -> bool:
     except httpx.RequestNotRead:
         return False
     return True
-
-
-def _log_final(
-    info: ResilienceInfo,
-    status: int | None,
-    problem: Problem | None,
-    level: int,
-    error: str | None = None,
-) -> None:
-    if not logger.isEnabledFor(level):
-        return
-    extra: dict[str, Any] = {
-        "endpoint": info.endpoint,
-        "status": status,
-        "category": problem.category.value if problem is not None else error and "NETWORK",
-        "code": problem.code if problem is not None else None,
-        "request_id": (problem.request_id if problem is not None else None) or info.request_id,
-        "attempts": info.attempts,
-        "correlation_id": info.correlation_id,
-        "error": error,
-    }
-    what = f"status {status}" if status is not None else error
-    verb = "recovered" if level == logging.DEBUG else "failed"
-    logger.log(
-        level,
-        "call to %s %s after %d attempt(s): %s",
-        info.endpoint,
-        verb,
-        info.attempts,
-        what,
-        extra=extra,
-    )

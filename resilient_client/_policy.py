@@ -13,7 +13,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._budget import RetryBudget
+from ._bulkhead import Bulkhead
 from ._idempotency import Idempotency
+from ._throttle import AdaptiveThrottle
 
 __all__ = ["Backoff", "Policy", "Retry", "Timeouts", "merge"]
 
@@ -116,7 +119,11 @@ class Policy(BaseModel):
     """Everything the pipeline does for one endpoint.
 
     Defaults: 3 attempts with capped full-jitter backoff, a 30 s deadline, 10 s per
-    attempt, idempotency keys on POST and PATCH. A field set to ``None`` is off.
+    attempt, idempotency keys on POST and PATCH, a retry budget of 10 % plus 1/s per
+    endpoint; no bulkhead, no adaptive throttle. A field set to ``None`` is off.
+
+    ``budget``, ``bulkhead`` and ``throttle`` keep state per endpoint: their parameters
+    come from the endpoint's policy, and a per-call override can only switch them off.
     """
 
     model_config = _FROZEN
@@ -124,6 +131,9 @@ class Policy(BaseModel):
     timeouts: Timeouts = Timeouts()
     retry: Retry | None = Retry()
     idempotency: Idempotency | None = Idempotency()
+    budget: RetryBudget | None = RetryBudget()
+    bulkhead: Bulkhead | None = None
+    throttle: AdaptiveThrottle | None = None
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -99,11 +99,12 @@ class _Node(Generic[T]):
 class Router(Generic[T]):
     """Endpoint keys compiled into tries, mapping a request to ``(key, value)``."""
 
-    __slots__ = ("_any", "_tries", "keys")
+    __slots__ = ("_any", "_tries", "entries", "keys")
 
     def __init__(self, entries: Iterable[tuple[str, T]]) -> None:
         self._tries: dict[str, _Node[T]] = {}
         self.keys: dict[str, EndpointKey] = {}
+        self.entries: list[tuple[EndpointKey, T]] = []
         shapes: dict[tuple[str, tuple[str, ...]], str] = {}
         for text, value in entries:
             parsed = parse_endpoint_key(text)
@@ -117,6 +118,7 @@ class Router(Generic[T]):
                 )
             shapes[shape] = text
             self.keys[parsed.key] = parsed
+            self.entries.append((parsed, value))
             self._insert(parsed, value)
         self._any = self._tries.get("*")
 

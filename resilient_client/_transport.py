@@ -18,20 +18,28 @@ await. Keep them that way - any ``if`` that is not about I/O belongs in ``Call``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import NoReturn
 
 import anyio
 import httpx
-import sniffio
 import tenacity
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._events import Observer
 from ._loop import AsyncReplay, Replay, loop_arguments
 from ._pipeline import Call, Pipeline
 from ._policy import Policy
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio, or another anyio backend
+        return False
+    return True
 
 
 def _raise(error: BaseException, cause: BaseException) -> NoReturn:
@@ -60,6 +68,7 @@ class ResilientTransport(httpx.BaseTransport):
         correlation_header: str | None = "X-Correlation-ID",
         raise_for_error: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        observers: Iterable[Observer] = (),
         pipeline: Pipeline | None = None,
     ) -> None:
         self._inner = transport if transport is not None else httpx.HTTPTransport()
@@ -70,6 +79,7 @@ class ResilientTransport(httpx.BaseTransport):
             clock=clock,
             correlation_header=correlation_header,
             raise_for_error=raise_for_error,
+            observers=observers,
         )
         self._clock = self._pipeline.clock
 
@@ -79,6 +89,16 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
+        bulkhead = call.endpoint.bulkhead if call.policy.bulkhead is not None else None
+        if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
+            raise call.reject("bulkhead")
+        try:
+            return self._call(call)
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
+
+    def _call(self, call: Call) -> httpx.Response:
         try:
             outcome: httpx.Response | BaseException = self._attempt(call)
         except Exception as exc:
@@ -98,13 +118,18 @@ class ResilientTransport(httpx.BaseTransport):
 
     def _attempt(self, call: Call) -> httpx.Response:
         request = call.start_attempt()
-        response = self._inner.handle_request(request)
-        if call.reads_body(response):
-            try:
-                response.read()
-            except BaseException:
-                response.close()
-                raise
+        try:
+            response = self._inner.handle_request(request)
+            if call.reads_body(response):
+                try:
+                    response.read()
+                except BaseException:
+                    response.close()
+                    raise
+        except BaseException as exc:  # cancellation too: observers must see every end
+            call.attempt_ended(exc)
+            raise
+        call.attempt_ended(response)
         return response
 
     def close(self) -> None:
@@ -141,6 +166,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         correlation_header: str | None = "X-Correlation-ID",
         raise_for_error: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        observers: Iterable[Observer] = (),
         pipeline: Pipeline | None = None,
     ) -> None:
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
@@ -151,6 +177,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             clock=clock,
             correlation_header=correlation_header,
             raise_for_error=raise_for_error,
+            observers=observers,
         )
         self._clock = self._pipeline.clock
 
@@ -160,6 +187,16 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
+        bulkhead = call.endpoint.bulkhead if call.policy.bulkhead is not None else None
+        if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
+            raise call.reject("bulkhead")
+        try:
+            return await self._call(call)
+        finally:
+            if bulkhead is not None:
+                bulkhead.release()
+
+    async def _call(self, call: Call) -> httpx.Response:
         try:
             outcome: httpx.Response | BaseException = await self._attempt(call)
         except Exception as exc:
@@ -183,15 +220,23 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         try:
             # asyncio.timeout costs a few microseconds; anyio's cancel scope, needed
             # under trio, several times that.
-            if sniffio.current_async_library() == "asyncio":
+            if _on_asyncio():
                 async with asyncio.timeout(limit):
-                    return await self._exchange(call, request)
-            with anyio.fail_after(limit):
-                return await self._exchange(call, request)
+                    response = await self._exchange(request, call)
+            else:
+                with anyio.fail_after(limit):
+                    response = await self._exchange(request, call)
         except TimeoutError as exc:
-            raise call.attempt_timed_out() from exc
+            error = call.attempt_timed_out()
+            call.attempt_ended(error)
+            raise error from exc
+        except BaseException as exc:  # cancellation too: observers must see every end
+            call.attempt_ended(exc)
+            raise
+        call.attempt_ended(response)
+        return response
 
-    async def _exchange(self, call: Call, request: httpx.Request) -> httpx.Response:
+    async def _exchange(self, request: httpx.Request, call: Call) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
         if call.reads_body(response):
             try:

@@ -25,7 +25,7 @@ def test_lost_responses_after_commit_end_in_exactly_one_effect_each(
     upstream: RunningServer,
 ) -> None:
     client = rc.ResilientClient(
-        base_url=upstream.url, clock=FakeClock(), policy=rc.Policy(retry=NO_WAIT)
+        base_url=upstream.url, clock=FakeClock(), policy=rc.Policy(retry=NO_WAIT, budget=None)
     )
     with client:
         responses = [client.post("/payments/lost?lose=100", json={"amount": n}) for n in range(100)]
@@ -40,7 +40,10 @@ def test_lost_responses_with_twenty_calls_in_flight(upstream: RunningServer) -> 
     async def main() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=20)
         async with rc.AsyncResilientClient(
-            base_url=upstream.url, clock=FakeClock(), policy=rc.Policy(retry=NO_WAIT), limits=limits
+            base_url=upstream.url,
+            clock=FakeClock(),
+            policy=rc.Policy(retry=NO_WAIT, budget=None),
+            limits=limits,
         ) as client:
             gate = asyncio.Semaphore(20)
 

@@ -39,7 +39,9 @@ def test_toml_file_becomes_client_keywords(tmp_path: Path) -> None:
 
 def test_yaml_file(tmp_path: Path) -> None:
     path = tmp_path / "api.yaml"
-    path.write_text("policy:\n  retry:\n    max_attempts: 2\nendpoints:\n  '* /v1/**':\n    retry: null\n")
+    path.write_text(
+        "policy:\n  retry:\n    max_attempts: 2\nendpoints:\n  '* /v1/**':\n    retry: null\n"
+    )
     kwargs = rc.load_config(path)
     assert kwargs["policy"].retry.max_attempts == 2
     assert kwargs["endpoints"]["* /v1/**"].retry is None

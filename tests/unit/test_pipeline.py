@@ -10,17 +10,20 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Driver
 
 import resilient_client as rc
 from resilient_client.testing import FakeClock, ScriptedTransport
-
-from conftest import Driver
 
 URL = "https://api.example.com/v1/things/1"
 
 
 def make(
-    driver: Driver, script: list[Any], *, clock: FakeClock | None = None, latency: float = 0.0,
+    driver: Driver,
+    script: list[Any],
+    *,
+    clock: FakeClock | None = None,
+    latency: float = 0.0,
     **kwargs: Any,
 ) -> tuple[Any, ScriptedTransport, FakeClock]:
     clock = clock or FakeClock(fixed=0.5)
@@ -94,7 +97,9 @@ def test_retry_after_seconds_replaces_the_backoff(driver: Driver) -> None:
 def test_retry_after_http_date_is_measured_against_the_wall_clock(driver: Driver) -> None:
     clock = FakeClock(fixed=0.5)
     when = email.utils.formatdate(clock.wall() + 12, usegmt=True)
-    client, _, _ = make(driver, [httpx.Response(503, headers={"Retry-After": when}), 200], clock=clock)
+    client, _, _ = make(
+        driver, [httpx.Response(503, headers={"Retry-After": when}), 200], clock=clock
+    )
     assert driver.request(client, "GET", URL).status_code == 200
     assert clock.sleeps == pytest.approx([12.0], abs=1.0)
 
@@ -107,7 +112,9 @@ def test_retry_after_ms_is_honoured(driver: Driver) -> None:
 
 
 def test_retry_after_longer_than_the_cap_ends_the_call_without_sleeping(driver: Driver) -> None:
-    client, transport, clock = make(driver, [httpx.Response(429, headers={"Retry-After": "3600"}), 200])
+    client, transport, clock = make(
+        driver, [httpx.Response(429, headers={"Retry-After": "3600"}), 200]
+    )
     response = driver.request(client, "GET", URL)
     assert response.status_code == 429
     assert clock.sleeps == []
@@ -128,7 +135,9 @@ def test_a_wait_past_the_deadline_is_not_slept(driver: Driver) -> None:
 
 def test_respect_retry_after_off_uses_the_backoff(driver: Driver) -> None:
     policy = rc.Policy(retry=rc.Retry(respect_retry_after=False))
-    client, _, clock = make(driver, [httpx.Response(429, headers={"Retry-After": "30"}), 200], policy=policy)
+    client, _, clock = make(
+        driver, [httpx.Response(429, headers={"Retry-After": "30"}), 200], policy=policy
+    )
     driver.request(client, "GET", URL)
     assert clock.sleeps == [0.125]
 
@@ -136,7 +145,10 @@ def test_respect_retry_after_off_uses_the_backoff(driver: Driver) -> None:
 def test_each_attempt_is_clipped_to_what_is_left_of_the_deadline(driver: Driver) -> None:
     policy = rc.Policy(timeouts=rc.Timeouts(connect=5.0, read=10.0, attempt=None, total=12.0))
     client, transport, clock = make(
-        driver, [503, 503, 200], policy=policy, latency=4.0,
+        driver,
+        [503, 503, 200],
+        policy=policy,
+        latency=4.0,
         clock=FakeClock(fixed=0.0),  # zero backoff: only the latency uses up the deadline
     )
     driver.request(client, "GET", URL)
@@ -151,7 +163,10 @@ def test_attempt_cap_clips_every_phase(driver: Driver) -> None:
     client, transport, _ = make(driver, [200], policy=policy)
     driver.request(client, "GET", URL)
     assert transport.requests[0].extensions["timeout"] == {
-        "connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0
+        "connect": 2.0,
+        "read": 2.0,
+        "write": 2.0,
+        "pool": 2.0,
     }
 
 
@@ -176,7 +191,12 @@ def test_explicit_timeout_on_a_call_is_honoured_for_each_attempt(driver: Driver)
 
 
 def test_transport_failures_of_idempotent_calls_are_retried(driver: Driver) -> None:
-    script = [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("drop"), 200]
+    script = [
+        httpx.ConnectError("refused"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("drop"),
+        200,
+    ]
     policy = rc.Policy(retry=rc.Retry(max_attempts=4))
     client, transport, _ = make(driver, script, policy=policy)
     response = driver.request(client, "GET", URL)
@@ -204,7 +224,9 @@ def test_post_without_a_key_is_not_retried_once_it_may_have_been_processed(drive
 
 
 @pytest.mark.parametrize("first", [httpx.ConnectError("refused"), 421, 425])
-def test_post_without_a_key_is_retried_when_it_was_provably_not_processed(driver: Driver, first: Any) -> None:
+def test_post_without_a_key_is_retried_when_it_was_provably_not_processed(
+    driver: Driver, first: Any
+) -> None:
     client, transport, _ = make(driver, [first, 201], policy=rc.Policy(idempotency=None))
     assert driver.request(client, "POST", URL, json={"a": 1}).status_code == 201
     assert len(transport.requests) == 2
@@ -223,14 +245,19 @@ def test_each_call_gets_its_own_key(driver: Driver) -> None:
     client, transport, _ = make(driver, [201, 201])
     driver.request(client, "POST", URL)
     driver.request(client, "POST", URL)
-    assert transport.requests[0].headers["Idempotency-Key"] != transport.requests[1].headers["Idempotency-Key"]
+    assert (
+        transport.requests[0].headers["Idempotency-Key"]
+        != transport.requests[1].headers["Idempotency-Key"]
+    )
 
 
 def test_a_key_the_caller_set_is_kept(driver: Driver) -> None:
     client, transport, _ = make(driver, [503, 201, 503, 201])
     driver.request(client, "POST", URL, headers={"Idempotency-Key": "order-17"})
     response = driver.request(client, "POST", URL, extensions={"idempotency_key": "order-18"})
-    assert [r.headers["Idempotency-Key"] for r in transport.requests] == ["order-17"] * 2 + ["order-18"] * 2
+    assert [r.headers["Idempotency-Key"] for r in transport.requests] == ["order-17"] * 2 + [
+        "order-18"
+    ] * 2
     assert info(response).idempotency_key == "order-18"
 
 
@@ -307,7 +334,9 @@ def test_retried_responses_are_closed(driver: Driver) -> None:
         async def aclose(self) -> None:
             closed.append(self.n)
 
-    script = [httpx.Response(503, stream=Body(n)) for n in range(2)] + [httpx.Response(200, stream=Body(2))]
+    script = [httpx.Response(503, stream=Body(n)) for n in range(2)] + [
+        httpx.Response(200, stream=Body(2))
+    ]
     client, _, _ = make(driver, script)
     response = driver.request(client, "GET", URL)
     assert response.status_code == 200
@@ -361,7 +390,9 @@ def test_raise_for_error_raises_the_typed_error_after_retries(driver: Driver) ->
 
 
 def test_retry_none_makes_one_attempt(driver: Driver) -> None:
-    client, transport, _ = make(driver, [httpx.ConnectError("x"), 200], policy=rc.Policy(retry=None))
+    client, transport, _ = make(
+        driver, [httpx.ConnectError("x"), 200], policy=rc.Policy(retry=None)
+    )
     with pytest.raises(httpx.ConnectError):
         driver.request(client, "GET", URL)
     assert len(transport.requests) == 1

@@ -84,4 +84,7 @@ def test_keys_that_match_the_same_requests_are_rejected() -> None:
 def test_many_keys_match_without_scanning_them() -> None:
     keys = [f"GET /v1/resource{i}/{{id}}" for i in range(5000)]
     router = Router((key, key) for key in keys)
-    assert router.match("GET", "/v1/resource4321/7") == (router.keys["GET /v1/resource4321/{id}"], "GET /v1/resource4321/{id}")
+    assert router.match("GET", "/v1/resource4321/7") == (
+        router.keys["GET /v1/resource4321/{id}"],
+        "GET /v1/resource4321/{id}",
+    )

@@ -78,6 +78,9 @@ def test_readme_toml_example_loads() -> None:
 
 def test_cli_has_a_demo_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "resilient_client.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "resilient_client.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "demo" in result.stdout

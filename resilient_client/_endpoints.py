@@ -1,0 +1,104 @@
+"""Endpoints: the routing table and the state kept per endpoint key.
+
+Every call belongs to one endpoint - the most specific configured key, or its host's
+default ``"* <host>"`` - and shares that endpoint's state with every other call of it:
+retry budget, bulkhead, throttle, breaker. State is created once per endpoint, never per
+call or per distinct URL, so its number is bounded by the configuration (plus one per
+host the client talks to).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from ._budget import RetryBudgetState
+from ._bulkhead import BulkheadState
+from ._clock import Clock
+from ._policy import Policy, Timeouts, merge
+from ._routing import Router
+from ._throttle import ThrottleState
+
+__all__ = ["Endpoint", "EndpointTable", "PhaseTable", "phase_table"]
+
+_PHASES = ("connect", "read", "write", "pool")
+
+PhaseTable = tuple[Mapping[str, float | None], float]
+
+
+def phase_table(timeouts: Mapping[str, Any] | Timeouts) -> PhaseTable:
+    """httpx's per-phase timeout dict, and its longest phase (``inf`` if one is unlimited)."""
+    get = timeouts.get if isinstance(timeouts, Mapping) else timeouts.__getattribute__
+    phases: dict[str, float | None] = {phase: get(phase) for phase in _PHASES}
+    values = phases.values()
+    longest = math.inf if None in values else max(v for v in values if v is not None)
+    return phases, longest
+
+
+class Endpoint:
+    """One endpoint key: its merged policy and the state its calls share."""
+
+    __slots__ = ("budget", "bulkhead", "key", "phases", "policy", "throttle")
+
+    def __init__(self, key: str, policy: Policy, clock: Clock) -> None:
+        self.key = key
+        self.policy = policy
+        self.phases = phase_table(policy.timeouts)
+        self.budget = None if policy.budget is None else RetryBudgetState(policy.budget, clock)
+        self.bulkhead = None if policy.bulkhead is None else BulkheadState(policy.bulkhead, clock)
+        self.throttle = None if policy.throttle is None else ThrottleState(policy.throttle, clock)
+
+
+class EndpointTable:
+    """Configured endpoints compiled for matching, and the per-host defaults made lazily."""
+
+    def __init__(
+        self,
+        default: Policy,
+        endpoints: Mapping[str, Policy] | None,
+        *,
+        base_url: httpx.URL | str,
+        clock: Clock,
+    ) -> None:
+        self.default = default
+        self._clock = clock
+        entries: list[tuple[str, Endpoint]] = []
+        for key, policy in (endpoints or {}).items():
+            if not isinstance(policy, Policy):
+                raise TypeError(
+                    f"endpoints[{key!r}] must be a resilient_client.Policy, "
+                    f"not {type(policy).__name__}"
+                )
+            entries.append((key, Endpoint(key, merge(default, policy), clock)))
+        self._router = Router(entries)
+        for parsed, endpoint in self._router.entries:
+            endpoint.key = parsed.key  # report keys in their normalized form
+        self._hosts: dict[str, Endpoint] = {}
+        self._base_path = httpx.URL(base_url).path.rstrip("/")
+
+    def match(self, request: httpx.Request) -> Endpoint:
+        """The endpoint of a request: its most specific key, else its host's default."""
+        path = request.url.path
+        base = self._base_path
+        if base and (path == base or path.startswith(base + "/")):
+            path = path[len(base) :]
+        found = self._router.match(request.method, path)
+        if found is not None:
+            return found[1]
+        url = request.url
+        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        endpoint = self._hosts.get(host)
+        if endpoint is None:
+            # setdefault: two threads racing on a new host end up sharing one endpoint.
+            endpoint = self._hosts.setdefault(
+                host, Endpoint(f"* {host}", self.default, self._clock)
+            )
+        return endpoint
+
+    def all(self) -> list[Endpoint]:
+        """Every endpoint known so far: configured ones, then hosts seen."""
+        configured = [endpoint for _, endpoint in self._router.entries]
+        return configured + list(self._hosts.values())

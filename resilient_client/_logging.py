@@ -1,0 +1,58 @@
+"""Log records the SDK writes: one per final failure, bounded under an outage.
+
+Every call that ends in failure is logged once, through ``logging`` (logger
+``resilient_client``), with structured fields in ``extra``: ``endpoint``, ``status``,
+``category``, ``code``, ``request_id``, ``attempts``, ``correlation_id``, ``error``.
+Levels follow severity: a call that recovered after retries is DEBUG, a final 4xx is
+WARNING, a final 5xx or transport failure ERROR.
+
+During an outage the same failure repeats for every call; the first one of each
+``(endpoint, what)`` is logged, and the next one after ``interval`` seconds says how
+many were suppressed in between, so log volume stays bounded whatever the call rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ._clock import Clock
+
+__all__ = ["FailureLog", "logger"]
+
+logger = logging.getLogger("resilient_client")
+
+# Distinct (endpoint, what) pairs are bounded by configuration, but stay safe anyway.
+_MAX_TRACKED = 4096
+
+
+class FailureLog:
+    """Rate-limited structured logging of final outcomes, per endpoint and failure."""
+
+    def __init__(self, clock: Clock, interval: float = 10.0) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], list[float]] = {}  # -> [last_logged, suppressed]
+
+    def emit(self, level: int, message: str, fields: dict[str, Any]) -> None:
+        """Log ``message`` with ``fields`` unless an identical failure was logged recently."""
+        if not logger.isEnabledFor(level):
+            return
+        if level > logging.DEBUG:
+            key = (str(fields.get("endpoint")), str(fields.get("status") or fields.get("error")))
+            now = self._clock.monotonic()
+            with self._lock:
+                entry = self._seen.get(key)
+                if entry is not None and now - entry[0] < self._interval:
+                    entry[1] += 1
+                    return
+                suppressed = 0 if entry is None else int(entry[1])
+                if len(self._seen) >= _MAX_TRACKED:
+                    self._seen.clear()
+                self._seen[key] = [now, 0]
+            fields = {**fields, "suppressed": suppressed}
+            if suppressed:
+                message = f"{message} ({suppressed} identical failures suppressed)"
+        logger.log(level, message, extra=fields)
