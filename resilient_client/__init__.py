@@ -5,6 +5,8 @@ one error model for every error envelope. Only re-exports live here; see the REA
 for the pipeline and the policy reference.
 """
 
+from ._breaker import Breaker
+from ._breaker_storage import RedisBreakerStorage
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._client import AsyncResilientClient, ResilientClient
@@ -29,6 +31,7 @@ from ._exceptions import (
 )
 from ._idempotency import Idempotency, idempotency_key_for
 from ._info import ResilienceInfo
+from ._pipeline import EndpointHealth
 from ._policy import Backoff, Policy, Retry, Timeouts
 from ._throttle import AdaptiveThrottle
 from ._transport import AsyncResilientTransport, ResilientTransport
@@ -43,11 +46,13 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BadRequestError",
+    "Breaker",
     "Bulkhead",
     "BulkheadFull",
     "CircuitOpenError",
     "ConflictError",
     "DeadlineExceeded",
+    "EndpointHealth",
     "ErrorCategory",
     "FieldError",
     "Idempotency",
@@ -57,6 +62,7 @@ __all__ = [
     "Policy",
     "Problem",
     "RateLimitError",
+    "RedisBreakerStorage",
     "ResilienceError",
     "ResilienceInfo",
     "ResilientClient",

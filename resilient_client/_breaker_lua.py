@@ -25,32 +25,33 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SCRIPT", "MODES", "Reply"]
+__all__ = ["MODES", "REPLY_FIELDS", "SCRIPT"]
 
 # Window name -> the script's mode number.
 MODES: Final = {"consecutive": 0, "count": 1, "time": 2}
 
-# The script's reply, in order (all integers; times are milliseconds from Redis's "now").
-Reply = tuple[int, int, int, int, int, int, int, int, int, int, int]
-#            st   gen  adm  wait open fc   hs   n    nf   ns   probes
+# The script's arguments: KEYS = hash, window list, probe set; ARGV = the policy as a JSON
+# array [mode, threshold, size, minimum, failure rate, slow rate, reset ms, probes,
+# successes, ttl ms], the admission token, the probe token ('' = absent), and a JSON array
+# [probe generation, probe bits (-1 = ignored), then generation, bits of each pending
+# closed-state outcome].
+#
+# The reply, one string of integers (times in milliseconds from Redis's "now"):
+REPLY_FIELDS: Final = ("st", "gen", "adm", "wait", "open", "fc", "hs", "n", "nf", "ns", "probes")
 
 SCRIPT: Final = r"""
 local H, W, P = KEYS[1], KEYS[2], KEYS[3]
-local mode = tonumber(ARGV[1])
-local threshold = tonumber(ARGV[2])
-local size = tonumber(ARGV[3])            -- calls (count) or milliseconds (time)
-local min_calls = tonumber(ARGV[4])
-local fail_rate = tonumber(ARGV[5])
-local slow_rate = tonumber(ARGV[6])
-local reset_ms = tonumber(ARGV[7])
-local max_probes = tonumber(ARGV[8])
-local success_threshold = tonumber(ARGV[9])
-local ttl_ms = tonumber(ARGV[10])
-local admit_token = ARGV[11]              -- '' = no admission asked for
-local finish_token = ARGV[12]             -- '' = no probe to finish
-local finish_gen = tonumber(ARGV[13])
-local finish_bits = tonumber(ARGV[14])    -- -1 = ignored
--- ARGV[15..]: pairs (generation, bits) of closed-state outcomes
+-- Few arguments, decoded by cjson (C), and one reply string: redis-py's cost per element
+-- and Lua's string matching are both dearer than that.
+local policy = cjson.decode(ARGV[1])
+local mode, threshold, size, min_calls = policy[1], policy[2], policy[3], policy[4]
+local fail_rate, slow_rate, reset_ms = policy[5], policy[6], policy[7]
+local max_probes, success_threshold, ttl_ms = policy[8], policy[9], policy[10]
+local admit_token = ARGV[2]               -- '' = no admission asked for
+local finish_token = ARGV[3]              -- '' = no probe to finish
+local outcomes = cjson.decode(ARGV[4])    -- probe generation, probe bits (-1 = ignored),
+                                          -- then closed-state outcomes: generation, bits, ...
+local finish_gen, finish_bits = outcomes[1], outcomes[2]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -117,11 +118,18 @@ end
 local function add(bits)
   local failed = bits % 2
   local slow = math.floor(bits / 2) % 2
-  dirty = true
   if mode == 0 then
-    if bits ~= 0 then fc = fc + 1 else fc = 0 end
+    -- A success with no streak to break changes nothing: no write.
+    if bits ~= 0 then
+      fc = fc + 1
+      dirty = true
+    elseif fc ~= 0 then
+      fc = 0
+      dirty = true
+    end
     return
   end
+  dirty = true
   if mode == 1 then
     local len = redis.call('LPUSH', W, bits)
     if len == 1 then n, nf, ns = 0, 0, 0 end  -- the list was lost: so are its totals
@@ -172,9 +180,9 @@ if finish_token ~= '' then
 end
 
 -- closed-state outcomes recorded since this process's last call
-for i = 15, #ARGV, 2 do
-  if st == 0 and tonumber(ARGV[i]) == gen then
-    add(tonumber(ARGV[i + 1]))
+for i = 3, #outcomes, 2 do
+  if st == 0 and outcomes[i] == gen then
+    add(outcomes[i + 1])
     if should_trip() then trip() end
   end
 end
@@ -210,5 +218,5 @@ end
 
 local open_left = 0
 if st == 1 then open_left = ou - now end
-return {st, gen, admitted, wait, open_left, fc, hs, n, nf, ns, probes}
+return table.concat({st, gen, admitted, wait, open_left, fc, hs, n, nf, ns, probes}, ',')
 """

@@ -6,49 +6,51 @@ environment, ``mounts=``), and each is then wrapped in the resilient transport, 
 sharing one pipeline so endpoint state is per client, not per mount. The clients add
 two facts the transport cannot see on its own: whether the caller streams the body,
 and whether a ``timeout=`` was given explicitly.
+
+The behaviour lives in mixins parameterised by a :class:`~resilient_client._flavor.Flavor`,
+so ``resilient_client.httpx2`` declares the same clients over httpx2 without a copy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import httpx
-from httpx._client import USE_CLIENT_DEFAULT, UseClientDefault
-from httpx._types import (
-    AuthTypes,
-    CookieTypes,
-    HeaderTypes,
-    QueryParamTypes,
-    RequestContent,
-    RequestData,
-    RequestExtensions,
-    RequestFiles,
-    TimeoutTypes,
-)
 
+from ._breaker import BreakerSnapshot
+from ._breaker_storage import BreakerStorage
 from ._clock import SYSTEM_CLOCK, Clock
-from ._pipeline import EXT_EXPLICIT_TIMEOUT, EXT_STREAM, Pipeline
+from ._events import Observer
+from ._flavor import HTTPX, Flavor
+from ._pipeline import EXT_EXPLICIT_TIMEOUT, EXT_STREAM, EndpointHealth, Pipeline
 from ._policy import Policy
 from ._transport import AsyncResilientTransport, ResilientTransport
 
-__all__ = ["AsyncResilientClient", "ResilientClient"]
+__all__ = ["AsyncResilientClient", "ClientMixin", "ResilientClient"]
 
 
-class _PipelineOptions:
-    """What both clients share: building the pipeline and marking requests."""
+class ClientMixin:
+    """Everything both clients (and both libraries' clients) add to httpx's."""
 
+    _flavor: ClassVar[Flavor]
+    _driver: ClassVar[type[Any]]  # the resilient transport class that wraps each transport
     _pipeline: Pipeline
     _explicit_timeout: bool
+    _transport: Any
+    _mounts: dict[Any, Any]
 
-    def _init_pipeline(
+    def __init__(
         self,
-        kwargs: dict[str, Any],
-        policy: Policy | None,
-        endpoints: Mapping[str, Policy] | None,
-        correlation_header: str | None,
-        raise_for_error: bool,
-        clock: Clock,
+        *,
+        policy: Policy | None = None,
+        endpoints: Mapping[str, Policy] | None = None,
+        raise_for_error: bool = False,
+        correlation_header: str | None = "X-Correlation-ID",
+        breaker_storage: BreakerStorage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        observers: Iterable[Observer] = (),
+        **kwargs: Any,
     ) -> None:
         self._explicit_timeout = "timeout" in kwargs
         self._pipeline = Pipeline(
@@ -58,121 +60,83 @@ class _PipelineOptions:
             clock=clock,
             correlation_header=correlation_header,
             raise_for_error=raise_for_error,
+            observers=observers,
+            breaker_storage=breaker_storage,
+            flavor=self._flavor,
         )
-
-    def build_request(
-        self,
-        method: str,
-        url: httpx.URL | str,
-        *,
-        content: RequestContent | None = None,
-        data: RequestData | None = None,
-        files: RequestFiles | None = None,
-        json: Any | None = None,
-        params: QueryParamTypes | None = None,
-        headers: HeaderTypes | None = None,
-        cookies: CookieTypes | None = None,
-        timeout: TimeoutTypes | UseClientDefault = USE_CLIENT_DEFAULT,
-        extensions: RequestExtensions | None = None,
-    ) -> httpx.Request:
-        # Resolves to httpx's BaseClient.build_request in both clients' MROs.
-        request: httpx.Request = super().build_request(  # type: ignore[misc]
-            method,
-            url,
-            content=content,
-            data=data,
-            files=files,
-            json=json,
-            params=params,
-            headers=headers,
-            cookies=cookies,
-            timeout=timeout,
-            extensions=extensions,
-        )
-        if self._explicit_timeout or timeout is not USE_CLIENT_DEFAULT:
-            request.extensions[EXT_EXPLICIT_TIMEOUT] = True
-        return request
+        super().__init__(**kwargs)
+        # httpx built its transports (default, proxies, mounts) as usual; wrap each.
+        # (_transport and _mounts are httpx's own attributes, stable since 0.18.)
+        driver, pipeline = self._driver, self._pipeline
+        self._transport = driver(self._transport, pipeline=pipeline)
+        self._mounts = {
+            pattern: None if inner is None else driver(inner, pipeline=pipeline)
+            for pattern, inner in self._mounts.items()
+        }
 
     @property
     def pipeline(self) -> Pipeline:
         return self._pipeline
 
+    def health(self) -> dict[str, EndpointHealth]:
+        """Each endpoint's breaker, budget, bulkhead and throttle state, by endpoint key."""
+        return self._pipeline.health()
 
-class ResilientClient(_PipelineOptions, httpx.Client):
+    def breakers(self) -> dict[str, BreakerSnapshot]:
+        """Each endpoint's breaker: state, counts, and when it lets a probe through next."""
+        return {snapshot.endpoint: snapshot for snapshot in self._pipeline.breakers.snapshots()}
+
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:
+        """httpx's ``build_request``; marks a ``timeout=`` given for this call."""
+        # Resolves to the library's BaseClient.build_request in every client's MRO.
+        request: httpx.Request = super().build_request(method, url, **kwargs)  # type: ignore[misc]
+        timeout = kwargs.get("timeout", self._flavor.use_client_default)
+        if self._explicit_timeout or timeout is not self._flavor.use_client_default:
+            request.extensions[EXT_EXPLICIT_TIMEOUT] = True
+        return request
+
+
+class SyncSendMixin:
+    def send(
+        self, request: httpx.Request, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """httpx's ``send``; tells the pipeline whether the body will be streamed."""
+        request.extensions[EXT_STREAM] = stream
+        response: httpx.Response = super().send(request, stream=stream, **kwargs)  # type: ignore[misc]
+        return response
+
+
+class AsyncSendMixin:
+    async def send(
+        self, request: httpx.Request, *, stream: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """httpx's ``send``; tells the pipeline whether the body will be streamed."""
+        request.extensions[EXT_STREAM] = stream
+        response: httpx.Response = await super().send(request, stream=stream, **kwargs)  # type: ignore[misc]
+        return response
+
+
+class ResilientClient(ClientMixin, SyncSendMixin, httpx.Client):
     """An ``httpx.Client`` whose every request runs through the resilience pipeline.
 
     ``policy`` is the default :class:`Policy`; ``endpoints`` maps endpoint keys
     (``"GET /v1/users/{id}"``) to policies merged over it, matched relative to
     ``base_url``'s path. ``raise_for_error=True`` raises an ``ApiError`` for a final
     4xx/5xx. ``correlation_header`` names the header carrying the correlation id
-    (``None``: send none). Every other keyword is httpx's own; a ``transport=`` becomes
-    the pipeline's inner transport. An explicit ``timeout=`` (here or per call) replaces
-    the policy's per-phase timeouts, still clipped to the call's deadline.
+    (``None``: send none). ``breaker_storage``: ``None`` keeps breaker state in this
+    client; ``rc.RedisBreakerStorage(...)`` shares it across a fleet. ``observers``
+    receive every pipeline event. Every other
+    keyword is httpx's own; a ``transport=`` becomes the pipeline's inner transport. An
+    explicit ``timeout=`` (here or per call) replaces the policy's per-phase timeouts,
+    still clipped to the call's deadline.
     """
 
-    def __init__(
-        self,
-        *,
-        policy: Policy | None = None,
-        endpoints: Mapping[str, Policy] | None = None,
-        raise_for_error: bool = False,
-        correlation_header: str | None = "X-Correlation-ID",
-        clock: Clock = SYSTEM_CLOCK,
-        **kwargs: Any,
-    ) -> None:
-        self._init_pipeline(kwargs, policy, endpoints, correlation_header, raise_for_error, clock)
-        super().__init__(**kwargs)
-        # httpx built its transports (default, proxies, mounts) as usual; wrap each.
-        self._transport = ResilientTransport(self._transport, pipeline=self._pipeline)
-        self._mounts = {
-            pattern: None if inner is None else ResilientTransport(inner, pipeline=self._pipeline)
-            for pattern, inner in self._mounts.items()
-        }
-
-    def send(
-        self,
-        request: httpx.Request,
-        *,
-        stream: bool = False,
-        auth: AuthTypes | UseClientDefault | None = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> httpx.Response:
-        request.extensions[EXT_STREAM] = stream
-        return super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+    _flavor = HTTPX
+    _driver = ResilientTransport
 
 
-class AsyncResilientClient(_PipelineOptions, httpx.AsyncClient):
+class AsyncResilientClient(ClientMixin, AsyncSendMixin, httpx.AsyncClient):
     """The async mirror of :class:`ResilientClient` (an ``httpx.AsyncClient``)."""
 
-    def __init__(
-        self,
-        *,
-        policy: Policy | None = None,
-        endpoints: Mapping[str, Policy] | None = None,
-        raise_for_error: bool = False,
-        correlation_header: str | None = "X-Correlation-ID",
-        clock: Clock = SYSTEM_CLOCK,
-        **kwargs: Any,
-    ) -> None:
-        self._init_pipeline(kwargs, policy, endpoints, correlation_header, raise_for_error, clock)
-        super().__init__(**kwargs)
-        self._transport = AsyncResilientTransport(self._transport, pipeline=self._pipeline)
-        self._mounts = {
-            pattern: None
-            if inner is None
-            else AsyncResilientTransport(inner, pipeline=self._pipeline)
-            for pattern, inner in self._mounts.items()
-        }
-
-    async def send(
-        self,
-        request: httpx.Request,
-        *,
-        stream: bool = False,
-        auth: AuthTypes | UseClientDefault | None = USE_CLIENT_DEFAULT,
-        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
-    ) -> httpx.Response:
-        request.extensions[EXT_STREAM] = stream
-        return await super().send(
-            request, stream=stream, auth=auth, follow_redirects=follow_redirects
-        )
+    _flavor = HTTPX
+    _driver = AsyncResilientTransport

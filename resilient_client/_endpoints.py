@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 
+from ._breaker import BreakerRegistry
 from ._budget import RetryBudgetState
 from ._bulkhead import BulkheadState
 from ._clock import Clock
 from ._policy import Policy, Timeouts, merge
-from ._routing import Router
+from ._routing import Router, parse_endpoint_key
 from ._throttle import ThrottleState
 
 __all__ = ["Endpoint", "EndpointTable", "PhaseTable", "phase_table"]
@@ -41,12 +42,13 @@ def phase_table(timeouts: Mapping[str, Any] | Timeouts) -> PhaseTable:
 class Endpoint:
     """One endpoint key: its merged policy and the state its calls share."""
 
-    __slots__ = ("budget", "bulkhead", "key", "phases", "policy", "throttle")
+    __slots__ = ("breaker", "budget", "bulkhead", "key", "phases", "policy", "throttle")
 
-    def __init__(self, key: str, policy: Policy, clock: Clock) -> None:
+    def __init__(self, key: str, policy: Policy, clock: Clock, breakers: BreakerRegistry) -> None:
         self.key = key
         self.policy = policy
         self.phases = phase_table(policy.timeouts)
+        self.breaker = None if policy.breaker is None else breakers.get(key, policy.breaker)
         self.budget = None if policy.budget is None else RetryBudgetState(policy.budget, clock)
         self.bulkhead = None if policy.bulkhead is None else BulkheadState(policy.bulkhead, clock)
         self.throttle = None if policy.throttle is None else ThrottleState(policy.throttle, clock)
@@ -60,11 +62,13 @@ class EndpointTable:
         default: Policy,
         endpoints: Mapping[str, Policy] | None,
         *,
-        base_url: httpx.URL | str,
+        base_path: str,
         clock: Clock,
+        breakers: BreakerRegistry,
     ) -> None:
         self.default = default
         self._clock = clock
+        self._breakers = breakers
         entries: list[tuple[str, Endpoint]] = []
         for key, policy in (endpoints or {}).items():
             if not isinstance(policy, Policy):
@@ -72,12 +76,11 @@ class EndpointTable:
                     f"endpoints[{key!r}] must be a resilient_client.Policy, "
                     f"not {type(policy).__name__}"
                 )
-            entries.append((key, Endpoint(key, merge(default, policy), clock)))
+            normalized = parse_endpoint_key(key).key  # report keys in their normal form
+            entries.append((key, Endpoint(normalized, merge(default, policy), clock, breakers)))
         self._router = Router(entries)
-        for parsed, endpoint in self._router.entries:
-            endpoint.key = parsed.key  # report keys in their normalized form
         self._hosts: dict[str, Endpoint] = {}
-        self._base_path = httpx.URL(base_url).path.rstrip("/")
+        self._base_path = base_path
 
     def match(self, request: httpx.Request) -> Endpoint:
         """The endpoint of a request: its most specific key, else its host's default."""
@@ -93,9 +96,8 @@ class EndpointTable:
         endpoint = self._hosts.get(host)
         if endpoint is None:
             # setdefault: two threads racing on a new host end up sharing one endpoint.
-            endpoint = self._hosts.setdefault(
-                host, Endpoint(f"* {host}", self.default, self._clock)
-            )
+            new = Endpoint(f"* {host}", self.default, self._clock, self._breakers)
+            endpoint = self._hosts.setdefault(host, new)
         return endpoint
 
     def all(self) -> list[Endpoint]:

@@ -21,10 +21,13 @@
             └── ServerError               5xx
                 └── ServiceUnavailableError   503
 
-Every class also derives from :class:`ResilienceError`, a plain ``Exception`` mixin, so
-code that serves both httpx and httpx2 can catch the SDK's own errors in one clause.
-Misuse (a bad policy, a malformed endpoint key) is a ``ValueError`` or a pydantic
-``ValidationError``, raised at construction, never one of these.
+``resilient_client.httpx2`` has the same tree over ``httpx2``'s classes. What the
+exceptions *do* (their attributes and one-line messages) lives once, in the ``*Mixin``
+classes here; each library's tree only names its classes. Every class also derives from
+:class:`ResilienceError`, a plain ``Exception``, so code serving both libraries catches
+the SDK's own errors in one clause. Misuse (a bad policy, a malformed endpoint key) is a
+``ValueError`` or a pydantic ``ValidationError``, raised at construction, never one of
+these.
 
 Messages are one line and carry no URL, header value or body excerpt beyond the
 problem's own ``detail``: they end up in logs and error trackers.
@@ -32,7 +35,8 @@ problem's own ``detail``: they end up in logs and error trackers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -60,89 +64,107 @@ __all__ = [
 
 
 class ResilienceError(Exception):
-    """Mixin base of every exception this SDK raises itself."""
+    """Base of every exception this SDK raises itself, whichever HTTP library it drives."""
 
 
-class CircuitOpenError(ResilienceError, httpx.TransportError):
+# -- behaviour, shared by the httpx and httpx2 trees -----------------------------------
+# Each mixin's __init__ forwards (message, request=...) to the library's own exception
+# class, which follows it in the MRO.
+
+
+class CircuitOpenMixin(ResilienceError):
     """The endpoint's breaker is open (or its half-open probes are taken).
 
     ``endpoint`` is the endpoint key; ``retry_at`` the ``time.monotonic()`` instant at
     which the breaker lets a probe through again.
     """
 
-    def __init__(
-        self, endpoint: str, retry_at: float, *, request: httpx.Request | None = None
-    ) -> None:
-        super().__init__(f"circuit open for endpoint {endpoint!r}", request=request)
+    def __init__(self, endpoint: str, retry_at: float, *, request: Any = None) -> None:
+        super().__init__(f"circuit open for endpoint {endpoint!r}", request=request)  # type: ignore[call-arg]
         self.endpoint = endpoint
         self.retry_at = retry_at
 
 
-class BulkheadFull(ResilienceError, httpx.TransportError):
+class BulkheadFullMixin(ResilienceError):
     """The endpoint already has ``max_concurrent`` calls in flight past ``max_wait``."""
 
-    def __init__(self, endpoint: str, *, request: httpx.Request | None = None) -> None:
-        super().__init__(f"bulkhead full for endpoint {endpoint!r}", request=request)
+    def __init__(self, endpoint: str, *, request: Any = None) -> None:
+        super().__init__(f"bulkhead full for endpoint {endpoint!r}", request=request)  # type: ignore[call-arg]
         self.endpoint = endpoint
 
 
-class LoadShedError(ResilienceError, httpx.TransportError):
+class LoadShedMixin(ResilienceError):
     """The adaptive throttle rejected the call before it reached the network."""
 
-    def __init__(self, endpoint: str, *, request: httpx.Request | None = None) -> None:
-        super().__init__(
-            f"call shed locally: endpoint {endpoint!r} is rejecting most calls",
-            request=request,
-        )
+    def __init__(self, endpoint: str, *, request: Any = None) -> None:
+        message = f"call shed locally: endpoint {endpoint!r} is rejecting most calls"
+        super().__init__(message, request=request)  # type: ignore[call-arg]
         self.endpoint = endpoint
 
 
-class DeadlineExceeded(ResilienceError, httpx.TimeoutException):
+class DeadlineExceededMixin(ResilienceError):
     """The call's ``Timeouts.total`` deadline ran out; ``attempts`` were made."""
 
-    def __init__(
-        self,
-        endpoint: str,
-        attempts: int,
-        total: float,
-        *,
-        request: httpx.Request | None = None,
-    ) -> None:
-        super().__init__(
+    def __init__(self, endpoint: str, attempts: int, total: float, *, request: Any = None) -> None:
+        message = (
             f"deadline of {total:g}s exceeded for endpoint {endpoint!r} "
-            f"after {attempts} attempt{'s' if attempts != 1 else ''}",
-            request=request,
+            f"after {attempts} attempt{'s' if attempts != 1 else ''}"
         )
+        super().__init__(message, request=request)  # type: ignore[call-arg]
         self.endpoint = endpoint
         self.attempts = attempts
         self.total = total
 
 
-class AttemptTimeout(ResilienceError, httpx.TimeoutException):
+class AttemptTimeoutMixin(ResilienceError):
     """One attempt ran past ``Timeouts.attempt``; retried like any other timeout."""
 
-    def __init__(self, cap: float, *, request: httpx.Request | None = None) -> None:
-        super().__init__(f"attempt exceeded its {cap:g}s cap", request=request)
+    def __init__(self, cap: float, *, request: Any = None) -> None:
+        super().__init__(f"attempt exceeded its {cap:g}s cap", request=request)  # type: ignore[call-arg]
         self.cap = cap
 
 
-class ApiError(ResilienceError, httpx.HTTPStatusError):
+class ApiErrorMixin(ResilienceError):
     """An error response (4xx/5xx), normalized into :attr:`problem`."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        problem: Problem,
-        request: httpx.Request,
-        response: httpx.Response,
-    ) -> None:
-        super().__init__(message, request=request, response=response)
+    response: Any
+
+    def __init__(self, message: str, *, problem: Problem, request: Any, response: Any) -> None:
+        super().__init__(message, request=request, response=response)  # type: ignore[call-arg]
         self.problem = problem
 
     @property
     def status_code(self) -> int:
-        return self.response.status_code
+        return int(self.response.status_code)
+
+
+# -- the httpx tree ---------------------------------------------------------------------
+
+
+class CircuitOpenError(CircuitOpenMixin, httpx.TransportError):
+    __doc__ = CircuitOpenMixin.__doc__
+
+
+class BulkheadFull(BulkheadFullMixin, httpx.TransportError):
+    __doc__ = BulkheadFullMixin.__doc__
+
+
+class LoadShedError(LoadShedMixin, httpx.TransportError):
+    __doc__ = LoadShedMixin.__doc__
+
+
+class DeadlineExceeded(DeadlineExceededMixin, httpx.TimeoutException):
+    __doc__ = DeadlineExceededMixin.__doc__
+
+
+class AttemptTimeout(AttemptTimeoutMixin, httpx.TimeoutException):
+    __doc__ = AttemptTimeoutMixin.__doc__
+
+
+class ApiError(ApiErrorMixin, httpx.HTTPStatusError):
+    __doc__ = ApiErrorMixin.__doc__
+
+    response: httpx.Response
 
 
 class BadRequestError(ApiError):
@@ -177,23 +199,60 @@ class ServiceUnavailableError(ServerError):
     """503."""
 
 
-_BY_STATUS: dict[int, type[ApiError]] = {
-    400: BadRequestError,
-    422: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    410: NotFoundError,
-    409: ConflictError,
-    412: ConflictError,
-    429: RateLimitError,
-    503: ServiceUnavailableError,
-}
+def status_table(
+    base: type[Any], server: type[Any], by_status: dict[int, type[Any]]
+) -> Callable[[int], type[Any]]:
+    """The status → class lookup for one tree (shared by the httpx and httpx2 trees)."""
+
+    def lookup(status: int) -> type[Any]:
+        cls = by_status.get(status)
+        if cls is not None:
+            return cls
+        return server if status >= 500 else base
+
+    return lookup
 
 
 def api_error_class(status: int) -> type[ApiError]:
     """The most specific :class:`ApiError` subclass for an HTTP status."""
-    cls = _BY_STATUS.get(status)
-    if cls is not None:
-        return cls
-    return ServerError if status >= 500 else ApiError
+    cls: type[ApiError] = _lookup(status)
+    return cls
+
+
+def by_status(
+    bad_request: type[Any],
+    authentication: type[Any],
+    permission: type[Any],
+    not_found: type[Any],
+    conflict: type[Any],
+    rate_limit: type[Any],
+    unavailable: type[Any],
+) -> dict[int, type[Any]]:
+    """Which status maps to which class, for either tree."""
+    return {
+        400: bad_request,
+        422: bad_request,
+        401: authentication,
+        403: permission,
+        404: not_found,
+        410: not_found,
+        409: conflict,
+        412: conflict,
+        429: rate_limit,
+        503: unavailable,
+    }
+
+
+_lookup = status_table(
+    ApiError,
+    ServerError,
+    by_status(
+        BadRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        RateLimitError,
+        ServiceUnavailableError,
+    ),
+)

@@ -13,17 +13,31 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import _exceptions
+from ._breaker import (
+    BreakerRegistry,
+    BreakerSnapshot,
+    EndpointBreaker,
+    Outcome,
+    Permit,
+    Rejection,
+    classify_for_breaker,
+)
+from ._breaker_storage import BreakerStorage
+from ._budget import RetryBudgetSnapshot
+from ._bulkhead import BulkheadSnapshot
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import current_correlation_id
 from ._endpoints import Endpoint, EndpointTable, PhaseTable, phase_table
 from ._events import (
     AttemptEnded,
     AttemptStarted,
+    BreakerStateChanged,
     CallEnded,
     CallRejected,
     CallStarted,
@@ -32,6 +46,7 @@ from ._events import (
     RetryRefused,
     RetryScheduled,
 )
+from ._flavor import HTTPX, Flavor
 from ._idempotency import new_idempotency_key
 from ._info import ResilienceInfo
 from ._logging import FailureLog, logger
@@ -39,6 +54,7 @@ from ._policy import Policy, merge
 from ._retry import (
     FINAL_SUCCESS,
     IDEMPOTENT_METHODS,
+    Failure,
     Verdict,
     backoff_delay,
     classify_exception,
@@ -46,6 +62,7 @@ from ._retry import (
     judge_status,
     status_is_candidate,
 )
+from ._throttle import ThrottleSnapshot
 from .problems import (
     parse_problem,
     raise_for_error,
@@ -57,7 +74,7 @@ from .problems import (
 if TYPE_CHECKING:
     from .problems import Problem
 
-__all__ = ["Call", "Pipeline"]
+__all__ = ["Call", "EndpointHealth", "Pipeline"]
 
 # Request extensions the pipeline reads. The first two are public (API.md §1).
 EXT_POLICY = "resilience"
@@ -87,27 +104,44 @@ class Pipeline:
         correlation_header: str | None = "X-Correlation-ID",
         raise_for_error: bool = False,
         observers: Iterable[Observer] = (),
+        breaker_storage: BreakerStorage | None = None,
+        flavor: Flavor = HTTPX,
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise TypeError(
                 f"policy must be a resilient_client.Policy, not {type(policy).__name__}"
             )
         self.default = policy if policy is not None else Policy()
-        self.endpoints = EndpointTable(self.default, endpoints, base_url=base_url, clock=clock)
+        self.flavor = flavor
         self.clock = clock
         self.correlation_header = correlation_header
         self.raise_for_error = raise_for_error
         self.observers = tuple(observers)
         self.failures = FailureLog(clock)
+        self.breakers = BreakerRegistry(breaker_storage, clock, listeners=[_BreakerEvents(self)])
+        base_path = str(flavor.URL(base_url).path).rstrip("/")
+        self.endpoints = EndpointTable(
+            self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
+        )
 
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
         return self.endpoints.match(request)
 
-    def begin(self, request: httpx.Request) -> Call:
-        """Start a call: resolve endpoint and policy, set its headers, pass the throttle.
+    def health(self) -> dict[str, EndpointHealth]:
+        """Every endpoint seen so far, by key: its breaker, budget, bulkhead and throttle."""
+        return {
+            endpoint.key: EndpointHealth(
+                endpoint=endpoint.key,
+                breaker=None if endpoint.breaker is None else endpoint.breaker.snapshot(),
+                budget=None if endpoint.budget is None else endpoint.budget.snapshot(),
+                bulkhead=None if endpoint.bulkhead is None else endpoint.bulkhead.snapshot(),
+                throttle=None if endpoint.throttle is None else endpoint.throttle.snapshot(),
+            )
+            for endpoint in self.endpoints.all()
+        }
 
-        Raises ``LoadShedError`` when the adaptive throttle sheds the call.
-        """
+    def begin(self, request: httpx.Request) -> Call:
+        """Start a call: resolve its endpoint and policy, set its headers."""
         endpoint = self.endpoints.match(request)
         policy = endpoint.policy
         override = request.extensions.get(EXT_POLICY)
@@ -118,17 +152,36 @@ class Pipeline:
                     f"not {type(override).__name__}"
                 )
             policy = merge(policy, override)
-        call = Call(self, request, endpoint, policy)
-        throttle = endpoint.throttle if policy.throttle is not None else None
-        if throttle is not None and throttle.should_reject():
-            _notice(throttle.take_refusal_notice(endpoint.key))
-            raise call.reject("throttle")
-        return call
+        return Call(self, request, endpoint, policy)
 
 
 def _notice(message: str | None) -> None:
     if message is not None:
         logger.warning(message)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """One endpoint's state (``client.health()``); ``None`` where the strategy is off."""
+
+    endpoint: str
+    breaker: BreakerSnapshot | None
+    budget: RetryBudgetSnapshot | None
+    bulkhead: BulkheadSnapshot | None
+    throttle: ThrottleSnapshot | None
+
+
+class _BreakerEvents:
+    """Turns breaker state changes into :class:`BreakerStateChanged` events."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def state_change(self, breaker: EndpointBreaker, old: str, new: str) -> None:
+        if self._pipeline.observers:
+            event = BreakerStateChanged(breaker.endpoint, old, new)
+            for observer in self._pipeline.observers:
+                observer.on_event(None, event)
 
 
 class Call:
@@ -143,10 +196,12 @@ class Call:
         "_previous_delay",
         "_problem",
         "attempts",
+        "breaker",
         "clock",
         "correlation_id",
         "deadline",
         "endpoint",
+        "fallback_used",
         "idempotency_key",
         "observation",
         "planned_delay",
@@ -172,6 +227,8 @@ class Call:
         total = policy.timeouts.total
         self.deadline = None if total is None else self.started + total
         self.attempts = 0
+        self.breaker = endpoint.breaker if policy.breaker is not None else None
+        self.fallback_used = False
         self.retry_reasons: list[str] = []
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
@@ -190,7 +247,7 @@ class Call:
             self._phases = phase_table(policy.timeouts)
         self.idempotency_key = self._set_idempotency_key()
         self.correlation_id = self._set_correlation_id()
-        self.replayable = _is_replayable(request)
+        self.replayable = _is_replayable(request, pipeline.flavor.RequestNotRead)
         if self._observers:
             self._emit(CallStarted())
 
@@ -232,6 +289,35 @@ class Call:
 
     # -- admission ------------------------------------------------------------------
 
+    def shed(self) -> None:
+        """Raise ``LoadShedError`` if the adaptive throttle sheds this call."""
+        throttle = self.endpoint.throttle if self.policy.throttle is not None else None
+        if throttle is not None and throttle.should_reject():
+            _notice(throttle.take_refusal_notice(self.endpoint.key))
+            raise self.reject("throttle")
+
+    def admitted(self, decision: Permit | Rejection) -> Permit:
+        """The breaker's permit for the next attempt; ``CircuitOpenError`` if it refused."""
+        if isinstance(decision, Rejection):
+            error = self._pipeline.flavor.CircuitOpenError(
+                decision.endpoint, decision.retry_at, request=self.request
+            )
+            if self._observers:
+                self._emit(CallRejected("breaker"))
+            raise error
+        return decision
+
+    def breaker_result(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
+        """What an attempt's outcome means to the breaker, and how long the attempt took."""
+        policy = self.policy.breaker
+        assert policy is not None
+        duration = self.clock.monotonic() - self._attempt_started
+        if not isinstance(outcome, BaseException):
+            return classify_for_breaker(policy, outcome.status_code, False), duration
+        if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):
+            return "ignored", duration  # ours, a bad URL, or cancelled: says nothing of health
+        return "failure", duration
+
     def bulkhead_wait(self) -> float:
         """Seconds a call may wait for a bulkhead slot: ``max_wait``, cut to the deadline."""
         bulkhead = self.policy.bulkhead
@@ -240,16 +326,17 @@ class Call:
             wait = min(wait, self.deadline - self.clock.monotonic())
         return wait
 
-    def reject(self, kind: str) -> httpx.TransportError:
+    def reject(self, kind: str) -> Exception:
         """The error for a call refused locally (``"throttle"``, ``"bulkhead"``...)."""
         key = self.endpoint.key
-        error: httpx.TransportError
+        flavor = self._pipeline.flavor
+        error: Exception
         if kind == "throttle":
-            error = _exceptions.LoadShedError(key, request=self.request)
+            error = flavor.LoadShedError(key, request=self.request)
         else:
             assert self.endpoint.bulkhead is not None
             _notice(self.endpoint.bulkhead.take_refusal_notice(key))
-            error = _exceptions.BulkheadFull(key, request=self.request)
+            error = flavor.BulkheadFull(key, request=self.request)
         if self._observers:
             self._emit(CallRejected(kind))  # type: ignore[arg-type]
             self._emit(CallEnded(None, error))
@@ -273,7 +360,7 @@ class Call:
     def attempt_ended(self, outcome: httpx.Response | BaseException) -> None:
         """Record an attempt's outcome with the endpoint's state and the observers."""
         throttle = self.endpoint.throttle
-        is_response = isinstance(outcome, httpx.Response)
+        is_response = not isinstance(outcome, BaseException)
         if throttle is not None and is_response:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
         if self._observers:
@@ -366,7 +453,7 @@ class Call:
         retry = self.policy.retry
         assert retry is not None  # only asked after a verdict to retry
         hint: float | None = None
-        if retry.respect_retry_after and isinstance(outcome, httpx.Response):
+        if retry.respect_retry_after and not isinstance(outcome, BaseException):
             hint = retry_after_seconds(outcome.headers, now=self.clock.wall())
             if hint is None and self._problem is not None:
                 hint = self._problem.retry_after
@@ -383,7 +470,8 @@ class Call:
     def stops(self) -> bool:
         """Whether the call ends now with its last outcome instead of waiting to retry.
 
-        Checked in order: attempts, Retry-After cap, deadline, then the retry budget
+        Checked in order: attempts, Retry-After cap, deadline, an open breaker that would
+        still refuse when the wait ends (no spinning against it), then the retry budget
         (last, so a retry token is spent only on a retry that really happens).
         """
         retry = self.policy.retry
@@ -394,6 +482,8 @@ class Call:
                 self.clock.monotonic() + self.planned_delay >= self.deadline
             ):
                 self.stop_reason = "deadline"
+            elif self._breaker_refuses():
+                self.stop_reason = "breaker"
             elif not self._budget_allows():
                 self.stop_reason = "budget"
         if self.stop_reason is not None:
@@ -406,6 +496,16 @@ class Call:
             self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
         return False
 
+    def _breaker_refuses(self) -> bool:
+        if self.breaker is None:
+            return False
+        retry_at = self.breaker.snapshot().retry_at
+        if retry_at is None or retry_at <= self.clock.monotonic() + self.planned_delay:
+            return False
+        if self._observers:
+            self._emit(RetryRefused(self.attempts, "breaker"))
+        return True
+
     def _budget_allows(self) -> bool:
         budget = self.endpoint.budget
         if budget is None or self.policy.budget is None or budget.try_retry():
@@ -416,6 +516,21 @@ class Call:
         return False
 
     # -- the end ------------------------------------------------------------------------
+
+    def fallback(self, failure: httpx.Response | BaseException) -> httpx.Response | None:
+        """The policy's fallback answer for a failed call, or ``None`` (no fallback)."""
+        fallback = self.policy.fallback
+        if fallback is None:
+            return None
+        response = fallback(self.request, failure)
+        if response is None:
+            return None
+        self.fallback_used = True
+        response.request = self.request
+        response.extensions["resilience"] = self.info(response)
+        if self._observers:
+            self._emit(CallEnded(response, None, fallback=True))
+        return response
 
     def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
         request_id = None if response is None else request_id_from_headers(response.headers)
@@ -431,21 +546,26 @@ class Call:
             request_id=request_id,
             retry_reasons=tuple(self.retry_reasons),
             stop_reason=stop_reason,
+            fallback=self.fallback_used,
         )
 
     def finish(self, response: httpx.Response) -> httpx.Response:
         """Attach the call's record; raise an ``ApiError`` if the client asked for that."""
+        status = response.status_code
+        if (status >= 500 or status == 429) and self.policy.fallback is not None:
+            replacement = self.fallback(response)
+            if replacement is not None:
+                return replacement
         info = self.info(response)
         response.extensions["resilience"] = info
-        status = response.status_code
         if status >= 400:
             problem = self.problem(response) if response.is_stream_consumed else None
             self._log(info, logging.WARNING if status < 500 else logging.ERROR, status, problem)
             if self._pipeline.raise_for_error:
                 response.request = self.request  # the client would set it only later
                 try:
-                    raise_for_error(response)
-                except _exceptions.ApiError as error:
+                    raise_for_error(response, error_class=self._pipeline.flavor.api_error_class)
+                except _exceptions.ApiErrorMixin as error:
                     if self._observers:
                         self._emit(CallEnded(response, error))
                     raise
@@ -458,8 +578,8 @@ class Call:
     def fail(self, exc: BaseException) -> BaseException:
         """The exception the caller sees for a call that ended in ``exc``."""
         if (
-            isinstance(exc, httpx.TimeoutException)
-            and not isinstance(exc, _exceptions.DeadlineExceeded)
+            isinstance(exc, self._pipeline.flavor.TimeoutException)
+            and not isinstance(exc, _exceptions.DeadlineExceededMixin)
             and self.deadline_passed()
         ):
             exc = self.deadline_exceeded()
@@ -477,18 +597,19 @@ class Call:
     def deadline_passed(self) -> bool:
         return self.deadline is not None and self.clock.monotonic() >= self.deadline
 
-    def deadline_exceeded(self) -> _exceptions.DeadlineExceeded:
+    def deadline_exceeded(self) -> _exceptions.DeadlineExceededMixin:
         total = self.policy.timeouts.total or 0.0
         self.stop_reason = "deadline"
-        return _exceptions.DeadlineExceeded(
+        return self._pipeline.flavor.DeadlineExceeded(
             self.endpoint.key, self.attempts, total, request=self.request
         )
 
-    def attempt_timed_out(self) -> httpx.TimeoutException:
+    def attempt_timed_out(self) -> Exception:
         """The error for an attempt cut short by :meth:`attempt_limit`."""
         if self.deadline_passed():
             return self.deadline_exceeded()
-        return _exceptions.AttemptTimeout(self.policy.timeouts.attempt or 0.0, request=self.request)
+        cap = self.policy.timeouts.attempt or 0.0
+        return self._pipeline.flavor.AttemptTimeout(cap, request=self.request)
 
     def _log(
         self,
@@ -516,9 +637,9 @@ class Call:
         self._pipeline.failures.emit(level, message, fields)
 
 
-def _is_replayable(request: httpx.Request) -> bool:
+def _is_replayable(request: httpx.Request, not_read: type[BaseException]) -> bool:
     try:
         request.content  # noqa: B018 - raises if the body is a one-shot stream
-    except httpx.RequestNotRead:
+    except not_read:
         return False
     return True

@@ -9,10 +9,13 @@ policy was *given*, recursively, and re-validates the result, so an endpoint pol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._breaker_policy import Breaker
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._idempotency import Idempotency
@@ -115,25 +118,36 @@ class Retry(BaseModel):
         return value
 
 
+Fallback = Callable[[httpx.Request, BaseException | httpx.Response], httpx.Response | None]
+
+
 class Policy(BaseModel):
     """Everything the pipeline does for one endpoint.
 
     Defaults: 3 attempts with capped full-jitter backoff, a 30 s deadline, 10 s per
-    attempt, idempotency keys on POST and PATCH, a retry budget of 10 % plus 1/s per
-    endpoint; no bulkhead, no adaptive throttle. A field set to ``None`` is off.
+    attempt, idempotency keys on POST and PATCH, a breaker per endpoint (5 consecutive
+    failures open it for 30 s), a retry budget of 10 % plus 1/s per endpoint; no
+    bulkhead, no adaptive throttle, no fallback. A field set to ``None`` is off.
 
-    ``budget``, ``bulkhead`` and ``throttle`` keep state per endpoint: their parameters
-    come from the endpoint's policy, and a per-call override can only switch them off.
+    ``breaker``, ``budget``, ``bulkhead`` and ``throttle`` keep state per endpoint: their
+    parameters come from the endpoint's policy, and a per-call override can only switch
+    them off. ``fallback(request, failure)`` is called when a call fails - ``failure``
+    is the exception about to be raised (an open breaker, a deadline, the last transport
+    error...) or the final 5xx/429 response - and may return a response to use instead
+    (``ResilienceInfo.fallback`` is then true) or ``None``. It is a plain function, run
+    on the caller's thread or event loop: keep it quick (a cache lookup, a default).
     """
 
-    model_config = _FROZEN
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     timeouts: Timeouts = Timeouts()
     retry: Retry | None = Retry()
     idempotency: Idempotency | None = Idempotency()
+    breaker: Breaker | None = Breaker()
     budget: RetryBudget | None = RetryBudget()
     bulkhead: Bulkhead | None = None
     throttle: AdaptiveThrottle | None = None
+    fallback: Fallback | None = None
 
 
 _M = TypeVar("_M", bound=BaseModel)

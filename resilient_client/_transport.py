@@ -19,19 +19,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from typing import NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import anyio
 import httpx
 import tenacity
 
+from ._breaker_storage import BreakerStorage
 from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
+from ._flavor import HTTPX, Flavor
 from ._loop import AsyncReplay, Replay, loop_arguments
 from ._pipeline import Call, Pipeline
 from ._policy import Policy
 
-__all__ = ["AsyncResilientTransport", "ResilientTransport"]
+__all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 
 
 def _on_asyncio() -> bool:
@@ -48,19 +50,14 @@ def _raise(error: BaseException, cause: BaseException) -> NoReturn:
     raise error from cause
 
 
-class ResilientTransport(httpx.BaseTransport):
-    """An ``httpx.BaseTransport`` that runs every request through the resilience pipeline.
+class SyncDriver:
+    """The sync driver: everything a sync resilient transport does, for either library."""
 
-    ``transport`` is the inner transport that does the network I/O (default
-    ``httpx.HTTPTransport()``). ``policy`` is the default :class:`Policy`,
-    ``endpoints`` maps endpoint keys to policies merged over it. ``base_url``: endpoint
-    paths are matched relative to its path (the clients pass theirs). ``clock`` is
-    injected for tests (see ``resilient_client.testing``).
-    """
+    _flavor: ClassVar[Flavor]
 
     def __init__(
         self,
-        transport: httpx.BaseTransport | None = None,
+        transport: Any = None,
         *,
         policy: Policy | None = None,
         endpoints: Mapping[str, Policy] | None = None,
@@ -69,9 +66,10 @@ class ResilientTransport(httpx.BaseTransport):
         raise_for_error: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         observers: Iterable[Observer] = (),
+        breaker_storage: BreakerStorage | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
-        self._inner = transport if transport is not None else httpx.HTTPTransport()
+        self._inner = transport if transport is not None else self._flavor.default_transport()
         self._pipeline = pipeline or Pipeline(
             policy,
             endpoints,
@@ -80,6 +78,8 @@ class ResilientTransport(httpx.BaseTransport):
             correlation_header=correlation_header,
             raise_for_error=raise_for_error,
             observers=observers,
+            breaker_storage=breaker_storage,
+            flavor=self._flavor,
         )
         self._clock = self._pipeline.clock
 
@@ -89,6 +89,16 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
+        try:
+            return self._admit(call)
+        except Exception as exc:
+            response = call.fallback(exc)
+            if response is None:
+                raise
+            return response
+
+    def _admit(self, call: Call) -> httpx.Response:
+        call.shed()
         bulkhead = call.endpoint.bulkhead if call.policy.bulkhead is not None else None
         if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
             raise call.reject("bulkhead")
@@ -117,9 +127,11 @@ class ResilientTransport(httpx.BaseTransport):
         return call.finish(outcome)
 
     def _attempt(self, call: Call) -> httpx.Response:
-        request = call.start_attempt()
+        breaker = call.breaker
+        permit = None if breaker is None else call.admitted(breaker.admit())
         try:
-            response = self._inner.handle_request(request)
+            request = call.start_attempt()
+            response: httpx.Response = self._inner.handle_request(request)
             if call.reads_body(response):
                 try:
                     response.read()
@@ -128,8 +140,12 @@ class ResilientTransport(httpx.BaseTransport):
                     raise
         except BaseException as exc:  # cancellation too: observers must see every end
             call.attempt_ended(exc)
+            if breaker is not None and permit is not None:
+                breaker.record(permit, *call.breaker_result(exc))
             raise
         call.attempt_ended(response)
+        if breaker is not None and permit is not None:
+            breaker.record(permit, *call.breaker_result(response))
         return response
 
     def close(self) -> None:
@@ -149,16 +165,14 @@ async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
         await future.result().aclose()
 
 
-class AsyncResilientTransport(httpx.AsyncBaseTransport):
-    """The async mirror of :class:`ResilientTransport` (inner: ``httpx.AsyncHTTPTransport()``).
+class AsyncDriver:
+    """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
-    Each attempt also runs under a cancel scope of :meth:`Call.attempt_limit`, so an
-    attempt never outlives its cap or the deadline, whatever the server trickles.
-    """
+    _flavor: ClassVar[Flavor]
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
         *,
         policy: Policy | None = None,
         endpoints: Mapping[str, Policy] | None = None,
@@ -167,9 +181,10 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         raise_for_error: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         observers: Iterable[Observer] = (),
+        breaker_storage: BreakerStorage | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
-        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._inner = transport if transport is not None else self._flavor.default_async_transport()
         self._pipeline = pipeline or Pipeline(
             policy,
             endpoints,
@@ -178,6 +193,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             correlation_header=correlation_header,
             raise_for_error=raise_for_error,
             observers=observers,
+            breaker_storage=breaker_storage,
+            flavor=self._flavor,
         )
         self._clock = self._pipeline.clock
 
@@ -187,6 +204,16 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
+        try:
+            return await self._admit(call)
+        except Exception as exc:
+            response = call.fallback(exc)
+            if response is None:
+                raise
+            return response
+
+    async def _admit(self, call: Call) -> httpx.Response:
+        call.shed()
         bulkhead = call.endpoint.bulkhead if call.policy.bulkhead is not None else None
         if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
             raise call.reject("bulkhead")
@@ -215,29 +242,34 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         return call.finish(outcome)
 
     async def _attempt(self, call: Call) -> httpx.Response:
-        request = call.start_attempt()
-        limit = call.attempt_limit()
+        breaker = call.breaker
+        permit = None if breaker is None else call.admitted(await breaker.aadmit())
         try:
-            # asyncio.timeout costs a few microseconds; anyio's cancel scope, needed
-            # under trio, several times that.
-            if _on_asyncio():
-                async with asyncio.timeout(limit):
-                    response = await self._exchange(request, call)
-            else:
-                with anyio.fail_after(limit):
-                    response = await self._exchange(request, call)
-        except TimeoutError as exc:
-            error = call.attempt_timed_out()
-            call.attempt_ended(error)
-            raise error from exc
+            request = call.start_attempt()
+            limit = call.attempt_limit()
+            try:
+                # asyncio.timeout costs a few microseconds; anyio's cancel scope, needed
+                # under trio, several times that.
+                if _on_asyncio():
+                    async with asyncio.timeout(limit):
+                        response = await self._exchange(request, call)
+                else:
+                    with anyio.fail_after(limit):
+                        response = await self._exchange(request, call)
+            except TimeoutError as exc:
+                raise call.attempt_timed_out() from exc
         except BaseException as exc:  # cancellation too: observers must see every end
             call.attempt_ended(exc)
+            if breaker is not None and permit is not None:
+                await breaker.arecord(permit, *call.breaker_result(exc))
             raise
         call.attempt_ended(response)
+        if breaker is not None and permit is not None:
+            await breaker.arecord(permit, *call.breaker_result(response))
         return response
 
     async def _exchange(self, request: httpx.Request, call: Call) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
+        response: httpx.Response = await self._inner.handle_async_request(request)
         if call.reads_body(response):
             try:
                 await response.aread()
@@ -248,3 +280,26 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class ResilientTransport(SyncDriver, httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` that runs every request through the resilience pipeline.
+
+    ``transport`` is the inner transport that does the network I/O (default
+    ``httpx.HTTPTransport()``). ``policy`` is the default :class:`Policy`,
+    ``endpoints`` maps endpoint keys to policies merged over it. ``base_url``: endpoint
+    paths are matched relative to its path (the clients pass theirs). ``clock`` is
+    injected for tests (see ``resilient_client.testing``).
+    """
+
+    _flavor = HTTPX
+
+
+class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
+    """The async mirror of :class:`ResilientTransport` (inner: ``httpx.AsyncHTTPTransport()``).
+
+    Each attempt also runs under a cancel scope of :meth:`Call.attempt_limit`, so an
+    attempt never outlives its cap or the deadline, whatever the server trickles.
+    """
+
+    _flavor = HTTPX

@@ -9,43 +9,53 @@ another header's value or any of the body beyond ``detail``. A reused idempotenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NoReturn
 
 import httpx
 
-from .._exceptions import api_error_class
+from .._exceptions import ApiError, api_error_class
 from ._model import Problem
 from ._parse import DEFAULT_MAX_BODY_BYTES, aparse_problem, parse_problem
 
 __all__ = ["araise_for_error", "raise_for_error"]
 
 
+ErrorClass = Callable[[int], type[ApiError]]
+
+
 def raise_for_error(
-    response: httpx.Response, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    response: httpx.Response,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    error_class: ErrorClass = api_error_class,
 ) -> httpx.Response:
     """Return ``response`` when its status is below 400; otherwise raise the
     :class:`~resilient_client.ApiError` subclass for the status (``api_error_class``), with
     ``.problem = parse_problem(response, max_body_bytes=...)``.
 
     Raises ``RuntimeError`` (as httpx's ``raise_for_status`` does) when the response has
-    no request attached.
+    no request attached. ``error_class`` maps a status to the exception class (the httpx2
+    namespace passes its own tree).
     """
     if response.status_code < 400:
         return response
-    _raise(response, parse_problem(response, max_body_bytes=max_body_bytes))
+    _raise(response, parse_problem(response, max_body_bytes=max_body_bytes), error_class)
 
 
 async def araise_for_error(
-    response: httpx.Response, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    response: httpx.Response,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    error_class: ErrorClass = api_error_class,
 ) -> httpx.Response:
     """:func:`raise_for_error` for an unread async streaming response."""
     if response.status_code < 400:
         return response
-    _raise(response, await aparse_problem(response, max_body_bytes=max_body_bytes))
+    problem = await aparse_problem(response, max_body_bytes=max_body_bytes)
+    _raise(response, problem, error_class)
 
 
-def _raise(response: httpx.Response, problem: Problem) -> NoReturn:
-    error_class = api_error_class(response.status_code)
-    raise error_class(
-        problem.summary(), problem=problem, request=response.request, response=response
-    )
+def _raise(response: httpx.Response, problem: Problem, error_class: ErrorClass) -> NoReturn:
+    cls = error_class(response.status_code)
+    raise cls(problem.summary(), problem=problem, request=response.request, response=response)

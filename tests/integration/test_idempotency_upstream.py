@@ -25,7 +25,9 @@ def test_lost_responses_after_commit_end_in_exactly_one_effect_each(
     upstream: RunningServer,
 ) -> None:
     client = rc.ResilientClient(
-        base_url=upstream.url, clock=FakeClock(), policy=rc.Policy(retry=NO_WAIT, budget=None)
+        base_url=upstream.url,
+        clock=FakeClock(),
+        policy=rc.Policy(retry=NO_WAIT, budget=None, breaker=None),
     )
     with client:
         responses = [client.post("/payments/lost?lose=100", json={"amount": n}) for n in range(100)]
@@ -42,7 +44,7 @@ def test_lost_responses_with_twenty_calls_in_flight(upstream: RunningServer) -> 
         async with rc.AsyncResilientClient(
             base_url=upstream.url,
             clock=FakeClock(),
-            policy=rc.Policy(retry=NO_WAIT, budget=None),
+            policy=rc.Policy(retry=NO_WAIT, budget=None, breaker=None),
             limits=limits,
         ) as client:
             gate = asyncio.Semaphore(20)

@@ -129,7 +129,7 @@ def test_retried_responses_return_their_connections(
         limits=limits,
         clock=FakeClock(),
         timeout=httpx.Timeout(5.0, pool=1.0),
-        policy=rc.Policy(budget=None),
+        policy=rc.Policy(budget=None, breaker=None),
     )
     for _ in range(150):
         assert driver.request(client, "GET", "/status/leak/503").status_code == 503

@@ -1,0 +1,596 @@
+"""Per-endpoint circuit breakers: the state the pipeline asks before each attempt.
+
+The pipeline asks :meth:`EndpointBreaker.admit` before an attempt and answers with
+:meth:`~EndpointBreaker.record`, or :meth:`~EndpointBreaker.release` if the attempt ended
+without an outcome (cancelled), so a half-open probe slot is never lost::
+
+    breaker = registry.get(endpoint, policy.breaker)
+    permit = breaker.admit()                      # or: await breaker.aadmit()
+    if isinstance(permit, Rejection):
+        raise CircuitOpenError(permit.endpoint, permit.retry_at)
+    try:
+        response = send()
+    except httpx.TransportError:
+        breaker.record(permit, "failure", elapsed)
+        raise
+    except BaseException:
+        breaker.release(permit)
+        raise
+    outcome = classify_for_breaker(policy.breaker, response.status_code, False, category)
+    breaker.record(permit, outcome, elapsed)
+
+A lock guards only O(1) state updates, never the guarded call, so concurrent calls run
+concurrently (pybreaker's ``call()`` holds its lock across the call). The decisions are
+the pure state machine of ``_breaker_core.py``; this module is the thin sync and async
+driver around it and the optional shared storage (``_breaker_storage.py``).
+
+What pybreaker provides here: the state names (its ``half-open`` is spelt ``half_open``
+in this SDK) and its listener protocol:
+a ``pybreaker.CircuitBreakerListener`` passed as a listener is notified through a real
+``pybreaker.CircuitBreaker`` mirroring the endpoint (name = endpoint key), whose storage is
+a read-only ``pybreaker.CircuitBreakerStorage`` view of our state. The admission rules
+are ours: pybreaker admits every call in half-open and counts consecutive failures only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import anyio
+import pybreaker
+
+from ._breaker_core import (
+    CLOSED,
+    FAILED,
+    HALF_OPEN,
+    OPEN,
+    SLOW,
+    Admission,
+    BreakerState,
+    Circuit,
+)
+from ._breaker_policy import Breaker, Outcome, classify_for_breaker
+from ._breaker_storage import (
+    BreakerStorage,
+    BreakerStorageUnavailable,
+    Exchange,
+    ProbeResult,
+    SharedView,
+)
+from ._clock import SYSTEM_CLOCK, Clock
+
+__all__ = [
+    "Breaker",
+    "BreakerListener",
+    "BreakerRegistry",
+    "BreakerSnapshot",
+    "BreakerState",
+    "EndpointBreaker",
+    "Outcome",
+    "Permit",
+    "Rejection",
+    "classify_for_breaker",
+]
+
+logger = logging.getLogger("resilient_client.breaker")
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Leave to make one attempt; hand it back once to ``record`` or ``release``.
+
+    ``token`` names the half-open probe slot this permit holds (``None`` = an ordinary
+    call); ``shared`` says the shared storage issued it. A value: the closed-state permits
+    of one generation may be one and the same object.
+    """
+
+    endpoint: str
+    generation: int
+    token: str | None = None
+    shared: bool = False
+
+    @property
+    def probe(self) -> bool:
+        return self.token is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The breaker refused the call: raise ``CircuitOpenError(endpoint, retry_at)``.
+
+    ``retry_at`` (``time.monotonic()`` seconds): when open, the end of the break; in
+    half-open with every probe slot taken, when the oldest probe's slot is reclaimed at
+    the latest (a probe that finishes sooner frees it sooner).
+    """
+
+    endpoint: str
+    retry_at: float
+    state: BreakerState
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """One endpoint's breaker, as this process sees it.
+
+    ``failures``: the failure streak (``"consecutive"``) or the failed calls in the window;
+    ``calls``/``slow_calls``: calls and slow calls in the window (0 in consecutive mode);
+    ``failure_rate``/``slow_call_rate``: their shares, ``None`` with no window or no calls;
+    ``successes``: successful probes of this half-open period; ``retry_at``: monotonic
+    instant of the next possible probe (``None`` = now); ``shared``: the counts come from
+    the shared storage (``False`` without one, or while it is unreachable).
+    """
+
+    endpoint: str
+    state: BreakerState
+    failures: int
+    successes: int
+    calls: int
+    slow_calls: int
+    failure_rate: float | None
+    slow_call_rate: float | None
+    retry_at: float | None
+    probes_in_flight: int
+    shared: bool
+
+
+class BreakerListener(Protocol):
+    """Told of every state change this process observes (pybreaker's method name)."""
+
+    def state_change(self, breaker: EndpointBreaker, old: BreakerState, new: BreakerState) -> None:
+        """Called after the change, outside the breaker's lock; exceptions are logged."""
+
+
+_PROCESS = uuid.uuid4().hex[:12]
+_tokens = itertools.count()
+# Outcomes of one process waiting for its next admission: bounded by its concurrency in
+# practice, capped here in case a caller records without ever admitting again.
+_MAX_PENDING = 1024
+_PYBREAKER_NAMES = {
+    CLOSED: pybreaker.STATE_CLOSED,
+    OPEN: pybreaker.STATE_OPEN,
+    HALF_OPEN: pybreaker.STATE_HALF_OPEN,
+}
+
+
+def _new_token() -> str:
+    # The pid tells forked children apart; _PROCESS tells hosts apart.
+    return f"{_PROCESS}:{os.getpid()}:{next(_tokens)}"
+
+
+class _PybreakerView(pybreaker.CircuitBreakerStorage):
+    """A read-only ``pybreaker`` storage over an :class:`EndpointBreaker`.
+
+    pybreaker's mutators are no-ops: our state machine is the only writer (the counter
+    resets pybreaker performs on a transition have already happened in ours).
+    """
+
+    def __init__(self, breaker: EndpointBreaker) -> None:
+        super().__init__("resilient-client")
+        self._breaker = breaker
+        self.reported: str = _PYBREAKER_NAMES[CLOSED]
+
+    @property
+    def state(self) -> str:
+        # The state pybreaker was last told of, so its own getter never re-notifies.
+        return self.reported
+
+    @state.setter
+    def state(self, state: str) -> None:
+        pass
+
+    @property
+    def counter(self) -> int:
+        return self._breaker.snapshot().failures
+
+    @property
+    def success_counter(self) -> int:
+        return self._breaker.snapshot().successes
+
+    @property
+    def opened_at(self) -> datetime | None:
+        wall = self._breaker._opened_wall
+        return None if wall is None else datetime.fromtimestamp(wall, UTC)
+
+    @opened_at.setter
+    def opened_at(self, value: datetime) -> None:
+        pass
+
+
+class EndpointBreaker:
+    """The breaker of one endpoint. Thread-safe and task-safe; create through
+    :class:`BreakerRegistry`.
+
+    Without a storage every decision is local. With one, each admission is one exchange
+    with it, carrying the outcomes recorded since the last one; a half-open probe's
+    outcome (or release) is one more. If the storage is unreachable the local state,
+    which mirrors the shared one, takes over, and yields again when the storage answers.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        policy: Breaker,
+        *,
+        storage: BreakerStorage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        listeners: Sequence[BreakerListener | pybreaker.CircuitBreakerListener] = (),
+    ) -> None:
+        self.endpoint = endpoint
+        self._policy = policy
+        self._storage = storage
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._circuit = Circuit(policy)
+        self._pending: list[tuple[int, int]] = []
+        self._view: SharedView | None = None
+        self._fallback = False
+        self._opened_wall: float | None = None
+        self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
+        self._listeners = [
+            x for x in listeners if not isinstance(x, pybreaker.CircuitBreakerListener)
+        ]
+        pb_listeners = [x for x in listeners if isinstance(x, pybreaker.CircuitBreakerListener)]
+        self._pybreaker: pybreaker.CircuitBreaker | None = None
+        self._pybreaker_view: _PybreakerView | None = None
+        if pb_listeners:
+            self._pybreaker_view = _PybreakerView(self)
+            self._pybreaker = pybreaker.CircuitBreaker(
+                fail_max=policy.failure_threshold,
+                reset_timeout=policy.reset_timeout,
+                success_threshold=policy.success_threshold,
+                listeners=pb_listeners,
+                state_storage=self._pybreaker_view,
+                name=endpoint,
+            )
+
+    @property
+    def policy(self) -> Breaker:
+        return self._policy
+
+    @property
+    def name(self) -> str:
+        """The endpoint key (pybreaker's ``CircuitBreaker.name``)."""
+        return self.endpoint
+
+    def reconfigure(self, policy: Breaker) -> None:
+        """Use ``policy`` from now on; the state (and, for the same window, counts) stays."""
+        with self._lock:
+            self._policy = policy
+            self._circuit.reconfigure(policy)
+
+    # -- sync driver ------------------------------------------------------------------
+
+    def admit(self) -> Permit | Rejection:
+        """A :class:`Permit` for one attempt, or a :class:`Rejection` to raise on."""
+        if self._storage is None:
+            return self._admit_locally(None)
+        request = self._begin_admit()
+        try:
+            view = self._storage.exchange(request)
+        except BreakerStorageUnavailable:
+            return self._admit_locally(request)
+        except BaseException:
+            self._abandon(request)
+            raise
+        return self._admitted(request, view)
+
+    def record(self, permit: Permit, outcome: Outcome, duration: float) -> None:
+        """Count ``outcome`` of the attempt ``permit`` allowed, which took ``duration`` s.
+
+        With a shared storage, a closed-state outcome travels with this process's next
+        admission (no I/O here); a probe's outcome is sent at once. Raises ``ValueError``
+        for an unknown ``outcome``.
+        """
+        request = self._begin_record(permit, self._bits(outcome, duration))
+        if request is None or self._storage is None:
+            return
+        try:
+            view = self._storage.exchange(request)
+        except BreakerStorageUnavailable:
+            self._record_locally(permit, request)
+            return
+        self._recorded(view)
+
+    def release(self, permit: Permit) -> None:
+        """Hand ``permit`` back without an outcome (the attempt was cancelled)."""
+        self.record(permit, "ignored", 0.0)
+
+    def _abandon(self, request: Exchange) -> None:
+        # Interrupted mid-exchange: the storage may have granted a probe slot nobody holds.
+        if request.admit_token is not None and self._storage is not None:
+            # On failure the slot's lease reclaims it.
+            with contextlib.suppress(Exception):
+                self._storage.exchange(self._release_request(request.admit_token))
+
+    # -- async driver: the same steps, awaiting the storage ---------------------------
+
+    async def aadmit(self) -> Permit | Rejection:
+        """:meth:`admit` for async callers; storage I/O never blocks the event loop."""
+        if self._storage is None:
+            return self._admit_locally(None)
+        request = self._begin_admit()
+        try:
+            view = await self._storage.aexchange(request)
+        except BreakerStorageUnavailable:
+            return self._admit_locally(request)
+        except BaseException:
+            await self._aabandon(request)
+            raise
+        return self._admitted(request, view)
+
+    async def arecord(self, permit: Permit, outcome: Outcome, duration: float) -> None:
+        """:meth:`record` for async callers."""
+        request = self._begin_record(permit, self._bits(outcome, duration))
+        if request is None or self._storage is None:
+            return
+        try:
+            view = await self._storage.aexchange(request)
+        except BreakerStorageUnavailable:
+            self._record_locally(permit, request)
+            return
+        self._recorded(view)
+
+    async def arelease(self, permit: Permit) -> None:
+        """:meth:`release` for async callers."""
+        await self.arecord(permit, "ignored", 0.0)
+
+    async def _aabandon(self, request: Exchange) -> None:
+        if request.admit_token is not None and self._storage is not None:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await self._storage.aexchange(self._release_request(request.admit_token))
+
+    # -- the steps both drivers share (no I/O; the lock is held for O(1) work) ----------
+
+    def _bits(self, outcome: Outcome, duration: float) -> int | None:
+        if outcome == "ignored":
+            return None
+        if outcome == "failure":
+            bits = FAILED
+        elif outcome == "success":
+            bits = 0
+        else:
+            raise ValueError(f"outcome must be 'success', 'failure' or 'ignored', not {outcome!r}")
+        slow = self._policy.slow_call_duration
+        if slow is not None and duration >= slow:
+            bits |= SLOW
+        return bits
+
+    def _take_pending(self) -> tuple[tuple[int, int], ...]:
+        with self._lock:
+            if not self._pending:
+                return ()
+            pending, self._pending = tuple(self._pending), []
+        return pending
+
+    def _begin_admit(self) -> Exchange:
+        return Exchange(self.endpoint, self._policy, self._take_pending(), _new_token())
+
+    def _release_request(self, token: str) -> Exchange:
+        return Exchange(self.endpoint, self._policy, probe=ProbeResult(token, -1, None))
+
+    def _begin_record(self, permit: Permit, bits: int | None) -> Exchange | None:
+        if not permit.shared:
+            self._record_locally(permit, None, bits)
+            return None
+        if permit.token is None:
+            # A closed-state outcome travels with this process's next admission.
+            if bits is not None:
+                with self._lock:
+                    if len(self._pending) < _MAX_PENDING:
+                        self._pending.append((permit.generation, bits))
+            return None
+        probe = ProbeResult(permit.token, permit.generation, bits)
+        return Exchange(self.endpoint, self._policy, self._take_pending(), probe=probe)
+
+    def _admit_locally(self, failed: Exchange | None) -> Permit | Rejection:
+        now = self._clock.monotonic()
+        with self._lock:
+            circuit = self._circuit
+            if failed is not None:
+                self._enter_fallback(failed, now)
+            token = _new_token() if circuit.state != CLOSED else ""
+            admission = circuit.admit(now, token)
+            answer = self._answer(admission, token, circuit.state)
+            changes = self._drain()
+        if changes:
+            self._notify(changes)
+        return answer
+
+    def _answer(self, admission: Admission, token: str, state: BreakerState) -> Permit | Rejection:
+        if admission.kind == "call":
+            permit = self._call
+            if permit.generation != admission.generation:
+                permit = self._call = Permit(self.endpoint, admission.generation)
+            return permit
+        if admission.kind == "probe":
+            return Permit(self.endpoint, admission.generation, token)
+        return Rejection(self.endpoint, admission.retry_at, state)
+
+    def _record_locally(
+        self, permit: Permit, failed: Exchange | None, bits: int | None = None
+    ) -> None:
+        now = self._clock.monotonic()
+        with self._lock:
+            circuit = self._circuit
+            if failed is not None:
+                # The storage failed while finishing a shared probe: count it here.
+                self._enter_fallback(failed, now)
+                bits = failed.probe.bits if failed.probe is not None else None
+                circuit.record(circuit.generation, permit.token, bits, now)
+            elif self._storage is None or self._fallback:
+                circuit.record(permit.generation, permit.token, bits, now)
+            elif permit.token is not None:
+                # A probe from a past fallback: free its slot, count nothing (the shared
+                # state is in charge again).
+                circuit.release(permit.token)
+            changes = self._drain()
+        if changes:
+            self._notify(changes)
+
+    def _enter_fallback(self, failed: Exchange, now: float) -> None:
+        circuit = self._circuit
+        if not self._fallback:
+            # In-process counts start afresh; the state mirrored from the fleet stays.
+            self._fallback = True
+            circuit.reset_counts()
+        for _generation, bits in failed.pending:
+            circuit.record(circuit.generation, None, bits, now)
+
+    def _admitted(self, request: Exchange, view: SharedView) -> Permit | Rejection:
+        now = self._follow(view)
+        if view.admitted == "call":
+            return Permit(self.endpoint, view.generation, None, True)
+        if view.admitted == "probe":
+            return Permit(self.endpoint, view.generation, request.admit_token, True)
+        return Rejection(self.endpoint, now + view.retry_after, view.state)
+
+    def _recorded(self, view: SharedView) -> None:
+        self._follow(view)
+
+    def _follow(self, view: SharedView) -> float:
+        now = self._clock.monotonic()
+        with self._lock:
+            self._view = view
+            self._fallback = False
+            self._circuit.follow(view.state, now + view.open_remaining)
+            changes = self._drain()
+        self._notify(changes)
+        return now
+
+    def _drain(self) -> list[tuple[BreakerState, BreakerState]]:
+        changes = self._circuit.changes
+        if not changes:
+            return changes
+        self._circuit.changes = []
+        if any(new == OPEN for _, new in changes):
+            self._opened_wall = self._clock.wall()
+        return changes
+
+    def _notify(self, changes: list[tuple[BreakerState, BreakerState]]) -> None:
+        for old, new in changes:
+            if new == OPEN:
+                left = max(0.0, self._circuit.open_until - self._clock.monotonic())
+                logger.warning(
+                    "circuit breaker for endpoint %r: %s -> open (next probe in %.3gs)",
+                    self.endpoint,
+                    old,
+                    left,
+                )
+            else:
+                logger.info("circuit breaker for endpoint %r: %s -> %s", self.endpoint, old, new)
+            for listener in self._listeners:
+                try:
+                    listener.state_change(self, old, new)
+                except Exception:
+                    logger.exception("breaker listener %r failed", listener)
+            if self._pybreaker is not None and self._pybreaker_view is not None:
+                self._pybreaker_view.reported = _PYBREAKER_NAMES[new]
+                try:
+                    # pybreaker builds its state object and notifies its listeners.
+                    self._pybreaker.state = _PYBREAKER_NAMES[new]
+                except Exception:
+                    logger.exception("pybreaker listener failed")
+
+    # -- observation ------------------------------------------------------------------
+
+    def snapshot(self) -> BreakerSnapshot:
+        """The state and counts now; from the shared storage's last answer when shared."""
+        now = self._clock.monotonic()
+        with self._lock:
+            circuit = self._circuit
+            state = circuit.state
+            if state == OPEN and now >= circuit.open_until:
+                state = HALF_OPEN  # due; the next admission moves it
+            view = self._view
+            shared = self._storage is not None and not self._fallback and view is not None
+            if shared and view is not None:
+                failures, calls, slow = view.failures, view.calls, view.slow
+                successes, probes = view.successes, view.probes
+            else:
+                circuit.window.expire(now)
+                window = circuit.window
+                failures, calls, slow = window.failures, window.calls, window.slow
+                successes, probes = circuit.half_open_successes, len(circuit.probes)
+            retry_at: float | None = None
+            if state == OPEN:
+                retry_at = circuit.open_until
+            elif (
+                state == HALF_OPEN and circuit.probes and probes >= self._policy.half_open_max_calls
+            ):
+                retry_at = min(circuit.probes.values())
+        rated = self._policy.window != "consecutive" and calls > 0
+        return BreakerSnapshot(
+            endpoint=self.endpoint,
+            state=state,
+            failures=failures,
+            successes=successes,
+            calls=calls,
+            slow_calls=slow,
+            failure_rate=failures / calls if rated else None,
+            slow_call_rate=slow / calls if rated else None,
+            retry_at=retry_at,
+            probes_in_flight=probes,
+            shared=shared,
+        )
+
+    def __repr__(self) -> str:
+        return f"EndpointBreaker({self.endpoint!r}, state={self._circuit.state!r})"
+
+
+class BreakerRegistry:
+    """The breakers of one transport, created on first use, one per endpoint key.
+
+    ``storage``: ``None`` keeps state in this registry; a :class:`BreakerStorage` shares
+    it (with every registry, and every process, using the same storage). ``clock``
+    times the open state of in-process breakers. ``listeners`` are told of every state
+    change (:class:`BreakerListener` or ``pybreaker.CircuitBreakerListener`` instances).
+    """
+
+    def __init__(
+        self,
+        storage: BreakerStorage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        listeners: Sequence[BreakerListener | pybreaker.CircuitBreakerListener] = (),
+    ) -> None:
+        self.storage = storage
+        self._clock = clock
+        self._listeners = tuple(listeners)
+        self._lock = threading.Lock()
+        self._breakers: dict[str, EndpointBreaker] = {}
+
+    def get(self, endpoint: str, policy: Breaker) -> EndpointBreaker:
+        """The breaker of ``endpoint``; a different ``policy`` than last time applies to
+        the same state from now on."""
+        breaker = self._breakers.get(endpoint)
+        if breaker is None:
+            with self._lock:
+                breaker = self._breakers.get(endpoint)
+                if breaker is None:
+                    breaker = EndpointBreaker(
+                        endpoint,
+                        policy,
+                        storage=self.storage,
+                        clock=self._clock,
+                        listeners=self._listeners,
+                    )
+                    self._breakers[endpoint] = breaker
+        elif breaker.policy is not policy and breaker.policy != policy:
+            breaker.reconfigure(policy)
+        return breaker
+
+    def snapshots(self) -> list[BreakerSnapshot]:
+        """A snapshot of every breaker created so far, sorted by endpoint."""
+        with self._lock:
+            breakers = sorted(self._breakers.items())
+        return [breaker.snapshot() for _, breaker in breakers]

@@ -1,0 +1,565 @@
+"""The per-endpoint breaker in one process: policy, trip rules, half-open, observation.
+
+Every test runs on a fake clock except the two no-serialization tests, which measure
+that concurrent calls are not serialized by the breaker's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import pybreaker
+import pytest
+from pydantic import ValidationError
+
+from resilient_client._breaker import (
+    Breaker,
+    BreakerRegistry,
+    BreakerState,
+    EndpointBreaker,
+    Outcome,
+    Permit,
+    Rejection,
+    classify_for_breaker,
+)
+from resilient_client.testing import FakeClock
+
+EP = "GET /v1/users/{id}"
+
+
+def make(clock: FakeClock, **policy: Any) -> EndpointBreaker:
+    return BreakerRegistry(clock=clock).get(EP, Breaker(**policy))
+
+
+def call(breaker: EndpointBreaker, outcome: Outcome, duration: float = 0.01) -> Permit | Rejection:
+    permit = breaker.admit()
+    if isinstance(permit, Permit):
+        breaker.record(permit, outcome, duration)
+    return permit
+
+
+def admitted(result: Permit | Rejection) -> bool:
+    return isinstance(result, Permit)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# -- policy ------------------------------------------------------------------------------
+
+
+def test_policy_defaults_match_the_contract() -> None:
+    policy = Breaker()
+    assert (policy.failure_threshold, policy.reset_timeout, policy.half_open_max_calls) == (
+        5,
+        30.0,
+        1,
+    )
+    assert policy.window == "consecutive"
+    assert policy.slow_call_duration is None
+    assert policy.failure_on_429 is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"reset_timeout": 0}, "reset_timeout"),
+        ({"reset_timeout": float("nan")}, "reset_timeout"),
+        ({"reset_timeout": float("inf")}, "reset_timeout"),
+        ({"half_open_max_calls": 0}, "half_open_max_calls"),
+        ({"success_threshold": 0}, "success_threshold"),
+        ({"window": "sliding"}, "window"),
+        ({"window": "count", "window_size": 10.5}, "window_size"),
+        ({"window": "time", "window_size": 0}, "window_size"),
+        ({"window": "time", "window_size": float("inf")}, "window_size"),
+        ({"window": "count", "window_size": 5, "minimum_calls": 6}, "minimum_calls"),
+        ({"minimum_calls": 0}, "minimum_calls"),
+        ({"failure_rate_threshold": 0}, "failure_rate_threshold"),
+        ({"failure_rate_threshold": 1.5}, "failure_rate_threshold"),
+        ({"slow_call_duration": 0}, "slow_call_duration"),
+        ({"slow_call_rate_threshold": 0}, "slow_call_rate_threshold"),
+        ({"half_open_calls": 2}, "half_open_calls"),
+    ],
+)
+def test_invalid_policy_is_rejected_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Breaker(**kwargs)
+    assert field in {str(loc) for error in info.value.errors() for loc in error["loc"]}
+
+
+def test_policy_is_frozen_and_a_count_window_size_becomes_an_int() -> None:
+    policy = Breaker(window="count", window_size=20.0, minimum_calls=20)
+    assert policy.window_size == 20
+    assert isinstance(policy.window_size, int)
+    with pytest.raises(ValidationError):
+        policy.failure_threshold = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("status", "transport", "category", "on_429", "expected"),
+    [
+        (None, True, None, False, "failure"),
+        (200, False, None, False, "success"),
+        (304, False, None, False, "success"),
+        (None, False, None, False, "success"),
+        (500, False, None, False, "failure"),
+        (503, False, None, False, "failure"),
+        (501, False, None, False, "ignored"),
+        (408, False, None, False, "failure"),
+        (400, False, None, False, "ignored"),
+        (404, False, None, False, "ignored"),
+        (429, False, None, False, "ignored"),
+        (429, False, None, True, "failure"),
+        (429, False, "THROTTLED", True, "failure"),
+        (500, False, "invalid_request", False, "ignored"),
+        (400, False, "TRANSIENT", False, "failure"),
+        (200, False, "TRANSIENT", False, "success"),
+    ],
+)
+def test_classify_for_breaker(
+    status: int | None, transport: bool, category: str | None, on_429: bool, expected: str
+) -> None:
+    policy = Breaker(failure_on_429=on_429)
+    assert classify_for_breaker(policy, status, transport, category) == expected
+
+
+def test_classify_accepts_the_error_category_enum() -> None:
+    from resilient_client import ErrorCategory
+
+    assert classify_for_breaker(Breaker(), 503, False, ErrorCategory.TRANSIENT) == "failure"
+    assert classify_for_breaker(Breaker(), 404, False, ErrorCategory.NOT_FOUND) == "ignored"
+
+
+# -- consecutive -------------------------------------------------------------------------
+
+
+def test_consecutive_failures_open_the_breaker(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=3, reset_timeout=10.0)
+    for _ in range(3):
+        assert admitted(call(breaker, "failure"))
+    rejection = breaker.admit()
+    assert isinstance(rejection, Rejection)
+    assert rejection.endpoint == EP
+    assert rejection.retry_at == pytest.approx(clock.monotonic() + 10.0)
+    assert rejection.state == "open"
+
+
+def test_a_success_breaks_the_streak(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=3)
+    for outcome in ("failure", "failure", "success", "failure", "failure"):
+        call(breaker, outcome)
+    assert breaker.snapshot().state == "closed"
+    assert breaker.snapshot().failures == 2
+
+
+def test_ignored_outcomes_neither_count_nor_break_the_streak(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=2)
+    call(breaker, "failure")
+    call(breaker, "ignored")
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+
+
+def test_an_outcome_from_before_a_trip_does_not_count_after_it(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=2, reset_timeout=1.0)
+    late = breaker.admit()
+    assert isinstance(late, Permit)
+    call(breaker, "failure")
+    call(breaker, "failure")
+    clock.advance(1.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    assert probe.probe
+    breaker.record(late, "failure", 0.0)  # issued two generations ago
+    breaker.record(probe, "success", 0.0)
+    assert breaker.snapshot().state == "closed"
+
+
+# -- rate windows ------------------------------------------------------------------------
+
+
+def test_count_window_waits_for_minimum_calls(clock: FakeClock) -> None:
+    breaker = make(clock, window="count", window_size=10, minimum_calls=4)
+    for _ in range(3):
+        call(breaker, "failure")
+    assert breaker.snapshot().state == "closed"  # 100% failures, but only 3 calls
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+
+
+def test_count_window_trips_on_the_failure_rate(clock: FakeClock) -> None:
+    breaker = make(
+        clock, window="count", window_size=10, minimum_calls=10, failure_rate_threshold=0.5
+    )
+    for outcome in ["success"] * 6 + ["failure"] * 4:
+        call(breaker, outcome)  # type: ignore[arg-type]
+    snap = breaker.snapshot()
+    assert (snap.state, snap.calls, snap.failures, snap.failure_rate) == ("closed", 10, 4, 0.4)
+    call(breaker, "failure")  # evicts a success: 5 of 10
+    assert breaker.snapshot().state == "open"
+
+
+def test_count_window_forgets_what_fell_out_of_it(clock: FakeClock) -> None:
+    breaker = make(clock, window="count", window_size=4, minimum_calls=4)
+    for outcome in ["failure"] * 1 + ["success"] * 4:
+        call(breaker, outcome)  # type: ignore[arg-type]
+    snap = breaker.snapshot()
+    assert (snap.calls, snap.failures) == (4, 0)
+
+
+def test_time_window_counts_only_the_last_window_size_seconds(clock: FakeClock) -> None:
+    breaker = make(
+        clock, window="time", window_size=10.0, minimum_calls=4, failure_rate_threshold=0.5
+    )
+    for _ in range(3):
+        call(breaker, "failure")
+    clock.advance(11.0)  # those failures leave the window
+    call(breaker, "failure")
+    for _ in range(3):
+        call(breaker, "success")
+    snap = breaker.snapshot()
+    assert (snap.state, snap.calls, snap.failures) == ("closed", 4, 1)
+    call(breaker, "failure")
+    call(breaker, "failure")  # 3 of 6 within the window
+    assert breaker.snapshot().state == "open"
+
+
+def test_time_window_evicts_bucket_by_bucket(clock: FakeClock) -> None:
+    breaker = make(clock, window="time", window_size=10.0, minimum_calls=100)
+    call(breaker, "failure")
+    clock.advance(5.0)
+    call(breaker, "success")
+    clock.advance(5.5)  # the first bucket left, the second is still inside
+    snap = breaker.snapshot()
+    assert (snap.calls, snap.failures) == (1, 0)
+
+
+def test_slow_calls_trip_on_the_slow_call_rate(clock: FakeClock) -> None:
+    breaker = make(
+        clock,
+        window="count",
+        window_size=10,
+        minimum_calls=5,
+        slow_call_duration=1.0,
+        slow_call_rate_threshold=0.6,
+    )
+    for duration in (0.1, 0.1, 1.0, 2.0):
+        call(breaker, "success", duration)
+    assert breaker.snapshot().slow_calls == 2
+    call(breaker, "success", 1.5)  # 3 of 5 slow, none failed
+    snap = breaker.snapshot()
+    assert snap.state == "open"
+
+
+def test_slow_calls_are_not_detected_without_a_duration(clock: FakeClock) -> None:
+    breaker = make(clock, window="count", window_size=5, minimum_calls=5)
+    for _ in range(5):
+        call(breaker, "success", 1000.0)
+    assert breaker.snapshot().slow_calls == 0
+
+
+def test_a_slow_success_extends_a_consecutive_streak(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=2, slow_call_duration=1.0)
+    call(breaker, "failure")
+    call(breaker, "success", 1.0)
+    assert breaker.snapshot().state == "open"
+
+
+# -- half-open ---------------------------------------------------------------------------
+
+
+def open_breaker(clock: FakeClock, **policy: Any) -> EndpointBreaker:
+    breaker = make(clock, failure_threshold=1, reset_timeout=5.0, **policy)
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+    return breaker
+
+
+def test_open_becomes_half_open_after_reset_timeout(clock: FakeClock) -> None:
+    breaker = open_breaker(clock)
+    clock.advance(4.999)
+    assert not admitted(breaker.admit())
+    clock.advance(0.001)
+    assert breaker.snapshot().state == "half_open"
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    assert probe.probe
+
+
+@pytest.mark.parametrize("max_calls", [1, 3])
+def test_half_open_admits_exactly_max_calls_of_20_concurrent_threads(
+    clock: FakeClock, max_calls: int
+) -> None:
+    breaker = open_breaker(clock, half_open_max_calls=max_calls)
+    clock.advance(5.0)
+    start = threading.Barrier(20)
+    results: list[Permit | Rejection] = []
+
+    def worker() -> None:
+        start.wait()
+        results.append(breaker.admit())
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted(r) for r in results) == max_calls
+    rejections = [r for r in results if isinstance(r, Rejection)]
+    assert all(r.state == "half_open" for r in rejections)
+    assert all(r.retry_at == pytest.approx(clock.monotonic() + 5.0) for r in rejections)
+
+
+def test_success_threshold_probes_close_the_breaker(clock: FakeClock) -> None:
+    breaker = open_breaker(clock, success_threshold=3)
+    clock.advance(5.0)
+    for expected in ("half_open", "half_open", "closed"):
+        probe = breaker.admit()
+        assert isinstance(probe, Permit)
+        breaker.record(probe, "success", 0.01)
+        assert breaker.snapshot().state == expected
+
+
+def test_a_failed_probe_reopens_for_another_reset_timeout(clock: FakeClock) -> None:
+    breaker = open_breaker(clock, success_threshold=2)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    breaker.record(probe, "failure", 0.01)
+    rejection = breaker.admit()
+    assert isinstance(rejection, Rejection)
+    assert rejection.state == "open"
+    assert rejection.retry_at == pytest.approx(clock.monotonic() + 5.0)
+
+
+def test_a_slow_probe_reopens(clock: FakeClock) -> None:
+    breaker = open_breaker(clock, slow_call_duration=1.0)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    breaker.record(probe, "success", 1.2)
+    assert breaker.snapshot().state == "open"
+
+
+def test_a_released_probe_frees_its_slot(clock: FakeClock) -> None:
+    breaker = open_breaker(clock)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    assert not admitted(breaker.admit())
+    breaker.release(probe)
+    assert breaker.snapshot().state == "half_open"
+    assert admitted(breaker.admit())
+
+
+def test_an_ignored_probe_frees_its_slot_without_closing(clock: FakeClock) -> None:
+    breaker = open_breaker(clock)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    breaker.record(probe, "ignored", 0.01)
+    assert breaker.snapshot().state == "half_open"
+    assert admitted(breaker.admit())
+
+
+def test_a_lost_probe_slot_is_reclaimed_after_reset_timeout(clock: FakeClock) -> None:
+    breaker = open_breaker(clock)
+    clock.advance(5.0)
+    assert admitted(breaker.admit())  # never recorded nor released
+    clock.advance(4.9)
+    assert not admitted(breaker.admit())
+    clock.advance(0.1)
+    assert admitted(breaker.admit())
+
+
+def test_release_after_record_is_harmless(clock: FakeClock) -> None:
+    breaker = open_breaker(clock, success_threshold=2, half_open_max_calls=1)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    breaker.record(probe, "success", 0.01)
+    breaker.release(probe)
+    snap = breaker.snapshot()
+    assert (snap.state, snap.successes) == ("half_open", 1)
+
+
+# -- observation -------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, BreakerState, BreakerState]] = []
+
+    def state_change(self, breaker: EndpointBreaker, old: BreakerState, new: BreakerState) -> None:
+        self.changes.append((breaker.endpoint, old, new))
+
+
+class PybreakerRecorder(pybreaker.CircuitBreakerListener):
+    def __init__(self) -> None:
+        self.changes: list[tuple[str | None, str | None, str, int]] = []
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        old = old_state.name if old_state is not None else None
+        self.changes.append((cb.name, old, new_state.name, cb.fail_counter))
+
+
+def test_listeners_and_log_lines_follow_every_transition(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ours, theirs = Recorder(), PybreakerRecorder()
+    registry = BreakerRegistry(clock=clock, listeners=[ours, theirs])
+    breaker = registry.get(EP, Breaker(failure_threshold=1, reset_timeout=5.0))
+    with caplog.at_level(logging.INFO, logger="resilient_client.breaker"):
+        call(breaker, "failure")
+        clock.advance(5.0)
+        call(breaker, "success")
+    expected = [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    assert ours.changes == [(EP, old, new) for old, new in expected]
+    assert [(name, old, new) for name, old, new, _ in theirs.changes] == [
+        (EP, "closed", "open"),
+        (EP, "open", "half-open"),
+        (EP, "half-open", "closed"),
+    ]
+    records = [r for r in caplog.records if r.name == "resilient_client.breaker"]
+    assert [r.levelname for r in records] == ["WARNING", "INFO", "INFO"]
+    assert all(EP in r.getMessage() for r in records)
+    assert "closed -> open" in records[0].getMessage()
+    assert "half_open -> closed" in records[2].getMessage()
+
+
+def test_a_failing_listener_is_logged_and_does_not_break_the_call(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        def state_change(
+            self, breaker: EndpointBreaker, old: BreakerState, new: BreakerState
+        ) -> None:
+            raise RuntimeError("boom")
+
+    registry = BreakerRegistry(clock=clock, listeners=[Broken()])
+    breaker = registry.get(EP, Breaker(failure_threshold=1))
+    call(breaker, "failure")
+    assert not admitted(breaker.admit())
+    assert any("listener" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_snapshot_reports_state_counts_and_next_probe(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=3, reset_timeout=5.0)
+    call(breaker, "failure")
+    snap = breaker.snapshot()
+    assert (snap.endpoint, snap.state, snap.failures, snap.retry_at, snap.shared) == (
+        EP,
+        "closed",
+        1,
+        None,
+        False,
+    )
+    assert snap.failure_rate is None  # no rate in consecutive mode
+    call(breaker, "failure")
+    call(breaker, "failure")
+    assert breaker.snapshot().retry_at == pytest.approx(clock.monotonic() + 5.0)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    snap = breaker.snapshot()
+    assert (snap.state, snap.probes_in_flight) == ("half_open", 1)
+    assert snap.retry_at == pytest.approx(clock.monotonic() + 5.0)  # the slot's lease
+    assert isinstance(probe, Permit)
+
+
+# -- registry ----------------------------------------------------------------------------
+
+
+def test_registry_keeps_one_breaker_per_endpoint(clock: FakeClock) -> None:
+    registry = BreakerRegistry(clock=clock)
+    policy = Breaker()
+    assert registry.get(EP, policy) is registry.get(EP, Breaker())
+    assert registry.get(EP, policy) is not registry.get("POST /v1/payments", policy)
+    assert [s.endpoint for s in registry.snapshots()] == ["GET /v1/users/{id}", "POST /v1/payments"]
+
+
+def test_a_new_policy_applies_to_the_same_state(clock: FakeClock) -> None:
+    registry = BreakerRegistry(clock=clock)
+    breaker = registry.get(EP, Breaker(failure_threshold=5))
+    call(breaker, "failure")
+    call(breaker, "failure")
+    assert registry.get(EP, Breaker(failure_threshold=3)) is breaker
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+
+
+def test_unknown_outcome_is_a_value_error(clock: FakeClock) -> None:
+    breaker = make(clock)
+    permit = breaker.admit()
+    assert isinstance(permit, Permit)
+    with pytest.raises(ValueError, match="outcome"):
+        breaker.record(permit, "boom", 0.0)  # type: ignore[arg-type]
+
+
+# -- async mirrors -----------------------------------------------------------------------
+
+
+async def test_async_mirrors_behave_like_the_sync_calls(clock: FakeClock) -> None:
+    breaker = make(clock, failure_threshold=2, reset_timeout=1.0)
+    for _ in range(2):
+        permit = await breaker.aadmit()
+        assert isinstance(permit, Permit)
+        await breaker.arecord(permit, "failure", 0.01)
+    assert isinstance(await breaker.aadmit(), Rejection)
+    clock.advance(1.0)
+    probe = await breaker.aadmit()
+    assert isinstance(probe, Permit)
+    await breaker.arelease(probe)
+    probe = await breaker.aadmit()
+    assert isinstance(probe, Permit)
+    await breaker.arecord(probe, "success", 0.01)
+    assert breaker.snapshot().state == "closed"
+
+
+# -- no serialization (real time) ------------------------------------------------------
+
+
+def test_concurrent_threads_are_not_serialized_by_the_breaker() -> None:
+    breaker = BreakerRegistry().get(EP, Breaker())
+    start = threading.Barrier(8)
+
+    def guarded_call() -> None:
+        start.wait()
+        permit = breaker.admit()
+        assert isinstance(permit, Permit)
+        time.sleep(0.1)
+        breaker.record(permit, "success", 0.1)
+
+    threads = [threading.Thread(target=guarded_call) for _ in range(8)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Serialized (pybreaker's call()) would take >= 0.8 s.
+    assert time.perf_counter() - began < 0.5
+
+
+async def test_concurrent_tasks_are_not_serialized_by_the_breaker() -> None:
+    breaker = BreakerRegistry().get(EP, Breaker())
+
+    async def guarded_call() -> None:
+        permit = await breaker.aadmit()
+        assert isinstance(permit, Permit)
+        await asyncio.sleep(0.1)
+        await breaker.arecord(permit, "success", 0.1)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(guarded_call() for _ in range(8)))
+    assert time.perf_counter() - began < 0.5

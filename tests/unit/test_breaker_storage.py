@@ -1,0 +1,319 @@
+"""Breakers over a shared storage: one exchange per call, sharing, fallback and recovery.
+
+The in-process :class:`MemoryBreakerStorage` stands in for Redis here (same protocol,
+same state machine); ``tests/integration/test_breaker_redis.py`` runs the real thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import pytest
+
+from resilient_client._breaker import (
+    Breaker,
+    BreakerRegistry,
+    EndpointBreaker,
+    Outcome,
+    Permit,
+    Rejection,
+)
+from resilient_client._breaker_storage import (
+    BreakerStorage,
+    BreakerStorageUnavailable,
+    Exchange,
+    MemoryBreakerStorage,
+    RedisBreakerStorage,
+    SharedView,
+    _key_base,
+)
+from resilient_client.testing import FakeClock
+
+EP = "GET /v1/users/{id}"
+
+
+class Spy:
+    """A storage that counts exchanges, can go down, and can be interrupted once."""
+
+    def __init__(self, inner: BreakerStorage) -> None:
+        self.inner = inner
+        self.exchanges: list[Exchange] = []
+        self.down = False
+        self.interrupt: type[BaseException] | None = None
+
+    def _check(self) -> None:
+        if self.down:
+            raise BreakerStorageUnavailable("down")
+
+    def _maybe_interrupt(self) -> None:
+        if self.interrupt is not None:
+            exc, self.interrupt = self.interrupt, None
+            raise exc()
+
+    def exchange(self, request: Exchange, /) -> SharedView:
+        self._check()
+        self.exchanges.append(request)
+        view = self.inner.exchange(request)
+        self._maybe_interrupt()
+        return view
+
+    async def aexchange(self, request: Exchange, /) -> SharedView:
+        self._check()
+        self.exchanges.append(request)
+        view = await self.inner.aexchange(request)
+        await asyncio.sleep(0)
+        self._maybe_interrupt()
+        return view
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def spy(clock: FakeClock) -> Spy:
+    return Spy(MemoryBreakerStorage(clock))
+
+
+def breaker_over(storage: BreakerStorage, clock: FakeClock, **policy: Any) -> EndpointBreaker:
+    return BreakerRegistry(storage, clock).get(EP, Breaker(**policy))
+
+
+def call(breaker: EndpointBreaker, outcome: Outcome) -> Permit | Rejection:
+    permit = breaker.admit()
+    if isinstance(permit, Permit):
+        breaker.record(permit, outcome, 0.01)
+    return permit
+
+
+def test_the_storage_protocol_is_met() -> None:
+    assert isinstance(MemoryBreakerStorage(), BreakerStorage)
+    assert isinstance(RedisBreakerStorage(), BreakerStorage)
+
+
+def test_a_closed_call_costs_one_exchange(spy: Spy, clock: FakeClock) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=100)
+    for outcome in ("success", "failure", "success", "failure"):
+        call(breaker, outcome)
+    assert len(spy.exchanges) == 4
+    assert all(e.admit_token is not None for e in spy.exchanges)
+
+
+def test_outcomes_travel_with_the_next_admission(spy: Spy, clock: FakeClock) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=100)
+    call(breaker, "failure")
+    call(breaker, "ignored")
+    call(breaker, "success")
+    call(breaker, "failure")
+    assert [e.pending for e in spy.exchanges] == [(), ((0, 1),), (), ((0, 0),)]
+
+
+def test_a_half_open_probe_costs_one_more_exchange(spy: Spy, clock: FakeClock) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=1.0)
+    call(breaker, "failure")
+    assert isinstance(breaker.admit(), Rejection)
+    clock.advance(1.0)
+    before = len(spy.exchanges)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    assert probe.probe
+    breaker.record(probe, "success", 0.01)
+    assert len(spy.exchanges) - before == 2
+    assert breaker.snapshot().state == "closed"
+
+
+def test_breakers_of_two_registries_trip_together(clock: FakeClock) -> None:
+    storage = MemoryBreakerStorage(clock)
+    a = breaker_over(storage, clock, failure_threshold=4)
+    b = breaker_over(storage, clock, failure_threshold=4)
+    attempts = 0
+    for turn in range(8):
+        if isinstance(call((a, b)[turn % 2], "failure"), Permit):
+            attempts += 1
+    # Each process holds back at most one outcome until its next call.
+    assert attempts <= 4 + 2
+    assert isinstance(a.admit(), Rejection)
+    assert isinstance(b.admit(), Rejection)
+    assert a.snapshot().shared
+    assert b.snapshot().state == "open"
+
+
+def test_half_open_probes_are_limited_across_registries(clock: FakeClock) -> None:
+    storage = MemoryBreakerStorage(clock)
+    a = breaker_over(storage, clock, failure_threshold=1, reset_timeout=1.0)
+    b = breaker_over(storage, clock, failure_threshold=1, reset_timeout=1.0)
+    call(a, "failure")
+    a.admit()  # sends the failure
+    clock.advance(1.0)
+    probe = a.admit()
+    assert isinstance(probe, Permit)
+    rejected = b.admit()
+    assert isinstance(rejected, Rejection)
+    assert rejected.state == "half_open"
+    a.release(probe)
+    assert isinstance(b.admit(), Permit)
+
+
+def test_an_unreachable_storage_falls_back_to_local_state(spy: Spy, clock: FakeClock) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=3)
+    call(breaker, "failure")
+    spy.down = True
+    results = [call(breaker, "failure") for _ in range(4)]
+    # The pending failure is counted locally; local counts start afresh otherwise.
+    assert [isinstance(r, Permit) for r in results] == [True, True, False, False]
+    snap = breaker.snapshot()
+    assert (snap.state, snap.shared) == ("open", False)
+
+
+def test_the_shared_state_takes_over_again_when_the_storage_answers(
+    spy: Spy, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=1)
+    spy.down = True
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+    spy.down = False
+    with caplog.at_level(logging.INFO, logger="resilient_client.breaker"):
+        assert isinstance(breaker.admit(), Permit)  # the fleet's breaker is closed
+    assert breaker.snapshot().shared
+    assert any("open -> closed" in r.getMessage() for r in caplog.records)
+
+
+def test_an_open_state_from_the_fleet_survives_a_storage_outage(spy: Spy, clock: FakeClock) -> None:
+    other = breaker_over(spy.inner, clock, failure_threshold=1, reset_timeout=10.0)
+    call(other, "failure")
+    other.admit()  # the fleet's breaker is now open
+    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=10.0)
+    assert isinstance(breaker.admit(), Rejection)
+    spy.down = True
+    clock.advance(5.0)
+    assert isinstance(breaker.admit(), Rejection)
+    clock.advance(5.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    assert probe.probe
+
+
+def test_a_probe_finished_while_the_storage_is_down_counts_locally(
+    spy: Spy, clock: FakeClock
+) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=1.0)
+    call(breaker, "failure")
+    breaker.admit()
+    clock.advance(1.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    spy.down = True
+    breaker.record(probe, "failure", 0.01)
+    assert breaker.snapshot().state == "open"
+
+
+def test_an_interrupted_admission_gives_its_probe_slot_back(spy: Spy, clock: FakeClock) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=1.0)
+    call(breaker, "failure")
+    breaker.admit()
+    clock.advance(1.0)
+    spy.interrupt = KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        breaker.admit()  # the storage granted a probe nobody received
+    assert isinstance(breaker.admit(), Permit)
+
+
+async def test_a_cancelled_async_admission_gives_its_probe_slot_back(
+    spy: Spy, clock: FakeClock
+) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=1.0)
+    permit = await breaker.aadmit()
+    assert isinstance(permit, Permit)
+    await breaker.arecord(permit, "failure", 0.01)
+    await breaker.aadmit()
+    clock.advance(1.0)
+    spy.interrupt = asyncio.CancelledError
+    with pytest.raises(asyncio.CancelledError):
+        await breaker.aadmit()
+    probe = await breaker.aadmit()
+    assert isinstance(probe, Permit)
+    assert probe.probe
+
+
+async def test_async_breakers_share_state_with_sync_ones(clock: FakeClock) -> None:
+    storage = MemoryBreakerStorage(clock)
+    sync = breaker_over(storage, clock, failure_threshold=2)
+    async_ = breaker_over(storage, clock, failure_threshold=2)
+    call(sync, "failure")
+    call(sync, "failure")
+    sync.admit()
+    assert isinstance(await async_.aadmit(), Rejection)
+
+
+# -- RedisBreakerStorage without a server ------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"key_ttl": -1}, "key_ttl"),
+        ({"warn_interval": -1}, "warn_interval"),
+        ({"reconnect_interval": -0.5}, "reconnect_interval"),
+        ({"namespace": ""}, "namespace"),
+        ({"url": "http://localhost:6379"}, "redis"),
+    ],
+)
+def test_redis_storage_rejects_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedisBreakerStorage(**kwargs)
+
+
+def test_keys_keep_the_endpoint_readable_and_cluster_safe() -> None:
+    assert _key_base("svc", "GET /v1/users/{id}") == "svc:breaker:{GET /v1/users/%7Bid%7D}"
+    assert _key_base("svc", "GET /a%7Bb") != _key_base("svc", "GET /a{b")
+
+
+def test_unreachable_redis_warns_once_per_interval_and_skips_retries(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = RedisBreakerStorage(
+        f"redis://127.0.0.1:{closed_port()}/0",
+        warn_interval=30.0,
+        reconnect_interval=1.0,
+        clock=clock,
+    )
+    breaker = breaker_over(storage, clock, failure_threshold=1000)
+    with caplog.at_level(logging.WARNING, logger="resilient_client.breaker"):
+        for _ in range(20):
+            assert isinstance(call(breaker, "success"), Permit)
+        assert storage.round_trips == 1  # then no retry for reconnect_interval
+        clock.advance(1.0)
+        call(breaker, "success")
+        assert storage.round_trips == 2
+        clock.advance(29.0)
+        call(breaker, "success")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "unreachable" in warnings[0].getMessage()
+    assert not breaker.snapshot().shared
+
+
+async def test_unreachable_redis_falls_back_on_the_async_path(clock: FakeClock) -> None:
+    storage = RedisBreakerStorage(f"redis://127.0.0.1:{closed_port()}/0", clock=clock)
+    breaker = breaker_over(storage, clock, failure_threshold=2)
+    for _ in range(2):
+        permit = await breaker.aadmit()
+        assert isinstance(permit, Permit)
+        await breaker.arecord(permit, "failure", 0.01)
+    assert isinstance(await breaker.aadmit(), Rejection)
+    await storage.aclose()
+    storage.close()
