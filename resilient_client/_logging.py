@@ -22,6 +22,9 @@ from ._clock import Clock
 __all__ = ["FailureLog", "logger"]
 
 logger = logging.getLogger("resilient_client")
+# A library does not print: without the application's own logging set up, records go
+# nowhere (rather than to logging's last-resort stderr handler).
+logger.addHandler(logging.NullHandler())
 
 # Distinct (endpoint, what) pairs are bounded by configuration, but stay safe anyway.
 _MAX_TRACKED = 4096

@@ -30,7 +30,7 @@ from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
 from ._flavor import HTTPX, Flavor
 from ._loop import AsyncReplay, Replay, loop_arguments
-from ._pipeline import Call, Pipeline
+from ._pipeline import Call, EndpointHealth, Pipeline
 from ._policy import Policy
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
@@ -50,8 +50,17 @@ def _raise(error: BaseException, cause: BaseException) -> NoReturn:
     raise error from cause
 
 
-class SyncDriver:
-    """The sync driver: everything a sync resilient transport does, for either library."""
+class _Driver:
+    """What both drivers share: the inner transport and the pipeline (their one core).
+
+    ``transport`` is the inner transport doing the network I/O (default: the library's
+    own ``HTTPTransport``/``AsyncHTTPTransport``). ``policy`` is the default
+    :class:`Policy`, ``endpoints`` maps endpoint keys to policies merged over it;
+    ``base_url``: endpoint paths are matched relative to its path (the clients pass
+    theirs). ``breaker_storage`` shares breaker state (``rc.RedisBreakerStorage``);
+    ``observers`` receive every pipeline event; ``clock`` is injected for tests.
+    ``pipeline`` shares an existing pipeline (the clients wrap each mounted transport so).
+    """
 
     _flavor: ClassVar[Flavor]
 
@@ -69,7 +78,7 @@ class SyncDriver:
         breaker_storage: BreakerStorage | None = None,
         pipeline: Pipeline | None = None,
     ) -> None:
-        self._inner = transport if transport is not None else self._flavor.default_transport()
+        self._inner = transport if transport is not None else self._default_inner()
         self._pipeline = pipeline or Pipeline(
             policy,
             endpoints,
@@ -86,6 +95,20 @@ class SyncDriver:
     @property
     def pipeline(self) -> Pipeline:
         return self._pipeline
+
+    def health(self) -> dict[str, EndpointHealth]:
+        """Each endpoint's breaker, budget, bulkhead and throttle state, by endpoint key."""
+        return self._pipeline.health()
+
+    def _default_inner(self) -> Any:
+        raise NotImplementedError
+
+
+class SyncDriver(_Driver):
+    """The sync driver: everything a sync resilient transport does, for either library."""
+
+    def _default_inner(self) -> Any:
+        return self._flavor.default_transport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
@@ -165,42 +188,11 @@ async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
         await future.result().aclose()
 
 
-class AsyncDriver:
+class AsyncDriver(_Driver):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
-    _flavor: ClassVar[Flavor]
-
-    def __init__(
-        self,
-        transport: Any = None,
-        *,
-        policy: Policy | None = None,
-        endpoints: Mapping[str, Policy] | None = None,
-        base_url: httpx.URL | str = "",
-        correlation_header: str | None = "X-Correlation-ID",
-        raise_for_error: bool = False,
-        clock: Clock = SYSTEM_CLOCK,
-        observers: Iterable[Observer] = (),
-        breaker_storage: BreakerStorage | None = None,
-        pipeline: Pipeline | None = None,
-    ) -> None:
-        self._inner = transport if transport is not None else self._flavor.default_async_transport()
-        self._pipeline = pipeline or Pipeline(
-            policy,
-            endpoints,
-            base_url=base_url,
-            clock=clock,
-            correlation_header=correlation_header,
-            raise_for_error=raise_for_error,
-            observers=observers,
-            breaker_storage=breaker_storage,
-            flavor=self._flavor,
-        )
-        self._clock = self._pipeline.clock
-
-    @property
-    def pipeline(self) -> Pipeline:
-        return self._pipeline
+    def _default_inner(self) -> Any:
+        return self._flavor.default_async_transport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)

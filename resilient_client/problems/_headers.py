@@ -68,8 +68,8 @@ def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str |
 
     ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them.
     """
-    if isinstance(headers, httpx.Headers):
-        return _request_id_from_raw(headers)
+    if hasattr(headers, "raw"):  # httpx's or httpx2's Headers
+        return _request_id_from_raw(headers)  # type: ignore[arg-type]
     for name in REQUEST_ID_HEADERS:
         value = safe_request_id(headers.get(name))
         if value is not None:

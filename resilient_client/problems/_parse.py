@@ -167,9 +167,10 @@ def _read_prefix(response: httpx.Response, limit: int) -> bytes:
     limit = max(0, limit)
     try:
         return response.content[:limit]
-    except httpx.ResponseNotRead:
+    except Exception:  # ResponseNotRead, of httpx or httpx2: read the stream below
         pass
-    if limit == 0 or not isinstance(response.stream, httpx.SyncByteStream):
+    # Duck-typed, so httpx2's streams qualify too.
+    if limit == 0 or not hasattr(response.stream, "__iter__"):
         return b""
     chunks: list[bytes] = []
     size = 0
@@ -196,9 +197,9 @@ async def _aread_prefix(response: httpx.Response, limit: int) -> bytes:
     limit = max(0, limit)
     try:
         return response.content[:limit]
-    except httpx.ResponseNotRead:
+    except Exception:  # ResponseNotRead, of httpx or httpx2: read the stream below
         pass
-    if limit == 0 or not isinstance(response.stream, httpx.AsyncByteStream):
+    if limit == 0 or not hasattr(response.stream, "__aiter__"):
         return _read_prefix(response, limit)
     chunks: list[bytes] = []
     size = 0

@@ -46,9 +46,9 @@ def retry_after_seconds(
     when the response carries no parseable ``Date`` header; None reads the system clock,
     and only then. Never raises.
     """
-    if isinstance(headers, httpx.Headers):
+    if hasattr(headers, "raw"):  # httpx's or httpx2's Headers
         # Joining repeated fields with ", " as Headers.get does would garble them.
-        headers = first_values(headers)
+        headers = first_values(headers)  # type: ignore[arg-type]
     millis = headers.get("retry-after-ms")
     if millis is not None and _NUMBER.fullmatch(millis.strip()):
         return max(0.0, float(millis) / 1000.0)

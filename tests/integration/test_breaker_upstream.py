@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Driver
+from drivers import Driver
 from redis_server import RedisServer, RedisServerUnavailable, redis_server
 
 import resilient_client as rc
@@ -38,9 +38,9 @@ def test_an_open_breaker_fails_fast_without_touching_the_network(
     response = driver.request(client, "GET", "/status/open/503")
     assert response.status_code == 503
     assert upstream.app.scenario("open").attempts == 3
-    with pytest.raises(rc.CircuitOpenError) as raised:
+    with pytest.raises(driver.ns.CircuitOpenError) as raised:
         driver.request(client, "GET", "/status/open/503")
-    assert isinstance(raised.value, httpx.TransportError)
+    assert isinstance(raised.value, driver.lib.TransportError)
     assert raised.value.endpoint == f"* 127.0.0.1:{upstream.port}"
     assert raised.value.retry_at == pytest.approx(clock.monotonic() + 30.0)
     assert upstream.app.scenario("open").attempts == 3
@@ -118,7 +118,7 @@ def test_a_fallback_answers_when_the_breaker_is_open(
 
     def cached(request: httpx.Request, failure: object) -> httpx.Response:
         seen.append(type(failure).__name__)
-        return httpx.Response(200, json={"cached": True})
+        return driver.lib.Response(200, json={"cached": True})
 
     client = driver.client(
         base_url=upstream.url,
@@ -177,7 +177,7 @@ def test_clients_sharing_redis_share_one_breaker(
         for _ in range(2)
     ]
     driver.request(clients[0], "GET", "/status/shared/503")  # three failures: open
-    with pytest.raises(rc.CircuitOpenError):
+    with pytest.raises(driver.ns.CircuitOpenError):
         driver.request(clients[1], "GET", "/status/shared/503")
     # A process's last outcome travels with its next admission (one Redis round trip per
     # call), so each process may add one attempt before it learns: threshold + processes.

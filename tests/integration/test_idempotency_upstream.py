@@ -10,7 +10,7 @@ import asyncio
 
 import httpx
 import pytest
-from conftest import Driver
+from drivers import Driver
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -86,7 +86,7 @@ def test_without_idempotency_a_lost_response_surfaces_and_is_not_retried(
     client = driver.client(
         base_url=upstream.url, clock=FakeClock(), policy=rc.Policy(idempotency=None, retry=NO_WAIT)
     )
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(driver.lib.RemoteProtocolError):
         driver.request(client, "POST", "/payments/unkeyed?lose=1", json={"amount": 1})
     assert upstream.app.scenario("unkeyed").attempts == 1
     assert upstream.app.effects("unkeyed") == 1  # the charge happened; the caller knows it failed
@@ -97,7 +97,7 @@ def test_without_idempotency_a_timed_out_post_is_not_retried(
 ) -> None:
     policy = rc.Policy(idempotency=None, timeouts=rc.Timeouts(attempt=0.2, total=5.0))
     client = driver.client(base_url=upstream.url, clock=FakeClock(), policy=policy)
-    with pytest.raises(httpx.TimeoutException):
+    with pytest.raises(driver.lib.TimeoutException):
         driver.request(client, "POST", "/payments/unkeyed-slow?work=0.6", json={"amount": 1})
     assert upstream.app.scenario("unkeyed-slow").attempts == 1
 
@@ -110,7 +110,7 @@ def test_a_key_reused_with_another_payload_is_a_422_api_error(
     driver.request(
         client, "POST", "/payments/reuse", json={"amount": 1}, headers={"Idempotency-Key": key}
     )
-    with pytest.raises(rc.BadRequestError) as raised:
+    with pytest.raises(driver.ns.BadRequestError) as raised:
         driver.request(
             client, "POST", "/payments/reuse", json={"amount": 2}, headers={"Idempotency-Key": key}
         )

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import Driver
+from drivers import Driver
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -148,7 +148,7 @@ def test_adaptive_throttle_sheds_load_during_rejections_and_recovers(
     def call() -> str:
         try:
             status = driver.request(client, "GET", f"/outage/{name}").status_code
-        except rc.LoadShedError:
+        except driver.ns.LoadShedError:
             return "shed"
         finally:
             clock.advance(0.05)

@@ -7,7 +7,7 @@ import logging
 
 import httpx
 import pytest
-from conftest import Driver
+from drivers import Driver
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -111,7 +111,7 @@ def test_network_failures_classify_as_network_and_are_retried(driver: Driver) ->
     client = driver.client(
         base_url="http://127.0.0.1:9", clock=clock, policy=rc.Policy(budget=None)
     )
-    with pytest.raises(httpx.ConnectError) as raised:
+    with pytest.raises(driver.lib.ConnectError) as raised:
         driver.request(client, "GET", "/nothing-listens-here")
     assert len(clock.sleeps) == 2  # three attempts
     assert (
@@ -125,14 +125,14 @@ def test_raise_for_error_gives_typed_exceptions_with_one_line_messages(
 ) -> None:
     client = driver.client(base_url=upstream.url, clock=FakeClock(), raise_for_error=True)
     cases = [
-        (400, rc.BadRequestError),
-        (401, rc.AuthenticationError),
-        (403, rc.PermissionDeniedError),
-        (404, rc.NotFoundError),
-        (409, rc.ConflictError),
-        (429, rc.RateLimitError),
-        (500, rc.ServerError),
-        (503, rc.ServiceUnavailableError),
+        (400, driver.ns.BadRequestError),
+        (401, driver.ns.AuthenticationError),
+        (403, driver.ns.PermissionDeniedError),
+        (404, driver.ns.NotFoundError),
+        (409, driver.ns.ConflictError),
+        (429, driver.ns.RateLimitError),
+        (500, driver.ns.ServerError),
+        (503, driver.ns.ServiceUnavailableError),
     ]
     for status, cls in cases:
         with pytest.raises(cls) as raised:

@@ -6,7 +6,7 @@ import logging
 
 import httpx
 import pytest
-from conftest import Driver
+from drivers import Driver
 
 import resilient_client as rc
 from resilient_client.testing import FakeClock, ScriptedTransport

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_all_is_sorted_and_complete() -> None:
     assert rc.__all__ == sorted(rc.__all__, key=lambda name: (name[0].islower(), name))
     public = {name for name in vars(rc) if not name.startswith("_")}
-    modules = {"cli", "chaos", "problems", "testing"}
+    modules = {"cli", "chaos", "httpx2", "problems", "telemetry", "testing"}
     assert public - modules - {"annotations"} == set(rc.__all__)
 
 
@@ -84,3 +84,25 @@ def test_cli_has_a_demo_command() -> None:
         check=True,
     )
     assert "demo" in result.stdout
+
+
+def test_importing_the_package_does_not_import_httpx2() -> None:
+    code = "import sys, resilient_client; assert 'httpx2' not in sys.modules, 'httpx2 imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_httpx2_namespace_mirrors_the_top_level_over_httpx2() -> None:
+    import httpx2
+
+    from resilient_client import httpx2 as rc2
+
+    assert issubclass(rc2.ResilientClient, httpx2.Client)
+    assert issubclass(rc2.AsyncResilientClient, httpx2.AsyncClient)
+    assert issubclass(rc2.ResilientTransport, httpx2.BaseTransport)
+    assert issubclass(rc2.AsyncResilientTransport, httpx2.AsyncBaseTransport)
+    for name in ["CircuitOpenError", "BulkheadFull", "LoadShedError", "DeadlineExceeded", "ApiError"]:
+        ours, theirs = getattr(rc, name), getattr(rc2, name)
+        assert issubclass(theirs, httpx2.HTTPError) and not issubclass(theirs, httpx.HTTPError)
+        assert issubclass(theirs, rc.ResilienceError)
+        assert theirs.__mro__[1] is ours.__mro__[1]  # one behaviour mixin, two trees
+    assert rc2.api_error_class(503) is rc2.ServiceUnavailableError  # type: ignore[attr-defined]

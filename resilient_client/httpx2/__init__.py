@@ -1,0 +1,122 @@
+"""The resilient pipeline over ``httpx2`` (``pip install 'resilient-client[httpx2]'``).
+
+The official ``openai`` (3.x) and ``anthropic`` (2.x) SDKs moved from httpx to httpx2,
+pydantic's API-compatible continuation; their ``http_client=`` wants an ``httpx2`` client.
+This namespace offers the same four classes as the top level - subclasses of httpx2's -
+and the same exceptions, catchable as ``httpx2.HTTPError``. Policies, problems, breaker
+storages and telemetry are the top level's own objects, shared, not copies::
+
+    import resilient_client as rc
+    from resilient_client import httpx2 as rc2
+
+    client = rc2.ResilientClient(policy=rc.Policy(...))          # an httpx2.Client
+    openai.OpenAI(http_client=client, max_retries=0)             # one retry layer, ours
+
+Importing ``resilient_client`` never imports httpx2; importing this module does.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+try:
+    import httpx2
+    from httpx2._client import USE_CLIENT_DEFAULT
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "resilient_client.httpx2 needs the httpx2 package: pip install 'resilient-client[httpx2]'"
+    ) from exc
+
+from .. import problems as _problems
+from .._client import AsyncSendMixin, ClientMixin, SyncSendMixin
+from .._flavor import Flavor
+from .._transport import AsyncDriver, SyncDriver
+from ._exceptions import (
+    ApiError,
+    AttemptTimeout,
+    AuthenticationError,
+    BadRequestError,
+    BulkheadFull,
+    CircuitOpenError,
+    ConflictError,
+    DeadlineExceeded,
+    LoadShedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+    api_error_class,
+)
+
+__all__ = [
+    "ApiError",
+    "AsyncResilientClient",
+    "AsyncResilientTransport",
+    "AttemptTimeout",
+    "AuthenticationError",
+    "BadRequestError",
+    "BulkheadFull",
+    "CircuitOpenError",
+    "ConflictError",
+    "DeadlineExceeded",
+    "HTTPX2",
+    "LoadShedError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResilientClient",
+    "ResilientTransport",
+    "ServerError",
+    "ServiceUnavailableError",
+    "raise_for_error",
+]
+
+HTTPX2 = Flavor(
+    name="httpx2",
+    URL=httpx2.URL,
+    TimeoutException=httpx2.TimeoutException,
+    RequestNotRead=httpx2.RequestNotRead,
+    use_client_default=USE_CLIENT_DEFAULT,
+    default_transport=httpx2.HTTPTransport,
+    default_async_transport=httpx2.AsyncHTTPTransport,
+    CircuitOpenError=CircuitOpenError,
+    BulkheadFull=BulkheadFull,
+    LoadShedError=LoadShedError,
+    DeadlineExceeded=DeadlineExceeded,
+    AttemptTimeout=AttemptTimeout,
+    api_error_class=api_error_class,
+)
+
+# The drivers and mixins are typed against httpx; httpx2's classes are the same shapes.
+
+
+class ResilientTransport(SyncDriver, httpx2.BaseTransport):  # type: ignore[misc]
+    """An ``httpx2.BaseTransport`` running the resilience pipeline (see the top level's)."""
+
+    _flavor = HTTPX2
+
+
+class AsyncResilientTransport(AsyncDriver, httpx2.AsyncBaseTransport):  # type: ignore[misc]
+    """An ``httpx2.AsyncBaseTransport`` running the resilience pipeline."""
+
+    _flavor = HTTPX2
+
+
+class ResilientClient(ClientMixin, SyncSendMixin, httpx2.Client):  # type: ignore[misc]
+    """An ``httpx2.Client`` whose every request runs through the pipeline."""
+
+    _flavor = HTTPX2
+    _driver = ResilientTransport
+
+
+class AsyncResilientClient(ClientMixin, AsyncSendMixin, httpx2.AsyncClient):  # type: ignore[misc]
+    """An ``httpx2.AsyncClient`` whose every request runs through the pipeline."""
+
+    _flavor = HTTPX2
+    _driver = AsyncResilientTransport
+
+
+raise_for_error: Any = partial(_problems.raise_for_error, error_class=api_error_class)
+"""``rc.raise_for_error`` raising this tree's ``ApiError`` subclasses."""
