@@ -4,7 +4,8 @@ Observers (OpenTelemetry, or an integrator's own) receive ``(call, event)``; ``c
 the live :class:`~resilient_client._pipeline.Call` (read its ``endpoint``, ``request``,
 ``attempts``, ``correlation_id``...), or ``None`` for events that belong to no call
 (a breaker changing state). Events are built only when at least one observer is
-configured, so an unobserved pipeline pays nothing for them.
+configured, so an unobserved pipeline pays nothing for them; they are NamedTuples, the
+cheapest immutable record to build (a frozen dataclass costs several times more).
 
 An observer may keep per-call state in ``call.observation`` (one slot, ``None`` at the
 start of each call).
@@ -12,8 +13,7 @@ start of each call).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, TypeAlias
 
 import httpx
 
@@ -34,20 +34,17 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class CallStarted:
+class CallStarted(NamedTuple):
     """A call entered the pipeline (after endpoint and policy were resolved)."""
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptStarted:
+class AttemptStarted(NamedTuple):
     """Attempt ``attempt`` (1-based) is about to be sent; headers may still be added."""
 
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptEnded:
+class AttemptEnded(NamedTuple):
     """An attempt produced an outcome: ``response``, or the ``error`` it raised."""
 
     attempt: int
@@ -56,8 +53,7 @@ class AttemptEnded:
     duration: float
 
 
-@dataclass(frozen=True, slots=True)
-class RetryScheduled:
+class RetryScheduled(NamedTuple):
     """The outcome of ``attempt`` will be retried after ``delay`` seconds, for ``reason``."""
 
     attempt: int
@@ -65,23 +61,20 @@ class RetryScheduled:
     delay: float
 
 
-@dataclass(frozen=True, slots=True)
-class RetryRefused:
+class RetryRefused(NamedTuple):
     """A retry was wanted but refused: ``reason`` is ``"budget"`` or ``"breaker"``."""
 
     attempt: int
     reason: Literal["budget", "breaker"]
 
 
-@dataclass(frozen=True, slots=True)
-class CallRejected:
+class CallRejected(NamedTuple):
     """The call was refused locally before reaching the network."""
 
     kind: Literal["breaker", "bulkhead", "throttle"]
 
 
-@dataclass(frozen=True, slots=True)
-class CallEnded:
+class CallEnded(NamedTuple):
     """The call is over: the final ``response``, or the ``error`` raised to the caller."""
 
     response: httpx.Response | None
@@ -89,8 +82,7 @@ class CallEnded:
     fallback: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class BreakerStateChanged:
+class BreakerStateChanged(NamedTuple):
     """An endpoint's breaker moved from ``old`` to ``new`` (``closed``/``open``/``half_open``)."""
 
     endpoint: str

@@ -23,6 +23,8 @@ Endpoints (``{name}`` is a scenario id of the test's choosing, so tests don't in
 ``/outage/{name}``                      fails per :meth:`ChaosApp.set_failure_plan`
 ``/problem/{name}/{format}?status=N``   an error in one of :data:`FORMATS`
 ``POST /payments/{name}``               idempotent payments (Idempotency-Key draft)
+``/vendor/{name}/openai/v1/...``        OpenAI / Anthropic look-alikes (POST) for their
+``/vendor/{name}/anthropic/v1/...``     SDKs, scripted by name suffix or x-chaos-script
 ``/__stats/{name}``, ``POST /__reset``  introspection for out-of-process servers
 ======================================  ================================================
 

@@ -15,13 +15,15 @@ from ._call import Call
 from ._ledger import Ledger
 from ._payments import payments
 from ._state import FailurePlan, Recorder, ScenarioStats
+from ._vendors import vendor
 
 __all__ = ["ChaosApp"]
 
 Handler = Callable[[Call], Awaitable[None]]
 
-# First path segment → (segments after the scenario name, handler).
-_ROUTES: dict[str, tuple[int, Handler]] = {
+# First path segment → (segments after the scenario name, handler); None: any number, the
+# handler checks them (a vendor's API paths vary in depth).
+_ROUTES: dict[str, tuple[int | None, Handler]] = {
     "drop": (0, _handlers.drop),
     "echo": (0, _handlers.echo),
     "flaky": (0, _handlers.flaky),
@@ -32,6 +34,7 @@ _ROUTES: dict[str, tuple[int, Handler]] = {
     "slow": (0, _handlers.slow),
     "stall": (0, _handlers.stall),
     "status": (1, _handlers.status),
+    "vendor": (None, vendor),
 }
 
 
@@ -40,7 +43,8 @@ class ChaosApp:
 
     Endpoints (``{name}`` is a scenario id; every request under a name is recorded there):
     ``/ok``, ``/flaky``, ``/status/{name}/{code}``, ``/stall``, ``/drop``, ``/echo``,
-    ``/slow``, ``/outage``, ``/problem/{name}/{format}``, ``/payments`` (POST), plus
+    ``/slow``, ``/outage``, ``/problem/{name}/{format}``, ``/payments`` (POST), the vendor
+    look-alikes ``/vendor/{name}/openai/...`` and ``/vendor/{name}/anthropic/...``, plus
     ``/__stats/{name}`` and ``POST /__reset`` for out-of-process use. Each handler's
     docstring in ``_handlers`` / ``_payments`` states its query parameters.
 
@@ -139,7 +143,9 @@ class ChaosApp:
         if route == "__stats" and len(segments) == 2:
             return await self._stats_endpoint(segments[1], send)
         entry = _ROUTES.get(route)
-        if entry is None or len(segments) != 2 + entry[0]:
+        if entry is None or len(segments) < 2:
+            return await self._not_found(request, send)
+        if entry[0] is not None and len(segments) != 2 + entry[0]:
             return await self._not_found(request, send)
         visit = self._recorder.enter(segments[1], request, arrived)
         call = Call(

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Driver
+from drivers import Driver
 
 import resilient_client as rc
 from resilient_client.testing import FakeClock, ScriptedTransport
