@@ -272,6 +272,12 @@ class EndpointBreaker:
     def admit(self) -> Permit | Rejection:
         """A :class:`Permit` for one attempt, or a :class:`Rejection` to raise on."""
         if self._storage is None:
+            # The hot path, lock-free: a closed circuit admits with the generation's
+            # shared permit (reading two attributes is atomic enough under the GIL; a
+            # racing trip is indistinguishable from an admission just before it).
+            circuit, permit = self._circuit, self._call
+            if circuit.state == CLOSED and permit.generation == circuit.generation:
+                return permit
             return self._admit_locally(None)
         request = self._begin_admit()
         try:
@@ -290,6 +296,13 @@ class EndpointBreaker:
         admission (no I/O here); a probe's outcome is sent at once. Raises ``ValueError``
         for an unknown ``outcome``.
         """
+        if (
+            outcome == "success"
+            and self._storage is None
+            and permit.token is None
+            and self._quiet_success()
+        ):
+            return  # nothing would change: skip the lock (the common case by far)
         request = self._begin_record(permit, self._bits(outcome, duration))
         if request is None or self._storage is None:
             return
@@ -304,6 +317,17 @@ class EndpointBreaker:
         """Hand ``permit`` back without an outcome (the attempt was cancelled)."""
         self.record(permit, "ignored", 0.0)
 
+    def _quiet_success(self) -> bool:
+        # A success that changes nothing: closed, consecutive window with no failure
+        # streak to reset, and no slow-call rule that could make it count.
+        circuit, policy = self._circuit, self._policy
+        return (
+            circuit.state == CLOSED
+            and policy.window == "consecutive"
+            and policy.slow_call_duration is None
+            and circuit.window.failures == 0
+        )
+
     def _abandon(self, request: Exchange) -> None:
         # Interrupted mid-exchange: the storage may have granted a probe slot nobody holds.
         if request.admit_token is not None and self._storage is not None:
@@ -316,7 +340,7 @@ class EndpointBreaker:
     async def aadmit(self) -> Permit | Rejection:
         """:meth:`admit` for async callers; storage I/O never blocks the event loop."""
         if self._storage is None:
-            return self._admit_locally(None)
+            return self.admit()  # no I/O: the sync path, lock-free fast path included
         request = self._begin_admit()
         try:
             view = await self._storage.aexchange(request)
@@ -329,6 +353,8 @@ class EndpointBreaker:
 
     async def arecord(self, permit: Permit, outcome: Outcome, duration: float) -> None:
         """:meth:`record` for async callers."""
+        if self._storage is None:
+            return self.record(permit, outcome, duration)  # no I/O: the sync path
         request = self._begin_record(permit, self._bits(outcome, duration))
         if request is None or self._storage is None:
             return

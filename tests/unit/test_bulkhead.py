@@ -14,32 +14,7 @@ import pydantic
 import pytest
 
 from resilient_client._bulkhead import Bulkhead, BulkheadState
-
-
-class FakeClock:
-    """Time moves only when told to; random() is seeded."""
-
-    def __init__(self, start: float = 1000.0, seed: int = 0) -> None:
-        self.now = start
-        self._rng = random.Random(seed)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_700_000_000.0 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def random(self) -> float:
-        return self._rng.random()
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from resilient_client.testing import FakeClock
 
 
 def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
