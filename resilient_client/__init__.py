@@ -36,6 +36,7 @@ from ._policy import Backoff, Policy, Retry, Timeouts
 from ._throttle import AdaptiveThrottle
 from ._transport import AsyncResilientTransport, ResilientTransport
 from .problems import ErrorCategory, FieldError, Problem, parse_problem, raise_for_error
+from .telemetry import OpenTelemetryObserver, Redaction, configure_telemetry
 
 __all__ = [
     "AdaptiveThrottle",
@@ -58,10 +59,12 @@ __all__ = [
     "Idempotency",
     "LoadShedError",
     "NotFoundError",
+    "OpenTelemetryObserver",
     "PermissionDeniedError",
     "Policy",
     "Problem",
     "RateLimitError",
+    "Redaction",
     "RedisBreakerStorage",
     "ResilienceError",
     "ResilienceInfo",
@@ -72,6 +75,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "Timeouts",
+    "configure_telemetry",
     "correlation_id",
     "idempotency_key_for",
     "load_config",

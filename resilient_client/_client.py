@@ -48,6 +48,9 @@ class ClientMixin:
         raise_for_error: bool = False,
         correlation_header: str | None = "X-Correlation-ID",
         breaker_storage: BreakerStorage | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        telemetry: bool = True,
         clock: Clock = SYSTEM_CLOCK,
         observers: Iterable[Observer] = (),
         **kwargs: Any,
@@ -62,6 +65,9 @@ class ClientMixin:
             raise_for_error=raise_for_error,
             observers=observers,
             breaker_storage=breaker_storage,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            telemetry=telemetry,
             flavor=self._flavor,
         )
         super().__init__(**kwargs)
@@ -124,8 +130,10 @@ class ResilientClient(ClientMixin, SyncSendMixin, httpx.Client):
     ``base_url``'s path. ``raise_for_error=True`` raises an ``ApiError`` for a final
     4xx/5xx. ``correlation_header`` names the header carrying the correlation id
     (``None``: send none). ``breaker_storage``: ``None`` keeps breaker state in this
-    client; ``rc.RedisBreakerStorage(...)`` shares it across a fleet. ``observers``
-    receive every pipeline event. Every other
+    client; ``rc.RedisBreakerStorage(...)`` shares it across a fleet. Spans and metrics go
+    through OpenTelemetry's global providers, or ``tracer_provider`` / ``meter_provider``
+    when given (``telemetry=False``: none at all). ``observers`` receive every pipeline
+    event. Every other
     keyword is httpx's own; a ``transport=`` becomes the pipeline's inner transport. An
     explicit ``timeout=`` (here or per call) replaces the policy's per-phase timeouts,
     still clipped to the call's deadline.

@@ -73,6 +73,7 @@ from .problems import (
 
 if TYPE_CHECKING:
     from .problems import Problem
+    from .telemetry import OpenTelemetryObserver
 
 __all__ = ["Call", "EndpointHealth", "Pipeline"]
 
@@ -105,6 +106,9 @@ class Pipeline:
         raise_for_error: bool = False,
         observers: Iterable[Observer] = (),
         breaker_storage: BreakerStorage | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        telemetry: bool = True,
         flavor: Flavor = HTTPX,
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
@@ -116,7 +120,17 @@ class Pipeline:
         self.clock = clock
         self.correlation_header = correlation_header
         self.raise_for_error = raise_for_error
-        self.observers = tuple(observers)
+        self.extra_observers = tuple(observers)
+        self.telemetry: OpenTelemetryObserver | None = None
+        if telemetry:
+            # Through the OpenTelemetry API: providers set globally later are picked up,
+            # and with none (and nothing to propagate) a call skips its events entirely.
+            from .telemetry import OpenTelemetryObserver
+
+            self.telemetry = OpenTelemetryObserver(tracer_provider, meter_provider)
+        self.observers = self.extra_observers
+        if self.telemetry is not None:
+            self.observers = (self.telemetry, *self.extra_observers)
         self.failures = FailureLog(clock)
         self.breakers = BreakerRegistry(breaker_storage, clock, listeners=[_BreakerEvents(self)])
         base_path = str(flavor.URL(base_url).path).rstrip("/")
@@ -189,6 +203,7 @@ class Call:
 
     __slots__ = (
         "_attempt_started",
+        "_fallback_asked",
         "_judged",
         "_observers",
         "_phases",
@@ -218,7 +233,11 @@ class Call:
         self, pipeline: Pipeline, request: httpx.Request, endpoint: Endpoint, policy: Policy
     ) -> None:
         self._pipeline = pipeline
-        self._observers = pipeline.observers
+        telemetry = pipeline.telemetry
+        if telemetry is not None and not telemetry.wants_call():
+            self._observers = pipeline.extra_observers
+        else:
+            self._observers = pipeline.observers
         self.clock = clock = pipeline.clock
         self.request = request
         self.endpoint = endpoint
@@ -229,6 +248,7 @@ class Call:
         self.attempts = 0
         self.breaker = endpoint.breaker if policy.breaker is not None else None
         self.fallback_used = False
+        self._fallback_asked = False
         self.retry_reasons: list[str] = []
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
@@ -345,7 +365,6 @@ class Call:
             error = flavor.BulkheadFull(key, request=self.request)
         if self._observers:
             self._emit(CallRejected(kind))  # type: ignore[arg-type]
-            self._emit(CallEnded(None, error))
         return error
 
     # -- one attempt ----------------------------------------------------------------
@@ -525,19 +544,27 @@ class Call:
     # -- the end ------------------------------------------------------------------------
 
     def fallback(self, failure: httpx.Response | BaseException) -> httpx.Response | None:
-        """The policy's fallback answer for a failed call, or ``None`` (no fallback)."""
+        """The policy's fallback answer for a failed call, or ``None`` (no fallback).
+
+        Asked at most once per call: a final 5xx that the fallback declined does not ask
+        again when ``raise_for_error`` turns it into an ``ApiError``.
+        """
         fallback = self.policy.fallback
-        if fallback is None:
+        if fallback is None or self._fallback_asked:
             return None
+        self._fallback_asked = True
         response = fallback(self.request, failure)
         if response is None:
             return None
         self.fallback_used = True
         response.request = self.request
         response.extensions["resilience"] = self.info(response)
-        if self._observers:
-            self._emit(CallEnded(response, None, fallback=True))
         return response
+
+    def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
+        """Announce the end of the call, once: the drivers' last word on every path."""
+        if self._observers:
+            self._emit(CallEnded(response, error, fallback=self.fallback_used))
 
     def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
         request_id = None if response is None else request_id_from_headers(response.headers)
@@ -570,16 +597,9 @@ class Call:
             self._log(info, logging.WARNING if status < 500 else logging.ERROR, status, problem)
             if self._pipeline.raise_for_error:
                 response.request = self.request  # the client would set it only later
-                try:
-                    raise_for_error(response, error_class=self._pipeline.flavor.api_error_class)
-                except _exceptions.ApiErrorMixin as error:
-                    if self._observers:
-                        self._emit(CallEnded(response, error))
-                    raise
+                raise_for_error(response, error_class=self._pipeline.flavor.api_error_class)
         elif self.attempts > 1:
             self._log(info, logging.DEBUG, status, None)
-        if self._observers:
-            self._emit(CallEnded(response, None))
         return response
 
     def fail(self, exc: BaseException) -> BaseException:
@@ -597,8 +617,6 @@ class Call:
                 f"resilient_client: endpoint {info.endpoint!r}, {info.attempts} attempts "
                 f"in {info.elapsed:.3f}s, stopped by {info.stop_reason}"
             )
-        if self._observers:
-            self._emit(CallEnded(None, exc))
         return exc
 
     def deadline_passed(self) -> bool:

@@ -76,6 +76,9 @@ class _Driver:
         clock: Clock = SYSTEM_CLOCK,
         observers: Iterable[Observer] = (),
         breaker_storage: BreakerStorage | None = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        telemetry: bool = True,
         pipeline: Pipeline | None = None,
     ) -> None:
         self._inner = transport if transport is not None else self._default_inner()
@@ -88,6 +91,9 @@ class _Driver:
             raise_for_error=raise_for_error,
             observers=observers,
             breaker_storage=breaker_storage,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            telemetry=telemetry,
             flavor=self._flavor,
         )
         self._clock = self._pipeline.clock
@@ -113,12 +119,18 @@ class SyncDriver(_Driver):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            return self._admit(call)
+            response = self._admit(call)
         except Exception as exc:
-            response = call.fallback(exc)
-            if response is None:
+            fallback = call.fallback(exc)
+            if fallback is None:
+                call.ended(None, exc)
                 raise
-            return response
+            response = fallback
+        except BaseException as exc:  # cancelled: the call's record ends all the same
+            call.ended(None, exc)
+            raise
+        call.ended(response, None)
+        return response
 
     def _admit(self, call: Call) -> httpx.Response:
         call.shed()
@@ -197,12 +209,18 @@ class AsyncDriver(_Driver):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            return await self._admit(call)
+            response = await self._admit(call)
         except Exception as exc:
-            response = call.fallback(exc)
-            if response is None:
+            fallback = call.fallback(exc)
+            if fallback is None:
+                call.ended(None, exc)
                 raise
-            return response
+            response = fallback
+        except BaseException as exc:  # cancelled: the call's record ends all the same
+            call.ended(None, exc)
+            raise
+        call.ended(response, None)
+        return response
 
     async def _admit(self, call: Call) -> httpx.Response:
         call.shed()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 import pytest
 from drivers import Driver
 

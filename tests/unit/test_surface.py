@@ -100,7 +100,13 @@ def test_the_httpx2_namespace_mirrors_the_top_level_over_httpx2() -> None:
     assert issubclass(rc2.AsyncResilientClient, httpx2.AsyncClient)
     assert issubclass(rc2.ResilientTransport, httpx2.BaseTransport)
     assert issubclass(rc2.AsyncResilientTransport, httpx2.AsyncBaseTransport)
-    for name in ["CircuitOpenError", "BulkheadFull", "LoadShedError", "DeadlineExceeded", "ApiError"]:
+    for name in [
+        "CircuitOpenError",
+        "BulkheadFull",
+        "LoadShedError",
+        "DeadlineExceeded",
+        "ApiError",
+    ]:
         ours, theirs = getattr(rc, name), getattr(rc2, name)
         assert issubclass(theirs, httpx2.HTTPError) and not issubclass(theirs, httpx.HTTPError)
         assert issubclass(theirs, rc.ResilienceError)

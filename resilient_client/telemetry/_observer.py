@@ -1,0 +1,454 @@
+"""``OpenTelemetryObserver``: the pipeline's events as spans, metrics and trace headers.
+
+Span shape, for one call retried twice::
+
+    GET /v1/users/{id}   INTERNAL  the call: endpoint, attempts, outcome; a span event per
+    │                              retry decision, budget refusal and local rejection
+    ├── GET /v1/users/{id}   CLIENT   attempt 1                  503, ERROR
+    ├── GET /v1/users/{id}   CLIENT   attempt 2, resend_count 1  503, ERROR
+    └── GET /v1/users/{id}   CLIENT   attempt 3, resend_count 2  200
+
+The INTERNAL span is always made, so all attempts of a call land in one trace even when
+the application has no span open. Each attempt carries its own span context downstream
+(a new ``traceparent`` parent-id per attempt) through the configured global propagators,
+merged with the caller's context so application baggage travels too.
+
+While an attempt runs, its span is the current span and HTTP instrumentation is
+suppressed in the current context: ``opentelemetry-instrumentation-httpx``, if active,
+skips the attempt instead of tracing it a second time.
+
+An attempt span starts when the attempt is about to be sent and ends when the pipeline has
+its outcome: the response headers, plus the body when the pipeline reads it (a call that
+is not streamed, or a small error body it may retry on). Span times are real time; the
+``http.client.request.duration`` values come from the pipeline's clock, so tests with a
+fake clock get exact durations.
+
+Cost: whether the call's span records and whether an SDK meter provider is set are
+checked once per call; with neither, no attribute is built and each attempt only
+propagates the caller's context.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from contextvars import Token
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from .._events import (
+    AttemptEnded,
+    AttemptStarted,
+    BreakerStateChanged,
+    CallEnded,
+    CallRejected,
+    CallStarted,
+    Event,
+    RetryRefused,
+    RetryScheduled,
+)
+from ..problems import REQUEST_ID_HEADERS, request_id_from_headers
+from ..problems._headers import safe_request_id
+from . import _semconv as sc
+from ._metrics import Instruments
+from ._redact import DEFAULT_REDACTION, Redaction
+
+if TYPE_CHECKING:
+    from .._pipeline import Call
+
+__all__ = ["OpenTelemetryObserver"]
+
+_log = logging.getLogger("resilient_client.telemetry")
+
+# Where opentelemetry-instrumentation's is_http_instrumentation_enabled() looks; private,
+# so a future API that moves it disables suppression (and the instrumentor test fails).
+_SUPPRESS_HTTP: str | None = getattr(context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None)
+
+_SCOPE = "resilient_client"
+_NAME_CACHE_LIMIT = 4096  # (method, endpoint) pairs; unknown methods are caller-chosen
+
+Attrs = dict[str, AttributeValue]
+
+
+class _CallState:
+    """What the observer keeps for one call, in ``call.observation``."""
+
+    __slots__ = (
+        "attach",
+        "attempt_attributes",
+        "attempt_span",
+        "context",
+        "ended",
+        "last_request_id",
+        "last_response",
+        "metered",
+        "metric_attributes",
+        "name",
+        "recording",
+        "rejected",
+        "span",
+        "token",
+    )
+
+    def __init__(self, span: trace.Span, name: str, recording: bool, metered: bool) -> None:
+        self.span = span
+        self.name = name
+        self.recording = recording
+        self.metered = metered
+        self.context: context.Context | None = None
+        self.attempt_attributes: Attrs = {}
+        self.metric_attributes: Attrs = {}
+        self.attempt_span: trace.Span | None = None
+        self.token: Token[context.Context] | None = None
+        self.rejected: str | None = None
+        self.ended = False
+        self.attach = False
+        self.last_response: httpx.Response | None = None  # the last attempt's, for its id
+        self.last_request_id: str | None = None
+
+
+# The state of every call with nothing to record (ended from the start: nothing to end).
+_PASSTHROUGH = _CallState(trace.INVALID_SPAN, "", recording=False, metered=False)
+_PASSTHROUGH.ended = True
+
+
+class OpenTelemetryObserver:
+    """Traces every call and attempt, records metrics, and propagates trace context.
+
+    ``tracer_provider`` / ``meter_provider``: where spans and measurements go; ``None``
+    means the global providers (``opentelemetry.trace`` / ``opentelemetry.metrics``),
+    looked up through the API, so a provider set after this observer is built is still
+    used. ``redaction``: what ``url.full`` and recorded headers may show (``None``: the
+    default :class:`Redaction`). ``request_id_headers``: response headers holding the
+    server's request id, tried in order (lower-case names; the first well-formed value,
+    1-200 visible ASCII characters, is recorded as ``resilient_client.request_id``).
+    ``recorded_headers``: request and response headers recorded as
+    ``http.request.header.<name>`` / ``http.response.header.<name>`` (default none).
+
+    Raises ``ValueError`` when ``recorded_headers`` names a sensitive header
+    (``Authorization``, ``Cookie``...). Exception messages are never recorded, only
+    their type (``error.type``): a message can quote a header or a body.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        *,
+        redaction: Redaction | None = None,
+        request_id_headers: Iterable[str] = REQUEST_ID_HEADERS,
+        recorded_headers: Iterable[str] = (),
+    ) -> None:
+        self._redaction = redaction if redaction is not None else DEFAULT_REDACTION
+        self._recorded = self._redaction.check_recorded_headers(recorded_headers)
+        request_ids = tuple(name.lower() for name in request_id_headers)
+        self._request_ids = None if request_ids == REQUEST_ID_HEADERS else request_ids
+        version = str(getattr(sys.modules.get("resilient_client"), "__version__", ""))
+        self._tracer = trace.get_tracer(_SCOPE, version or None, tracer_provider)
+        # Explicit providers, or a global SDK once seen (it can be set only once): every
+        # call is observed from then on.
+        self._always = tracer_provider is not None or meter_provider is not None
+        self._recheck_at = 0.0
+        self._instruments = Instruments(_SCOPE, version, meter_provider)
+        self._methods = sc.known_methods()
+        self._names: dict[tuple[str, str], tuple[str, str | None, str]] = {}
+        self._handlers: dict[type[Event], Callable[[Any, Any], None]] = {
+            CallStarted: self._call_started,
+            AttemptStarted: self._attempt_started,
+            AttemptEnded: self._attempt_ended,
+            RetryScheduled: self._retry_scheduled,
+            RetryRefused: self._retry_refused,
+            CallRejected: self._call_rejected,
+            CallEnded: self._call_ended,
+            BreakerStateChanged: self._breaker_changed,
+        }
+
+    def wants_call(self) -> bool:
+        """Whether the next call needs this observer at all (asked once per call).
+
+        Without a tracer or meter SDK and with nothing in the caller's context to
+        propagate (no span, no baggage), it would only make no-op spans: the pipeline
+        then skips building its events for the call - the untraced fast path.
+        """
+        if self._always:
+            return True
+        # get_tracer_provider() reads os.environ: ask it at most once a second, so an
+        # SDK configured later is picked up within a second.
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+                self._always = True
+                return True
+            self._recheck_at = now + 1.0
+        return bool(context.get_current()) or self._instruments.enabled()
+
+    def on_event(self, call: Call | None, event: Event) -> None:
+        """Receive one pipeline event. Never raises: a telemetry fault must not fail a call."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return
+        try:
+            handler(call, event)
+        except Exception as exc:
+            # The type only: a message could quote the request.
+            _log.warning(
+                "telemetry: handling %s failed with %s", type(event).__name__, type(exc).__name__
+            )
+
+    # -- the call ----------------------------------------------------------------------
+
+    def _call_started(self, call: Call, event: CallStarted) -> None:
+        request = call.request
+        key = call.endpoint.key
+        name, template, method = self._naming(request.method, key)
+        parent = context.get_current()
+        span = self._tracer.start_span(name, parent, SpanKind.INTERNAL)
+        recording = span.is_recording()
+        metered = self._instruments.enabled()
+        traced = recording or span.get_span_context().is_valid
+        if not (traced or metered):
+            # No SDK, no trace to continue: attempts only propagate the caller's context
+            # (its baggage, say), and nothing is kept for the call.
+            call.observation = _PASSTHROUGH
+            return
+        state = _CallState(span, name, recording, metered)
+        call.observation = state
+        if traced:
+            # The context every attempt runs in: the call's span, and HTTP
+            # instrumentation suppressed. Built once per call, not once per attempt.
+            ctx = trace.set_span_in_context(span, parent)
+            if _SUPPRESS_HTTP is not None:
+                ctx = context.set_value(_SUPPRESS_HTTP, True, ctx)
+            state.context = ctx
+            state.attach = True
+        else:
+            # Metrics only: no trace to continue, the caller's context is propagated as is.
+            state.context = parent
+        if not (recording or metered):
+            return  # a sampled-out call: its context travels, nothing is recorded
+        url = request.url
+        base: Attrs = {sc.HTTP_REQUEST_METHOD: method, sc.SERVER_ADDRESS: url.host}
+        port = sc.server_port(url)
+        if port is not None:
+            base[sc.SERVER_PORT] = port
+        if template is not None:
+            base[sc.URL_TEMPLATE] = template
+        state.metric_attributes = base
+        if not recording:
+            return
+        # Each attribute costs the SDK a validation: the request's details go on the
+        # attempt spans only, the call's identity on the call span only.
+        attempt = {**base, sc.URL_FULL: self._redaction.url(url)}
+        if method == "_OTHER":
+            attempt[sc.HTTP_REQUEST_METHOD_ORIGINAL] = request.method
+        state.attempt_attributes = attempt
+        own: Attrs = {sc.ENDPOINT: key}
+        if call.correlation_id is not None:
+            own[sc.CORRELATION_ID] = call.correlation_id
+        if call.idempotency_key is not None:
+            own[sc.IDEMPOTENCY_KEY] = call.idempotency_key
+        span.set_attributes(own)
+
+    def _call_ended(self, call: Call, event: CallEnded) -> None:
+        state = call.observation
+        if isinstance(state, _CallState):
+            self._end_call(call, state, event.response, event.error, event.fallback)
+
+    def _end_call(
+        self,
+        call: Call,
+        state: _CallState,
+        response: httpx.Response | None,
+        error: BaseException | None,
+        fallback: bool = False,
+    ) -> None:
+        if state.ended:
+            return
+        state.ended = True
+        self._detach(state)
+        if not (state.recording or state.metered):
+            return
+        if state.attempt_span is not None:  # an attempt never reported: don't leak its span
+            state.attempt_span.end()
+            state.attempt_span = None
+        status = response.status_code if response is not None else None
+        error_type = sc.error_type_of(status, error)
+        outcome = sc.call_outcome(error_type, error, state.rejected is not None, fallback)
+        if state.recording:
+            span = state.span
+            attributes: Attrs = {sc.ATTEMPTS: call.attempts, sc.OUTCOME: outcome}
+            if status is not None:
+                attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
+            if error_type is not None:
+                attributes[sc.ERROR_TYPE] = error_type
+            if response is not None:
+                # Usually the last attempt's response, whose id is known already.
+                if response is state.last_response:
+                    request_id = state.last_request_id
+                else:
+                    request_id = self._request_id(response)
+                if request_id is not None:
+                    attributes[sc.REQUEST_ID] = request_id
+            if outcome != "success":  # a successful call's stop reason is "success"
+                stop_reason = call.stop_reason
+                if stop_reason is None and call.verdict is not None:
+                    stop_reason = call.verdict.reason
+                if stop_reason is not None:
+                    attributes[sc.STOP_REASON] = stop_reason
+            if call.retry_reasons:
+                attributes[sc.RETRY_REASONS] = tuple(call.retry_reasons)
+            span.set_attributes(attributes)
+            if error_type is not None and not fallback:
+                span.set_status(StatusCode.ERROR)
+            span.end()
+        state.last_response = None
+        if state.metered:
+            elapsed = call.clock.monotonic() - call.started
+            method = state.metric_attributes[sc.HTTP_REQUEST_METHOD]
+            self._instruments.call(elapsed, call.endpoint.key, method, outcome, error_type)
+
+    # -- attempts ------------------------------------------------------------------------
+
+    def _attempt_started(self, call: Call, event: AttemptStarted) -> None:
+        state = call.observation
+        if state is _PASSTHROUGH:
+            propagate.inject(call.request.headers)
+            return
+        if not isinstance(state, _CallState) or state.context is None:
+            return
+        headers = call.request.headers
+        ctx = state.context
+        if state.recording:
+            attributes = dict(state.attempt_attributes)
+            if event.attempt > 1:
+                attributes[sc.HTTP_REQUEST_RESEND_COUNT] = event.attempt - 1
+            if self._recorded:
+                self._record_headers(attributes, sc.REQUEST_HEADER_PREFIX, headers)
+            span = self._tracer.start_span(state.name, ctx, SpanKind.CLIENT, attributes)
+            state.attempt_span = span
+            ctx = trace.set_span_in_context(span, ctx)
+        # Replaces the previous attempt's values: httpx.Headers.__setitem__ drops them.
+        propagate.inject(headers, ctx)
+        if state.attach:
+            state.token = context.attach(ctx)
+
+    def _attempt_ended(self, call: Call, event: AttemptEnded) -> None:
+        state = call.observation
+        if not isinstance(state, _CallState):
+            return
+        self._detach(state)
+        response, error = event.response, event.error
+        if state.recording or state.metered:
+            status = response.status_code if response is not None else None
+            error_type = sc.error_type_of(status, error)
+            version = sc.protocol_version(response) if response is not None else None
+            span = state.attempt_span
+            if span is not None:
+                state.attempt_span = None
+                attributes: Attrs = {}
+                if response is not None:
+                    attributes[sc.HTTP_RESPONSE_STATUS_CODE] = response.status_code
+                    if version is not None:
+                        attributes[sc.NETWORK_PROTOCOL_VERSION] = version
+                    request_id = self._request_id(response)
+                    state.last_response, state.last_request_id = response, request_id
+                    if request_id is not None:
+                        attributes[sc.REQUEST_ID] = request_id
+                    if self._recorded:
+                        headers = response.headers
+                        self._record_headers(attributes, sc.RESPONSE_HEADER_PREFIX, headers)
+                if error_type is not None:
+                    attributes[sc.ERROR_TYPE] = error_type
+                span.set_attributes(attributes)
+                if error_type is not None:
+                    span.set_status(StatusCode.ERROR)
+                span.end()
+            if state.metered:
+                request = state.metric_attributes
+                self._instruments.attempt(event.duration, request, status, version, error_type)
+
+    def _detach(self, state: _CallState) -> None:
+        token = state.token
+        if token is not None:
+            state.token = None
+            context.detach(token)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def _retry_scheduled(self, call: Call, event: RetryScheduled) -> None:
+        state = call.observation
+        if not isinstance(state, _CallState):
+            return
+        if state.recording:
+            state.span.add_event(
+                sc.EVENT_RETRY,
+                {
+                    sc.ATTEMPT: event.attempt,
+                    sc.RETRY_REASON: event.reason,
+                    sc.RETRY_DELAY: event.delay,
+                },
+            )
+        if state.metered:
+            self._instruments.retry(call.endpoint.key, event.reason)
+
+    def _retry_refused(self, call: Call, event: RetryRefused) -> None:
+        state = call.observation
+        if not isinstance(state, _CallState):
+            return
+        if state.recording:
+            state.span.add_event(
+                sc.EVENT_RETRY_REFUSED, {sc.ATTEMPT: event.attempt, sc.REFUSED_BY: event.reason}
+            )
+        if state.metered:
+            self._instruments.refusal(call.endpoint.key, event.reason)
+
+    def _call_rejected(self, call: Call, event: CallRejected) -> None:
+        state = call.observation
+        if not isinstance(state, _CallState) or state is _PASSTHROUGH:
+            return
+        state.rejected = event.kind
+        if state.recording:
+            state.span.add_event(sc.EVENT_REJECTED, {sc.REJECTED_BY: event.kind})
+        if state.metered:
+            self._instruments.rejection(call.endpoint.key, event.kind)
+
+    def _breaker_changed(self, call: Call | None, event: BreakerStateChanged) -> None:
+        if self._instruments.enabled():
+            self._instruments.breaker_changed(event.endpoint, event.old, event.new)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _naming(self, method: str, key: str) -> tuple[str, str | None, str]:
+        """(span name, url.template, http.request.method) for a method and endpoint key."""
+        cached = self._names.get((method, key))
+        if cached is None:
+            known = method if method in self._methods else "_OTHER"
+            template = sc.url_template(key)
+            prefix = "HTTP" if known == "_OTHER" else known
+            name = prefix if template is None else f"{prefix} {template}"
+            cached = (name, template, known)
+            if len(self._names) < _NAME_CACHE_LIMIT:
+                self._names[(method, key)] = cached
+        return cached
+
+    def _request_id(self, response: httpx.Response) -> str | None:
+        if self._request_ids is None:
+            return request_id_from_headers(response.headers)
+        headers = response.headers
+        for name in self._request_ids:
+            value = safe_request_id(headers.get(name))
+            if value is not None:
+                return value
+        return None
+
+    def _record_headers(self, attributes: Attrs, prefix: str, headers: httpx.Headers) -> None:
+        for name in self._recorded:
+            values = headers.get_list(name)
+            if values:
+                attributes[prefix + name] = tuple(values)
