@@ -571,16 +571,16 @@ class Call:
         stop_reason = self.stop_reason
         if stop_reason is None and self.verdict is not None:
             stop_reason = self.verdict.reason
-        return ResilienceInfo(
-            endpoint=self.endpoint.key,
-            attempts=self.attempts,
-            elapsed=self.clock.monotonic() - self.started,
-            idempotency_key=self.idempotency_key,
-            correlation_id=self.correlation_id,
-            request_id=request_id,
-            retry_reasons=tuple(self.retry_reasons),
-            stop_reason=stop_reason,
-            fallback=self.fallback_used,
+        return ResilienceInfo(  # positional: built on every call, keywords cost more
+            self.endpoint.key,
+            self.attempts,
+            self.clock.monotonic() - self.started,
+            self.idempotency_key,
+            self.correlation_id,
+            request_id,
+            tuple(self.retry_reasons),
+            stop_reason,
+            self.fallback_used,
         )
 
     def finish(self, response: httpx.Response) -> httpx.Response:
