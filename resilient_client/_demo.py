@@ -34,7 +34,11 @@ def main() -> int:
             timeouts=rc.Timeouts(read=2.0, total=5.0),
             retry=rc.Retry(max_attempts=4, backoff=rc.Backoff(initial=0.05, max=0.5)),
         )
-        endpoints = {"GET /stall/{name}": rc.Policy(timeouts=rc.Timeouts(total=0.5))}
+        endpoints = {
+            "GET /stall/{name}": rc.Policy(timeouts=rc.Timeouts(total=0.5)),
+            # An endpoint key of its own: its own breaker, so its outage stays its own.
+            "GET /status/down/{code}": rc.Policy(),
+        }
         with rc.ResilientClient(
             base_url=upstream.url, policy=policy, endpoints=endpoints
         ) as client:
@@ -71,6 +75,19 @@ def main() -> int:
                     f"  {'GET, server stalls 30 s, deadline 0.5 s':<46} -> "
                     f"{type(exc).__name__} after {time.monotonic() - start:.2f}s: {exc}"
                 )
+
+            print("\nA breaker stops hammering a dead endpoint:")
+            failed_fast = 0
+            for _ in range(20):
+                try:
+                    client.get("/status/down/503")
+                except rc.CircuitOpenError:
+                    failed_fast += 1
+            print(
+                f"  {'20 calls to an endpoint answering 503':<46} -> upstream saw "
+                f"{upstream.app.scenario('down').attempts} attempts, {failed_fast} calls failed "
+                "fast (breaker open)"
+            )
 
             print("\nEvery error envelope becomes one Problem:")
             for fmt, status in (("rfc9457", 400), ("google", 503), ("stripe", 402), ("html", 502)):

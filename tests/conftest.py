@@ -3,12 +3,20 @@ and the real upstream (the chaos ASGI app under uvicorn on 127.0.0.1) for the se
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from drivers import Driver
+from hypothesis import settings
 
 from resilient_client.chaos import ChaosApp, RunningServer, serve
+
+# No per-example deadline on a noisy 2-core machine; in CI, the same examples every run
+# (a property that fails should fail where it can be reproduced, not by luck of the draw).
+settings.register_profile("local", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 
 @pytest.fixture(params=["sync", "async"])

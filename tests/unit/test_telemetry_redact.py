@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pydantic
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from resilient_client.telemetry import Redaction, redact_text, redact_url
@@ -88,6 +88,10 @@ def test_urls_inside_free_text_are_redacted() -> None:
 def test_no_sensitive_value_survives_redaction(
     name: str, secret: str, before: str, after: str
 ) -> None:
+    # A "secret" that is part of the placeholder, or of the rest of the URL, would be
+    # found there whatever redaction did.
+    url_without = f"https://REDACTED:REDACTED@api.test/p?{before}{name}=REDACTED{after}"
+    assume(secret not in url_without)
     url = httpx.URL(f"https://user:{secret}@api.test/p?{before}{name}={secret}{after}")
     assert secret not in redact_url(url)
 
