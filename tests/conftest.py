@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from drivers import Driver
 from hypothesis import settings
+from otel_support import Otel
 
 from resilient_client.chaos import ChaosApp, RunningServer, serve
 
@@ -37,3 +38,11 @@ def upstream_server() -> Iterator[RunningServer]:
 def upstream(upstream_server: RunningServer) -> RunningServer:
     upstream_server.app.reset()
     return upstream_server
+
+
+@pytest.fixture
+def otel() -> Iterator[Otel]:
+    """An OpenTelemetry SDK writing spans and metrics to memory, for one test."""
+    instance = Otel()
+    yield instance
+    instance.shutdown()

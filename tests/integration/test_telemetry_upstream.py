@@ -18,63 +18,19 @@ from opentelemetry.instrumentation.httpx import (
     HTTPX2ClientInstrumentor,
     HTTPXClientInstrumentor,
 )
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+from otel_support import Otel
 
 import resilient_client as rc
 from resilient_client._breaker_policy import Breaker
 from resilient_client.chaos import RunningServer
-from resilient_client.telemetry import OpenTelemetryObserver
 from resilient_client.testing import FakeClock
 
 pytestmark = pytest.mark.integration
 
 ENDPOINTS = {"GET /flaky/{name}": rc.Policy(), "GET /echo/{name}": rc.Policy()}
 FAST = rc.Policy(retry=rc.Retry(max_attempts=3, backoff=rc.Backoff(initial=0.0, max=0.0)))
-SCOPE = "resilient_client"
-
-
-class Otel:
-    """An SDK tracer and meter provider writing to memory, and queries over what they got."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def observer(self) -> OpenTelemetryObserver:
-        return OpenTelemetryObserver(self.tracer_provider, self.meter_provider)
-
-    def spans(self, scope: str = SCOPE) -> list[ReadableSpan]:
-        return [
-            s
-            for s in self.exporter.get_finished_spans()
-            if s.instrumentation_scope is not None and s.instrumentation_scope.name == scope
-        ]
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        found: list[Any] = []
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    if metric.name == name:
-                        found.extend(metric.data.data_points)
-        return found
-
-
-@pytest.fixture
-def otel() -> Iterator[Otel]:
-    instance = Otel()
-    yield instance
-    instance.tracer_provider.shutdown()
-    instance.meter_provider.shutdown()
 
 
 def traced(driver: Driver, upstream: RunningServer, otel: Otel, **kwargs: Any) -> Any:

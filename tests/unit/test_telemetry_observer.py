@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,13 +16,12 @@ import pytest
 from drivers import Driver
 from opentelemetry import baggage, context, trace
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
+from otel_support import Otel
 
 import resilient_client as rc
 from resilient_client._breaker_policy import Breaker
@@ -37,49 +35,6 @@ FAST = rc.Policy(
 )
 
 
-class Otel:
-    """An SDK tracer and meter provider writing to memory, and queries over what they got."""
-
-    def __init__(self) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
-        self.reader = InMemoryMetricReader()
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def observer(self, **kwargs: Any) -> OpenTelemetryObserver:
-        return OpenTelemetryObserver(self.tracer_provider, self.meter_provider, **kwargs)
-
-    def spans(self) -> list[ReadableSpan]:
-        """The SDK's spans, in the order they ended (the application's left out)."""
-        return [s for s in self.exporter.get_finished_spans() if _ours(s)]
-
-    def call_span(self) -> ReadableSpan:
-        (span,) = [s for s in self.spans() if s.kind is SpanKind.INTERNAL]
-        return span
-
-    def attempt_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.spans() if s.kind is SpanKind.CLIENT]
-
-    def points(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        found: list[Any] = []
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    if metric.name == name:
-                        found.extend(metric.data.data_points)
-        return found
-
-
-@pytest.fixture
-def otel() -> Iterator[Otel]:
-    instance = Otel()
-    yield instance
-    instance.tracer_provider.shutdown()
-    instance.meter_provider.shutdown()
-
-
 def client(driver: Driver, observer: Any, transport: httpx.MockTransport, **kwargs: Any) -> Any:
     kwargs.setdefault("policy", FAST)
     kwargs.setdefault("clock", FakeClock())
@@ -87,11 +42,6 @@ def client(driver: Driver, observer: Any, transport: httpx.MockTransport, **kwar
     return driver.client(
         base_url="https://api.test", transport=transport, observers=observers, **kwargs
     )
-
-
-def _ours(span: ReadableSpan) -> bool:
-    scope = span.instrumentation_scope
-    return scope is not None and scope.name == "resilient_client"
 
 
 def attrs(item: Any) -> dict[str, Any]:
