@@ -7,8 +7,11 @@ hits both sides alike; the median round of each side is reported. Two workloads:
 - over loopback to the chaos upstream under uvicorn (in a subprocess, so the server does
   not share the GIL with the client): sync, and async at concurrency 1 and 50.
 
-Run: ``python benchmarks/overhead.py [--quick]``. Targets: <= 1.2x over MockTransport,
-<= 1.05x over loopback.
+Each ratio is against the same library's raw client: httpx, then httpx2 (the
+``resilient_client.httpx2`` pipeline against raw ``httpx2``).
+
+Run: ``python benchmarks/overhead.py [--quick] [--skip-loopback] [--httpx-only]``.
+Targets: <= 1.2x over MockTransport, <= 1.05x over loopback.
 """
 
 from __future__ import annotations
@@ -21,16 +24,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
 import resilient_client as rc
-
-OK = httpx.Response(200, content=b'{"ok": true}')
-
-
-def _ok(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, content=b'{"ok": true}', request=request)
 
 
 def _rounds(
@@ -94,61 +92,80 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
     parser.add_argument("--skip-loopback", action="store_true")
+    parser.add_argument("--httpx-only", action="store_true", help="skip the httpx2 rows")
     args = parser.parse_args()
     rounds, n = (5, 300) if args.quick else (15, 2000)
 
-    raw = httpx.Client(transport=httpx.MockTransport(_ok))
-    ours = rc.ResilientClient(transport=httpx.MockTransport(_ok))
-    for client in (raw, ours):
-        _sync_round(client, "http://api.test/v1/users/1", 200)
-    _report(
-        "sync, MockTransport",
-        *_rounds(
-            lambda: _sync_round(raw, "http://api.test/v1/users/1", n),
-            lambda: _sync_round(ours, "http://api.test/v1/users/1", n),
-            rounds,
-        ),
-    )
+    libraries: list[tuple[str, Any, Any]] = [("httpx", httpx, rc)]
+    if not args.httpx_only:
+        import httpx2
 
+        from resilient_client import httpx2 as rc2
+
+        libraries.append(("httpx2", httpx2, rc2))
     loop = asyncio.new_event_loop()
-    araw = httpx.AsyncClient(transport=httpx.MockTransport(_ok))
-    aours = rc.AsyncResilientClient(transport=httpx.MockTransport(_ok))
-    _report(
-        "async, MockTransport",
-        *_rounds(
-            lambda: _async_round(loop, araw, "http://api.test/v1/users/1", n, 1),
-            lambda: _async_round(loop, aours, "http://api.test/v1/users/1", n, 1),
-            rounds,
-        ),
-    )
-
+    for name, lib, ns in libraries:
+        _mock_rows(name, lib, ns, loop, rounds, n)
     if args.skip_loopback:
         return
     with _upstream() as base:
-        url = f"{base}/ok/bench"
-        raw = httpx.Client()
-        ours = rc.ResilientClient()
-        for client in (raw, ours):
-            _sync_round(client, url, 100)
-        ln = max(200, n // 4)
+        for name, lib, ns in libraries:
+            _loopback_rows(name, lib, ns, loop, f"{base}/ok/bench", rounds, max(200, n // 4))
+
+
+def _mock_rows(
+    name: str, lib: Any, ns: Any, loop: asyncio.AbstractEventLoop, rounds: int, n: int
+) -> None:
+    url = "http://api.test/v1/users/1"
+
+    def ok(request: Any) -> Any:
+        return lib.Response(200, content=b'{"ok": true}', request=request)
+
+    raw = lib.Client(transport=lib.MockTransport(ok))
+    ours = ns.ResilientClient(transport=lib.MockTransport(ok))
+    for client in (raw, ours):
+        _sync_round(client, url, 200)
+    _report(
+        f"{name}: sync, MockTransport",
+        *_rounds(lambda: _sync_round(raw, url, n), lambda: _sync_round(ours, url, n), rounds),
+    )
+    araw = lib.AsyncClient(transport=lib.MockTransport(ok))
+    aours = ns.AsyncResilientClient(transport=lib.MockTransport(ok))
+    _report(
+        f"{name}: async, MockTransport",
+        *_rounds(
+            lambda: _async_round(loop, araw, url, n, 1),
+            lambda: _async_round(loop, aours, url, n, 1),
+            rounds,
+        ),
+    )
+
+
+def _loopback_rows(
+    name: str, lib: Any, ns: Any, loop: asyncio.AbstractEventLoop, url: str, rounds: int, n: int
+) -> None:
+    raw = lib.Client()
+    ours = ns.ResilientClient()
+    for client in (raw, ours):
+        _sync_round(client, url, 100)
+    _report(
+        f"{name}: sync, loopback uvicorn",
+        *_rounds(lambda: _sync_round(raw, url, n), lambda: _sync_round(ours, url, n), rounds),
+    )
+    limits = lib.Limits(max_connections=100, max_keepalive_connections=100)
+    araw = lib.AsyncClient(limits=limits)
+    aours = ns.AsyncResilientClient(limits=limits)
+    for concurrency in (1, 50):
+        _async_round(loop, araw, url, 100, concurrency)
+        _async_round(loop, aours, url, 100, concurrency)
         _report(
-            "sync, loopback uvicorn",
-            *_rounds(lambda: _sync_round(raw, url, ln), lambda: _sync_round(ours, url, ln), rounds),
+            f"{name}: async, loopback uvicorn, concurrency {concurrency}",
+            *_rounds(
+                lambda c=concurrency: _async_round(loop, araw, url, n, c),
+                lambda c=concurrency: _async_round(loop, aours, url, n, c),
+                rounds,
+            ),
         )
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        araw = httpx.AsyncClient(limits=limits)
-        aours = rc.AsyncResilientClient(limits=limits)
-        for concurrency in (1, 50):
-            _async_round(loop, araw, url, 100, concurrency)
-            _async_round(loop, aours, url, 100, concurrency)
-            _report(
-                f"async, loopback uvicorn, concurrency {concurrency}",
-                *_rounds(
-                    lambda c=concurrency: _async_round(loop, araw, url, ln, c),
-                    lambda c=concurrency: _async_round(loop, aours, url, ln, c),
-                    rounds,
-                ),
-            )
 
 
 if __name__ == "__main__":
