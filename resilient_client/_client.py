@@ -48,6 +48,7 @@ class ClientMixin:
         raise_for_error: bool = False,
         correlation_header: str | None = "X-Correlation-ID",
         breaker_storage: BreakerStorage | None = None,
+        breaker_listeners: Iterable[Any] = (),
         tracer_provider: Any = None,
         meter_provider: Any = None,
         telemetry: bool = True,
@@ -65,6 +66,7 @@ class ClientMixin:
             raise_for_error=raise_for_error,
             observers=observers,
             breaker_storage=breaker_storage,
+            breaker_listeners=breaker_listeners,
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             telemetry=telemetry,
@@ -130,7 +132,9 @@ class ResilientClient(ClientMixin, SyncSendMixin, httpx.Client):
     ``base_url``'s path. ``raise_for_error=True`` raises an ``ApiError`` for a final
     4xx/5xx. ``correlation_header`` names the header carrying the correlation id
     (``None``: send none). ``breaker_storage``: ``None`` keeps breaker state in this
-    client; ``rc.RedisBreakerStorage(...)`` shares it across a fleet. Spans and metrics go
+    client; ``rc.RedisBreakerStorage(...)`` shares it across a fleet; ``breaker_listeners``
+    are told of every breaker state change (``state_change(breaker, old, new)``, or
+    ``pybreaker.CircuitBreakerListener`` instances). Spans and metrics go
     through OpenTelemetry's global providers, or ``tracer_provider`` / ``meter_provider``
     when given (``telemetry=False``: none at all). ``observers`` receive every pipeline
     event. Every other

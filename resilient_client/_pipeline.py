@@ -106,6 +106,7 @@ class Pipeline:
         raise_for_error: bool = False,
         observers: Iterable[Observer] = (),
         breaker_storage: BreakerStorage | None = None,
+        breaker_listeners: Iterable[Any] = (),
         tracer_provider: Any = None,
         meter_provider: Any = None,
         telemetry: bool = True,
@@ -133,7 +134,9 @@ class Pipeline:
         if self.telemetry is not None:
             self.observers = (self.telemetry, *self.extra_observers)
         self.failures = FailureLog(clock)
-        self.breakers = BreakerRegistry(breaker_storage, clock, listeners=[_BreakerEvents(self)])
+        self.breakers = BreakerRegistry(
+            breaker_storage, clock, listeners=[_BreakerEvents(self), *breaker_listeners]
+        )
         base_path = str(flavor.URL(base_url).path).rstrip("/")
         self.endpoints = EndpointTable(
             self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
@@ -170,9 +173,11 @@ class Pipeline:
         return Call(self, request, endpoint, policy)
 
 
-def _notice(message: str | None) -> None:
+def _notice(message: str | None, call: Call) -> None:
+    """Log the start of a refusal episode (budget, bulkhead, throttle): once, not per call."""
     if message is not None:
-        logger.warning(message)
+        extra = {"endpoint": call.endpoint.key, "correlation_id": call.correlation_id}
+        logger.warning(message, extra=extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +320,7 @@ class Call:
         """Raise ``LoadShedError`` if the adaptive throttle sheds this call."""
         throttle = self.endpoint.throttle if self.policy.throttle is not None else None
         if throttle is not None and throttle.should_reject():
-            _notice(throttle.take_refusal_notice(self.endpoint.key))
+            _notice(throttle.take_refusal_notice(self.endpoint.key), self)
             raise self.reject("throttle")
 
     def admitted(self, decision: Permit | Rejection) -> Permit:
@@ -362,7 +367,7 @@ class Call:
             error = flavor.LoadShedError(key, request=self.request)
         else:
             assert self.endpoint.bulkhead is not None
-            _notice(self.endpoint.bulkhead.take_refusal_notice(key))
+            _notice(self.endpoint.bulkhead.take_refusal_notice(key), self)
             error = flavor.BulkheadFull(key, request=self.request)
         if self._observers:
             self._emit(CallRejected(kind))  # type: ignore[arg-type]
@@ -537,7 +542,7 @@ class Call:
         budget = self.endpoint.budget
         if budget is None or self.policy.budget is None or budget.try_retry():
             return True
-        _notice(budget.take_refusal_notice(self.endpoint.key))
+        _notice(budget.take_refusal_notice(self.endpoint.key), self)
         if self._observers:
             self._emit(RetryRefused(self.attempts, "budget"))
         return False

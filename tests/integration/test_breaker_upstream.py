@@ -229,3 +229,31 @@ def test_a_fleet_without_shared_state_pays_the_threshold_per_process(
     upstream: RunningServer,
 ) -> None:
     assert run_fleet(upstream, None) == 4 * 5
+
+
+def test_breaker_listeners_hear_every_transition(driver: Driver, upstream: RunningServer) -> None:
+    import pybreaker
+
+    heard: list[tuple[str, str, str]] = []
+
+    class Ours:
+        def state_change(self, breaker: Any, old: str, new: str) -> None:
+            heard.append(("ours", old, new))
+
+    class Theirs(pybreaker.CircuitBreakerListener):  # type: ignore[misc]
+        def state_change(self, cb: Any, old_state: Any, new_state: Any) -> None:
+            heard.append(("pybreaker", old_state.name, new_state.name))
+
+    clock = FakeClock()
+    client = driver.client(
+        base_url=upstream.url,
+        clock=clock,
+        policy=policy(failure_threshold=1, reset_timeout=5.0),
+        breaker_listeners=[Ours(), Theirs()],
+    )
+    driver.request(client, "GET", "/status/heard/503")
+    clock.advance(5.0)
+    driver.request(client, "GET", "/ok/heard")
+    assert ("ours", "closed", "open") in heard
+    assert ("ours", "half_open", "closed") in heard
+    assert ("pybreaker", "closed", "open") in heard

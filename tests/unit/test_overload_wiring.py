@@ -31,6 +31,8 @@ def test_budget_refusal_ends_the_call_with_its_last_outcome(
     assert second.extensions["resilience"].attempts == 1
     notices = [r for r in caplog.records if "retry budget exhausted" in r.getMessage()]
     assert len(notices) == 1  # once per episode, not per refusal
+    assert notices[0].correlation_id == first.extensions["resilience"].correlation_id
+    assert notices[0].endpoint == "* api.example.com"
 
 
 def test_budget_none_per_call_switches_it_off(driver: Driver) -> None:
