@@ -29,6 +29,7 @@ from math import floor
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._clock import Clock
+from ._window import BucketRing
 
 __all__ = ["RetryBudget", "RetryBudgetSnapshot", "RetryBudgetState"]
 
@@ -38,6 +39,7 @@ _BUCKETS = 10
 # One more slot than buckets: the partly elapsed current bucket plus ten whole ones, so
 # nothing younger than ``window`` is ever dropped.
 _SLOTS = _BUCKETS + 1
+_CALLS, _RETRIES, _REFUSED = 0, 1, 2  # the counters of the ring
 # ratio and reserve are compared in millionths: exact integer arithmetic, no float
 # rounding deciding whether the 60th retry is allowed.
 _SCALE = 1_000_000
@@ -93,23 +95,17 @@ class RetryBudgetState:
     """
 
     __slots__ = (
-        "_calls",
         "_calls_total",
-        "_head",
         "_last_refusal",
         "_lock",
         "_notice_pending",
         "_now",
         "_per_second",
         "_ratio_u",
-        "_refused",
         "_refused_total",
         "_reserve_u",
-        "_retries",
         "_retries_total",
-        "_sum_calls",
-        "_sum_refused",
-        "_sum_retries",
+        "_ring",
         "policy",
     )
 
@@ -119,17 +115,10 @@ class RetryBudgetState:
         self._lock = threading.Lock()
         # Buckets per second: a float multiply and floor() are the cheapest bucket index.
         self._per_second = _BUCKETS / policy.window
-        slots = _SLOTS
-        self._calls = [0] * slots
-        self._retries = [0] * slots
-        self._refused = [0] * slots
-        self._sum_calls = 0
-        self._sum_retries = 0
-        self._sum_refused = 0
+        self._ring = BucketRing(_SLOTS, floor(self._now() * self._per_second))
         self._calls_total = 0
         self._retries_total = 0
         self._refused_total = 0
-        self._head = floor(self._now() * self._per_second)
         self._ratio_u = round(policy.ratio * _SCALE)
         self._reserve_u = round(policy.min_per_second * policy.window * _SCALE)
         self._last_refusal = -math.inf
@@ -141,9 +130,8 @@ class RetryBudgetState:
         lock = self._lock
         lock.acquire()  # not `with`: see the module docstring
         try:
-            slot = index % _SLOTS if index == self._head else self._roll(index)
-            self._calls[slot] += 1
-            self._sum_calls += 1
+            ring = self._ring
+            ring.add(ring.slot(index), _CALLS)
             self._calls_total += 1
         finally:
             lock.release()
@@ -158,15 +146,15 @@ class RetryBudgetState:
         lock = self._lock
         lock.acquire()
         try:
-            slot = index % _SLOTS if index == self._head else self._roll(index)
-            allowed = self._ratio_u * self._sum_calls + self._reserve_u
-            if (self._sum_retries + 1) * _SCALE <= allowed:
-                self._retries[slot] += 1
-                self._sum_retries += 1
+            ring = self._ring
+            slot = ring.slot(index)
+            sums = ring.sums
+            allowed = self._ratio_u * sums[_CALLS] + self._reserve_u
+            if (sums[_RETRIES] + 1) * _SCALE <= allowed:
+                ring.add(slot, _RETRIES)
                 self._retries_total += 1
                 return True
-            self._refused[slot] += 1
-            self._sum_refused += 1
+            ring.add(slot, _REFUSED)
             self._refused_total += 1
             # A refusal after a full window without any starts a new episode: worth one
             # log line, the refusals that follow are not.
@@ -190,7 +178,7 @@ class RetryBudgetState:
             if not self._notice_pending:
                 return None
             self._notice_pending = False
-            calls, retries = self._sum_calls, self._sum_retries
+            calls, retries = self._ring.sums[_CALLS], self._ring.sums[_RETRIES]
         policy = self.policy
         return (
             f"retry budget exhausted for endpoint {endpoint!r}: refusing retries "
@@ -208,41 +196,16 @@ class RetryBudgetState:
         now = self._now()
         index = floor(now * self._per_second)
         with self._lock:
-            if index != self._head:
-                self._roll(index)
-            room = (self._ratio_u * self._sum_calls + self._reserve_u) // _SCALE
+            self._ring.slot(index)
+            calls, retries, refused = self._ring.sums
+            room = (self._ratio_u * calls + self._reserve_u) // _SCALE
             return RetryBudgetSnapshot(
-                calls=self._sum_calls,
-                retries=self._sum_retries,
-                refused=self._sum_refused,
-                available=max(0, room - self._sum_retries),
+                calls=calls,
+                retries=retries,
+                refused=refused,
+                available=max(0, room - retries),
                 refusing=now - self._last_refusal < self.policy.window,
                 calls_total=self._calls_total,
                 retries_total=self._retries_total,
                 refused_total=self._refused_total,
             )
-
-    def _roll(self, index: int) -> int:
-        """Move the ring's head to bucket ``index``, zeroing expired buckets (lock held).
-
-        Returns the slot for ``index``. A clock that went backwards (only a fake one
-        can) keeps counting into the current bucket.
-        """
-        slots = _SLOTS
-        head = self._head
-        if index <= head:
-            return head % slots
-        if index - head >= slots:
-            for ring in (self._calls, self._retries, self._refused):
-                ring[:] = [0] * slots
-            self._sum_calls = self._sum_retries = self._sum_refused = 0
-        else:
-            calls, retries, refused = self._calls, self._retries, self._refused
-            for expired in range(head + 1, index + 1):
-                slot = expired % slots
-                self._sum_calls -= calls[slot]
-                self._sum_retries -= retries[slot]
-                self._sum_refused -= refused[slot]
-                calls[slot] = retries[slot] = refused[slot] = 0
-        self._head = index
-        return index % slots

@@ -42,10 +42,12 @@ from math import floor
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._clock import Clock
+from ._window import BucketRing
 
 __all__ = ["AdaptiveThrottle", "ThrottleSnapshot", "ThrottleState"]
 
 _BUCKETS = 10
+_REQUESTS, _ACCEPTS, _REJECTED = 0, 1, 2  # the counters of the ring
 
 
 class AdaptiveThrottle(BaseModel):
@@ -104,8 +106,6 @@ class ThrottleState:
     """
 
     __slots__ = (
-        "_accepts",
-        "_head",
         "_k",
         "_last_rejection",
         "_lock",
@@ -115,12 +115,8 @@ class ThrottleState:
         "_now",
         "_per_second",
         "_random",
-        "_rejected",
         "_rejected_total",
-        "_requests",
-        "_sum_accepts",
-        "_sum_rejected",
-        "_sum_requests",
+        "_ring",
         "policy",
     )
 
@@ -134,14 +130,8 @@ class ThrottleState:
         self._max_p = policy.max_rejection_probability
         # Buckets per second: a float multiply and floor() are the cheapest bucket index.
         self._per_second = _BUCKETS / policy.window
-        self._requests = [0] * _BUCKETS
-        self._accepts = [0] * _BUCKETS
-        self._rejected = [0] * _BUCKETS
-        self._sum_requests = 0
-        self._sum_accepts = 0
-        self._sum_rejected = 0
+        self._ring = BucketRing(_BUCKETS, floor(self._now() * self._per_second))
         self._rejected_total = 0
-        self._head = floor(self._now() * self._per_second)
         self._last_rejection = -math.inf
         self._notice_pending = False
 
@@ -156,19 +146,18 @@ class ThrottleState:
         lock = self._lock
         lock.acquire()  # not `with`: see the module docstring
         try:
-            slot = index % _BUCKETS if index == self._head else self._roll(index)
-            requests = self._sum_requests
+            ring = self._ring
+            slot = ring.slot(index)
+            requests = ring.sums[_REQUESTS]
             if requests < self._min_requests:
                 return False
-            excess = requests - self._k * self._sum_accepts
+            excess = requests - self._k * ring.sums[_ACCEPTS]
             if excess <= 0:
                 return False
             if self._random() >= min(excess / (requests + 1), self._max_p):
                 return False
-            self._requests[slot] += 1
-            self._rejected[slot] += 1
-            self._sum_requests += 1
-            self._sum_rejected += 1
+            ring.add(slot, _REQUESTS)
+            ring.add(slot, _REJECTED)
             self._rejected_total += 1
             # A rejection after a full window without any starts a new episode: worth
             # one log line, the rejections that follow are not.
@@ -186,12 +175,11 @@ class ThrottleState:
         lock = self._lock
         lock.acquire()
         try:
-            slot = index % _BUCKETS if index == self._head else self._roll(index)
-            self._requests[slot] += 1
-            self._sum_requests += 1
+            ring = self._ring
+            slot = ring.slot(index)
+            ring.add(slot, _REQUESTS)
             if accepted:
-                self._accepts[slot] += 1
-                self._sum_accepts += 1
+                ring.add(slot, _ACCEPTS)
         finally:
             lock.release()
 
@@ -199,8 +187,7 @@ class ThrottleState:
         """The probability with which the next call would be rejected, in ``[0, 1]``."""
         index = floor(self._now() * self._per_second)
         with self._lock:
-            if index != self._head:
-                self._roll(index)
+            self._ring.slot(index)
             return self._probability_locked()
 
     def take_refusal_notice(self, endpoint: str) -> str | None:
@@ -216,7 +203,7 @@ class ThrottleState:
             if not self._notice_pending:
                 return None
             self._notice_pending = False
-            requests, accepts = self._sum_requests, self._sum_accepts
+            requests, accepts = self._ring.sums[_REQUESTS], self._ring.sums[_ACCEPTS]
             probability = self._probability_locked()
         return (
             f"adaptive throttle shedding calls for endpoint {endpoint!r}: "
@@ -233,45 +220,21 @@ class ThrottleState:
         """The counters now, for health checks and metrics."""
         index = floor(self._now() * self._per_second)
         with self._lock:
-            if index != self._head:
-                self._roll(index)
+            self._ring.slot(index)
+            requests, accepts, rejected = self._ring.sums
             return ThrottleSnapshot(
-                requests=self._sum_requests,
-                accepts=self._sum_accepts,
-                rejected=self._sum_rejected,
+                requests=requests,
+                accepts=accepts,
+                rejected=rejected,
                 probability=self._probability_locked(),
                 rejected_total=self._rejected_total,
             )
 
     def _probability_locked(self) -> float:
-        requests = self._sum_requests
+        requests, accepts, _ = self._ring.sums
         if requests < self._min_requests:
             return 0.0
-        excess = requests - self._k * self._sum_accepts
+        excess = requests - self._k * accepts
         if excess <= 0:
             return 0.0
         return min(excess / (requests + 1), self._max_p)
-
-    def _roll(self, index: int) -> int:
-        """Move the ring's head to bucket ``index``, zeroing expired buckets (lock held).
-
-        Returns the slot for ``index``. A clock that went backwards (only a fake one
-        can) keeps counting into the current bucket.
-        """
-        head = self._head
-        if index <= head:
-            return head % _BUCKETS
-        if index - head >= _BUCKETS:
-            for ring in (self._requests, self._accepts, self._rejected):
-                ring[:] = [0] * _BUCKETS
-            self._sum_requests = self._sum_accepts = self._sum_rejected = 0
-        else:
-            requests, accepts, rejected = self._requests, self._accepts, self._rejected
-            for expired in range(head + 1, index + 1):
-                slot = expired % _BUCKETS
-                self._sum_requests -= requests[slot]
-                self._sum_accepts -= accepts[slot]
-                self._sum_rejected -= rejected[slot]
-                requests[slot] = accepts[slot] = rejected[slot] = 0
-        self._head = index
-        return index % _BUCKETS

@@ -1,0 +1,53 @@
+"""A sliding window of counters in time buckets, shared by the retry budget and the throttle.
+
+Three counters per bucket over a ring of ``slots`` buckets, with running sums kept by
+subtract-on-expiry: adding and reading are O(1) and allocate nothing, whatever the call
+rate (no list of timestamps). Buckets are numbered by ``floor(now × buckets per
+second)``; a bucket that falls out of the ring is zeroed lazily, when the head moves
+past it. Not thread-safe on its own: each owner holds its lock around every call.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BucketRing"]
+
+
+class BucketRing:
+    """Three counters over a ring of time buckets; ``sums[i]`` totals counter ``i``."""
+
+    __slots__ = ("_counts", "_slots", "head", "sums")
+
+    def __init__(self, slots: int, head: int) -> None:
+        self._slots = slots
+        self._counts = ([0] * slots, [0] * slots, [0] * slots)
+        self.sums = [0, 0, 0]
+        self.head = head  # number of the newest bucket
+
+    def slot(self, index: int) -> int:
+        """The slot of bucket ``index``, moving the head there and zeroing what expired.
+
+        A clock that went backwards (only a fake one can) keeps counting into the
+        current bucket.
+        """
+        slots, head = self._slots, self.head
+        if index <= head:
+            return head % slots
+        counts, sums = self._counts, self.sums
+        if index - head >= slots:
+            for ring in counts:
+                ring[:] = [0] * slots
+            sums[0] = sums[1] = sums[2] = 0
+        else:
+            for expired in range(head + 1, index + 1):
+                slot = expired % slots
+                for counter in (0, 1, 2):
+                    ring = counts[counter]
+                    sums[counter] -= ring[slot]
+                    ring[slot] = 0
+        self.head = index
+        return index % slots
+
+    def add(self, slot: int, counter: int, amount: int = 1) -> None:
+        """Count ``amount`` in ``slot`` for ``counter`` (0, 1 or 2)."""
+        self._counts[counter][slot] += amount
+        self.sums[counter] += amount
