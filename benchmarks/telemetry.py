@@ -42,7 +42,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import resilient_client as rc
-from resilient_client.telemetry import OpenTelemetryObserver
 
 URL = "/v1/users/7"
 BASE = "http://api.test"
@@ -84,18 +83,17 @@ def _clients(is_async: bool) -> dict[str, Any]:
         plain, ours = httpx.Client, rc.ResilientClient
     return {
         "raw": plain(base_url=BASE, transport=mock),
-        "pipeline": ours(base_url=BASE, transport=mock, endpoints=endpoints),
-        "untraced": ours(
-            base_url=BASE,
-            transport=mock,
-            endpoints=endpoints,
-            observers=[OpenTelemetryObserver()],
-        ),
+        # The pipeline with its telemetry switched off entirely.
+        "pipeline": ours(base_url=BASE, transport=mock, endpoints=endpoints, telemetry=False),
+        # The default: telemetry on, through the global providers - no SDK configured.
+        "untraced": ours(base_url=BASE, transport=mock, endpoints=endpoints),
+        # An SDK given to the client.
         "traced": ours(
             base_url=BASE,
             transport=mock,
             endpoints=endpoints,
-            observers=[OpenTelemetryObserver(tracer_provider, meter_provider)],
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
         ),
         "contrib": plain(base_url=BASE, transport=contrib_transport),
     }
