@@ -41,9 +41,6 @@ import os
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
 
 import anyio
 import pybreaker
@@ -59,6 +56,7 @@ from ._breaker_core import (
     Circuit,
 )
 from ._breaker_policy import Breaker, Outcome, classify_for_breaker
+from ._breaker_pybreaker import PYBREAKER_NAMES, PybreakerView
 from ._breaker_storage import (
     BreakerStorage,
     BreakerStorageUnavailable,
@@ -66,6 +64,7 @@ from ._breaker_storage import (
     ProbeResult,
     SharedView,
 )
+from ._breaker_types import BreakerListener, BreakerSnapshot, Permit, Rejection
 from ._clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
@@ -84,125 +83,16 @@ __all__ = [
 logger = logging.getLogger("resilient_client.breaker")
 
 
-@dataclass(frozen=True, slots=True)
-class Permit:
-    """Leave to make one attempt; hand it back once to ``record`` or ``release``.
-
-    ``token`` names the half-open probe slot this permit holds (``None`` = an ordinary
-    call); ``shared`` says the shared storage issued it. A value: the closed-state permits
-    of one generation may be one and the same object.
-    """
-
-    endpoint: str
-    generation: int
-    token: str | None = None
-    shared: bool = False
-
-    @property
-    def probe(self) -> bool:
-        return self.token is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """The breaker refused the call: raise ``CircuitOpenError(endpoint, retry_at)``.
-
-    ``retry_at`` (``time.monotonic()`` seconds): when open, the end of the break; in
-    half-open with every probe slot taken, when the oldest probe's slot is reclaimed at
-    the latest (a probe that finishes sooner frees it sooner).
-    """
-
-    endpoint: str
-    retry_at: float
-    state: BreakerState
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerSnapshot:
-    """One endpoint's breaker, as this process sees it.
-
-    ``failures``: the failure streak (``"consecutive"``) or the failed calls in the window;
-    ``calls``/``slow_calls``: calls and slow calls in the window (0 in consecutive mode);
-    ``failure_rate``/``slow_call_rate``: their shares, ``None`` with no window or no calls;
-    ``successes``: successful probes of this half-open period; ``retry_at``: monotonic
-    instant of the next possible probe (``None`` = now); ``shared``: the counts come from
-    the shared storage (``False`` without one, or while it is unreachable).
-    """
-
-    endpoint: str
-    state: BreakerState
-    failures: int
-    successes: int
-    calls: int
-    slow_calls: int
-    failure_rate: float | None
-    slow_call_rate: float | None
-    retry_at: float | None
-    probes_in_flight: int
-    shared: bool
-
-
-class BreakerListener(Protocol):
-    """Told of every state change this process observes (pybreaker's method name)."""
-
-    def state_change(self, breaker: EndpointBreaker, old: BreakerState, new: BreakerState) -> None:
-        """Called after the change, outside the breaker's lock; exceptions are logged."""
-
-
 _PROCESS = uuid.uuid4().hex[:12]
 _tokens = itertools.count()
 # Outcomes of one process waiting for its next admission: bounded by its concurrency in
 # practice, capped here in case a caller records without ever admitting again.
 _MAX_PENDING = 1024
-_PYBREAKER_NAMES = {
-    CLOSED: pybreaker.STATE_CLOSED,
-    OPEN: pybreaker.STATE_OPEN,
-    HALF_OPEN: pybreaker.STATE_HALF_OPEN,
-}
 
 
 def _new_token() -> str:
     # The pid tells forked children apart; _PROCESS tells hosts apart.
     return f"{_PROCESS}:{os.getpid()}:{next(_tokens)}"
-
-
-class _PybreakerView(pybreaker.CircuitBreakerStorage):
-    """A read-only ``pybreaker`` storage over an :class:`EndpointBreaker`.
-
-    pybreaker's mutators are no-ops: our state machine is the only writer (the counter
-    resets pybreaker performs on a transition have already happened in ours).
-    """
-
-    def __init__(self, breaker: EndpointBreaker) -> None:
-        super().__init__("resilient-client")
-        self._breaker = breaker
-        self.reported: str = _PYBREAKER_NAMES[CLOSED]
-
-    @property
-    def state(self) -> str:
-        # The state pybreaker was last told of, so its own getter never re-notifies.
-        return self.reported
-
-    @state.setter
-    def state(self, state: str) -> None:
-        pass
-
-    @property
-    def counter(self) -> int:
-        return self._breaker.snapshot().failures
-
-    @property
-    def success_counter(self) -> int:
-        return self._breaker.snapshot().successes
-
-    @property
-    def opened_at(self) -> datetime | None:
-        wall = self._breaker._opened_wall
-        return None if wall is None else datetime.fromtimestamp(wall, UTC)
-
-    @opened_at.setter
-    def opened_at(self, value: datetime) -> None:
-        pass
 
 
 class EndpointBreaker:
@@ -240,9 +130,9 @@ class EndpointBreaker:
         ]
         pb_listeners = [x for x in listeners if isinstance(x, pybreaker.CircuitBreakerListener)]
         self._pybreaker: pybreaker.CircuitBreaker | None = None
-        self._pybreaker_view: _PybreakerView | None = None
+        self._pybreaker_view: PybreakerView | None = None
         if pb_listeners:
-            self._pybreaker_view = _PybreakerView(self)
+            self._pybreaker_view = PybreakerView(self)
             self._pybreaker = pybreaker.CircuitBreaker(
                 fail_max=policy.failure_threshold,
                 reset_timeout=policy.reset_timeout,
@@ -520,10 +410,10 @@ class EndpointBreaker:
                 except Exception:
                     logger.exception("breaker listener %r failed", listener)
             if self._pybreaker is not None and self._pybreaker_view is not None:
-                self._pybreaker_view.reported = _PYBREAKER_NAMES[new]
+                self._pybreaker_view.reported = PYBREAKER_NAMES[new]
                 try:
                     # pybreaker builds its state object and notifies its listeners.
-                    self._pybreaker.state = _PYBREAKER_NAMES[new]
+                    self._pybreaker.state = PYBREAKER_NAMES[new]
                 except Exception:
                     logger.exception("pybreaker listener failed")
 
