@@ -152,6 +152,8 @@ class Call:
             self._phases = phase_table(policy.timeouts)
         self.idempotency_key = self._set_idempotency_key()
         self.correlation_id = self._set_correlation_id()
+        # Asked now, not when a retry is considered: sending reads a one-shot stream into
+        # memory, after which it would look replayable (it is not: it was sent once).
         self.replayable = _is_replayable(request, pipeline.flavor.RequestNotRead)
         if self._observers:
             self._emit(CallStarted())

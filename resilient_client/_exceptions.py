@@ -21,9 +21,9 @@
             └── ServerError               5xx
                 └── ServiceUnavailableError   503
 
-``resilient_client.httpx2`` has the same tree over ``httpx2``'s classes. What the
-exceptions *do* (their attributes and one-line messages) lives once, in the ``*Mixin``
-classes here; each library's tree only names its classes. Every class also derives from
+``resilient_client.httpx2`` has the same tree over ``httpx2``'s classes, made from this
+one by :func:`mirror_tree`. What the exceptions *do* (their attributes and one-line
+messages) lives once, in the ``*Mixin`` classes here. Every class also derives from
 :class:`ResilienceError`, a plain ``Exception``, so code serving both libraries catches
 the SDK's own errors in one clause. Misuse (a bad policy, a malformed endpoint key) is a
 ``ValueError`` or a pydantic ``ValidationError``, raised at construction, never one of
@@ -35,7 +35,7 @@ problem's own ``detail``: they end up in logs and error trackers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -199,60 +199,59 @@ class ServiceUnavailableError(ServerError):
     """503."""
 
 
-def status_table(
-    base: type[Any], server: type[Any], by_status: dict[int, type[Any]]
-) -> Callable[[int], type[Any]]:
-    """The status → class lookup for one tree (shared by the httpx and httpx2 trees)."""
-
-    def lookup(status: int) -> type[Any]:
-        cls = by_status.get(status)
-        if cls is not None:
-            return cls
-        return server if status >= 500 else base
-
-    return lookup
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequestError,
+    422: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    410: NotFoundError,
+    409: ConflictError,
+    412: ConflictError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
 
 
 def api_error_class(status: int) -> type[ApiError]:
     """The most specific :class:`ApiError` subclass for an HTTP status."""
-    cls: type[ApiError] = _lookup(status)
-    return cls
+    cls = _BY_STATUS.get(status)
+    if cls is not None:
+        return cls
+    return ServerError if status >= 500 else ApiError
 
 
-def by_status(
-    bad_request: type[Any],
-    authentication: type[Any],
-    permission: type[Any],
-    not_found: type[Any],
-    conflict: type[Any],
-    rate_limit: type[Any],
-    unavailable: type[Any],
-) -> dict[int, type[Any]]:
-    """Which status maps to which class, for either tree."""
-    return {
-        400: bad_request,
-        422: bad_request,
-        401: authentication,
-        403: permission,
-        404: not_found,
-        410: not_found,
-        409: conflict,
-        412: conflict,
-        429: rate_limit,
-        503: unavailable,
-    }
-
-
-_lookup = status_table(
+# Every class of the httpx tree, parents before children.
+_TREE: tuple[type[Exception], ...] = (
+    CircuitOpenError,
+    BulkheadFull,
+    LoadShedError,
+    DeadlineExceeded,
+    AttemptTimeout,
     ApiError,
+    BadRequestError,
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    ConflictError,
+    RateLimitError,
     ServerError,
-    by_status(
-        BadRequestError,
-        AuthenticationError,
-        PermissionDeniedError,
-        NotFoundError,
-        ConflictError,
-        RateLimitError,
-        ServiceUnavailableError,
-    ),
+    ServiceUnavailableError,
 )
+
+
+def mirror_tree(lib: ModuleType, module: str) -> dict[str, Any]:
+    """This tree over another httpx-compatible library (httpx2): same names, same mixins.
+
+    Each class keeps its behaviour mixin and its place in the tree; only its httpx base
+    becomes the library's class of the same name. So the two trees cannot drift apart.
+    """
+    made: dict[type, type[Exception]] = {}
+    for cls in _TREE:
+        bases = tuple(
+            made.get(base) or (getattr(lib, base.__name__) if base.__module__ == "httpx" else base)
+            for base in cls.__bases__
+        )
+        namespace = {"__doc__": cls.__doc__, "__module__": module, "__qualname__": cls.__name__}
+        made[cls] = type(cls.__name__, bases, namespace)
+    return {cls.__name__: mirrored for cls, mirrored in made.items()}

@@ -12,7 +12,7 @@ retry does the loop start, replaying its outcome as the loop's own first attempt
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from tenacity import RetryCallState
 from tenacity.retry import retry_base
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from ._pipeline import Call
 
 __all__ = ["loop_arguments", "Replay", "AsyncReplay"]
-
-R = TypeVar("R")
-
 
 def _outcome(state: RetryCallState) -> Any:
     future = state.outcome

@@ -1,7 +1,8 @@
-"""The exception tree over httpx2's classes: the same names and behaviour as the top level.
+"""The exception tree over httpx2's classes: the top level's tree, mirrored.
 
-What each exception does lives once, in the mixins of ``resilient_client._exceptions``;
-here the classes only take httpx2's bases, so ``except httpx2.HTTPError`` catches them.
+Each class has the same name, mixin and place in the tree as at the top level; only its
+httpx base is httpx2's, so ``except httpx2.HTTPError`` catches them
+(:func:`resilient_client._exceptions.mirror_tree`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from .._exceptions import (
     CircuitOpenMixin,
     DeadlineExceededMixin,
     LoadShedMixin,
-    by_status,
-    status_table,
+    mirror_tree,
 )
+from .._exceptions import api_error_class as _top_level_class
 
 __all__ = [
     "ApiError",
@@ -37,73 +38,25 @@ __all__ = [
     "api_error_class",
 ]
 
+_tree = mirror_tree(httpx2, __name__)
 
-class CircuitOpenError(CircuitOpenMixin, httpx2.TransportError):
-    __doc__ = CircuitOpenMixin.__doc__
-
-
-class BulkheadFull(BulkheadFullMixin, httpx2.TransportError):
-    __doc__ = BulkheadFullMixin.__doc__
-
-
-class LoadShedError(LoadShedMixin, httpx2.TransportError):
-    __doc__ = LoadShedMixin.__doc__
-
-
-class DeadlineExceeded(DeadlineExceededMixin, httpx2.TimeoutException):
-    __doc__ = DeadlineExceededMixin.__doc__
-
-
-class AttemptTimeout(AttemptTimeoutMixin, httpx2.TimeoutException):
-    __doc__ = AttemptTimeoutMixin.__doc__
+CircuitOpenError: type[CircuitOpenMixin] = _tree["CircuitOpenError"]
+BulkheadFull: type[BulkheadFullMixin] = _tree["BulkheadFull"]
+LoadShedError: type[LoadShedMixin] = _tree["LoadShedError"]
+DeadlineExceeded: type[DeadlineExceededMixin] = _tree["DeadlineExceeded"]
+AttemptTimeout: type[AttemptTimeoutMixin] = _tree["AttemptTimeout"]
+ApiError: type[ApiErrorMixin] = _tree["ApiError"]
+BadRequestError: type[ApiErrorMixin] = _tree["BadRequestError"]
+AuthenticationError: type[ApiErrorMixin] = _tree["AuthenticationError"]
+PermissionDeniedError: type[ApiErrorMixin] = _tree["PermissionDeniedError"]
+NotFoundError: type[ApiErrorMixin] = _tree["NotFoundError"]
+ConflictError: type[ApiErrorMixin] = _tree["ConflictError"]
+RateLimitError: type[ApiErrorMixin] = _tree["RateLimitError"]
+ServerError: type[ApiErrorMixin] = _tree["ServerError"]
+ServiceUnavailableError: type[ApiErrorMixin] = _tree["ServiceUnavailableError"]
 
 
-class ApiError(ApiErrorMixin, httpx2.HTTPStatusError):
-    __doc__ = ApiErrorMixin.__doc__
-
-
-class BadRequestError(ApiError):
-    """400 or 422."""
-
-
-class AuthenticationError(ApiError):
-    """401."""
-
-
-class PermissionDeniedError(ApiError):
-    """403."""
-
-
-class NotFoundError(ApiError):
-    """404 or 410."""
-
-
-class ConflictError(ApiError):
-    """409 or 412."""
-
-
-class RateLimitError(ApiError):
-    """429."""
-
-
-class ServerError(ApiError):
-    """5xx."""
-
-
-class ServiceUnavailableError(ServerError):
-    """503."""
-
-
-api_error_class = status_table(
-    ApiError,
-    ServerError,
-    by_status(
-        BadRequestError,
-        AuthenticationError,
-        PermissionDeniedError,
-        NotFoundError,
-        ConflictError,
-        RateLimitError,
-        ServiceUnavailableError,
-    ),
-)
+def api_error_class(status: int) -> type[ApiErrorMixin]:
+    """The most specific :class:`ApiError` subclass of this tree for an HTTP status."""
+    cls: type[ApiErrorMixin] = _tree[_top_level_class(status).__name__]
+    return cls

@@ -14,14 +14,14 @@ from typing import NoReturn
 
 import httpx
 
-from .._exceptions import ApiError, api_error_class
+from .._exceptions import ApiErrorMixin, api_error_class
 from ._model import Problem
 from ._parse import DEFAULT_MAX_BODY_BYTES, aparse_problem, parse_problem
 
 __all__ = ["araise_for_error", "raise_for_error"]
 
 
-ErrorClass = Callable[[int], type[ApiError]]
+ErrorClass = Callable[[int], type[ApiErrorMixin]]
 
 
 def raise_for_error(

@@ -25,6 +25,7 @@ from resilient_client.chaos import (
     serve,
     serve_in_subprocess,
 )
+from resilient_client.testing import FakeClock
 
 # --- fixtures -----------------------------------------------------------------------------
 
@@ -211,7 +212,7 @@ def test_echo_reflects_the_request(client: httpx.Client, app: ChaosApp, name: st
 
 
 def test_requests_record_injected_clock_readings() -> None:
-    clock = FakeClock(monotonic=50.0, wall=784111777.0)
+    clock = FakeClock(start=50.0, start_wall=784111777.0)
     app = ChaosApp(clock=clock)
     messages = asyncio.run(drive(app, "GET", "/ok/n"))
     assert dict(messages[0]["headers"])[b"date"] == b"Sun, 06 Nov 1994 08:49:37 GMT"
@@ -490,28 +491,6 @@ def test_serve_in_subprocess_serves_until_exit() -> None:
 
 
 # --- helpers for driving the ASGI app directly ----------------------------------------------------
-
-
-class FakeClock:
-    """Clock protocol with fixed readings; sleeps return at once."""
-
-    def __init__(self, *, monotonic: float, wall: float) -> None:
-        self._monotonic, self._wall = monotonic, wall
-
-    def monotonic(self) -> float:
-        return self._monotonic
-
-    def wall(self) -> float:
-        return self._wall
-
-    def sleep(self, seconds: float) -> None:
-        return None
-
-    async def asleep(self, seconds: float) -> None:
-        return None
-
-    def random(self) -> float:
-        return 0.5
 
 
 async def drive(app: ChaosApp, method: str, path: str) -> list[dict[str, Any]]:
