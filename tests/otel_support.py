@@ -57,3 +57,15 @@ class Otel:
     def shutdown(self) -> None:
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+
+
+def attrs(item: Any) -> dict[str, Any]:
+    """A span's, event's or data point's attributes (the SDK types them as optional)."""
+    return dict(item.attributes or {})
+
+
+def traceparent(span: ReadableSpan) -> str:
+    """The ``traceparent`` header value that carries ``span``'s context."""
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"

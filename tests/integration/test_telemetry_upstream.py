@@ -18,9 +18,8 @@ from opentelemetry.instrumentation.httpx import (
     HTTPX2ClientInstrumentor,
     HTTPXClientInstrumentor,
 )
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
-from otel_support import Otel
+from otel_support import Otel, attrs, traceparent
 
 import resilient_client as rc
 from resilient_client._breaker_policy import Breaker
@@ -37,17 +36,6 @@ def traced(driver: Driver, upstream: RunningServer, otel: Otel, **kwargs: Any) -
     kwargs.setdefault("policy", FAST)
     kwargs.setdefault("base_url", upstream.url)
     return driver.client(clock=FakeClock(), observers=[otel.observer()], **kwargs)
-
-
-def attrs(item: Any) -> dict[str, Any]:
-    """A span's, event's or data point's attributes (the SDK types them as optional)."""
-    return dict(item.attributes or {})
-
-
-def traceparent(span: ReadableSpan) -> str:
-    ctx = span.get_span_context()
-    assert ctx is not None
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 def test_a_call_retried_twice_is_one_trace_of_a_call_span_and_three_attempt_spans(

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
-from otel_support import Otel
+from otel_support import Otel, attrs, traceparent
 
 import resilient_client as rc
 from resilient_client._breaker_policy import Breaker
@@ -42,17 +42,6 @@ def client(driver: Driver, observer: Any, transport: httpx.MockTransport, **kwar
     return driver.client(
         base_url="https://api.test", transport=transport, observers=observers, **kwargs
     )
-
-
-def attrs(item: Any) -> dict[str, Any]:
-    """A span's, event's or data point's attributes (the SDK types them as optional)."""
-    return dict(item.attributes or {})
-
-
-def traceparent(span: ReadableSpan) -> str:
-    ctx = span.get_span_context()
-    assert ctx is not None
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 def test_a_retried_call_is_one_internal_span_around_a_client_span_per_attempt(
