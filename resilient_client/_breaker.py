@@ -147,6 +147,12 @@ class EndpointBreaker:
         return self._policy
 
     @property
+    def local(self) -> bool:
+        """No shared storage: every decision is in memory, so the async driver may skip
+        awaiting :meth:`aadmit` / :meth:`arecord`."""
+        return self._storage is None
+
+    @property
     def name(self) -> str:
         """The endpoint key (pybreaker's ``CircuitBreaker.name``)."""
         return self.endpoint

@@ -124,14 +124,17 @@ class RetryBudgetState:
         self._last_refusal = -math.inf
         self._notice_pending = False
 
-    def record_call(self) -> None:
-        """Count one call (its first attempt): it earns ``ratio`` of a retry."""
-        index = floor(self._now() * self._per_second)
+    def record_call(self, now: float | None = None) -> None:
+        """Count one call (its first attempt): it earns ``ratio`` of a retry.
+
+        ``now``: the clock's reading, when the caller has just taken it.
+        """
+        index = floor((self._now() if now is None else now) * self._per_second)
         lock = self._lock
         lock.acquire()  # not `with`: see the module docstring
         try:
             ring = self._ring
-            ring.add(ring.slot(index), _CALLS)
+            ring.add(ring.head % _SLOTS if index <= ring.head else ring.slot(index), _CALLS)
             self._calls_total += 1
         finally:
             lock.release()

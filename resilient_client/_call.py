@@ -30,6 +30,7 @@ from ._events import (
     RetryRefused,
     RetryScheduled,
 )
+from ._headers import add_header, first_value
 from ._idempotency import new_idempotency_key
 from ._info import ResilienceInfo
 from ._logging import logger
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
 
     from ._pipeline import Pipeline
     from .problems import Problem
+
+_new_tuple = tuple.__new__
 
 __all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_IDEMPOTENCY_KEY", "EXT_POLICY", "EXT_STREAM", "Call"]
 
@@ -103,6 +106,7 @@ class Call:
         "endpoint",
         "fallback_used",
         "idempotency_key",
+        "limit",
         "observation",
         "planned_delay",
         "policy",
@@ -131,6 +135,7 @@ class Call:
         total = policy.timeouts.total
         self.deadline = None if total is None else self.started + total
         self.attempts = 0
+        self.limit: float | None = None  # the current attempt's, set by start_attempt
         self.breaker = endpoint.breaker if policy.breaker is not None else None
         self.fallback_used = False
         self._fallback_asked = False
@@ -171,7 +176,7 @@ class Call:
         if key is None and request.method in IDEMPOTENT_METHODS:
             return None  # a key changes nothing for these; skip the header scan
         header = idempotency.header if idempotency is not None else "Idempotency-Key"
-        present = _raw_header(request.headers, header.lower().encode("latin-1"))
+        present = first_value(request.headers, header.lower().encode("latin-1"))
         if present is not None:
             return present.strip('"')
         if key is None and idempotency is not None and request.method in idempotency.methods:
@@ -188,11 +193,12 @@ class Call:
         if header is None:
             return current_correlation_id()
         headers = self.request.headers
-        present = _raw_header(headers, self._pipeline.correlation_key)
+        key = self._pipeline.correlation_key
+        present = first_value(headers, key)
         if present is not None:
             return present
         value = current_correlation_id() or os.urandom(16).hex()
-        headers[header] = value
+        add_header(headers, header, key, value)  # ASCII: correlation_id() checks it
         return value
 
     # -- admission ------------------------------------------------------------------
@@ -260,9 +266,10 @@ class Call:
         """Set the next attempt's timeouts; ``DeadlineExceeded`` if no time is left."""
         request = self.request
         now = self.clock.monotonic()
-        request.extensions["timeout"] = self._attempt_timeouts(now)
+        self.limit = limit = self.attempt_limit(now)
+        request.extensions["timeout"] = self._attempt_timeouts(limit)
         if self.attempts == 0 and self.endpoint.budget is not None:
-            self.endpoint.budget.record_call()
+            self.endpoint.budget.record_call(now)
         self.attempts += 1
         self._problem = None
         self._attempt_started = now
@@ -291,9 +298,8 @@ class Call:
             cap = left if cap is None else min(cap, left)
         return cap
 
-    def _attempt_timeouts(self, now: float) -> Mapping[str, float | None]:
+    def _attempt_timeouts(self, limit: float | None) -> Mapping[str, float | None]:
         phases, longest = self._phases
-        limit = self.attempt_limit(now)
         if limit is None or limit >= longest:
             return phases  # nothing to clip: share the table, allocate nothing
         if limit <= 0:
@@ -458,16 +464,21 @@ class Call:
         stop_reason = self.stop_reason
         if stop_reason is None and self.verdict is not None:
             stop_reason = self.verdict.reason
-        return ResilienceInfo(  # positional: built on every call, keywords cost more
-            self.endpoint.key,
-            self.attempts,
-            self.clock.monotonic() - self.started,
-            self.idempotency_key,
-            self.correlation_id,
-            request_id,
-            tuple(self.retry_reasons),
-            stop_reason,
-            self.fallback_used,
+        # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and this
+        # runs on every call.
+        return _new_tuple(
+            ResilienceInfo,
+            (
+                self.endpoint.key,
+                self.attempts,
+                self.clock.monotonic() - self.started,
+                self.idempotency_key,
+                self.correlation_id,
+                request_id,
+                tuple(self.retry_reasons),
+                stop_reason,
+                self.fallback_used,
+            ),
         )
 
     def finish(self, response: httpx.Response) -> httpx.Response:
@@ -547,18 +558,6 @@ class Call:
         verb = "recovered" if level == logging.DEBUG else "failed"
         message = f"call to {info.endpoint} {verb} after {info.attempts} attempt(s): {what}"
         self._pipeline.failures.emit(level, message, fields)
-
-
-def _raw_header(headers: httpx.Headers, lower_name: bytes) -> str | None:
-    """A request header's first value, by its lower-cased name.
-
-    One pass over ``headers.raw``: httpx's own lookups re-detect the headers' encoding
-    over every header on every call, which made a miss cost ~2 us - on every request.
-    """
-    for name, value in headers.raw:
-        if name.lower() == lower_name:
-            return value.decode("latin-1")
-    return None
 
 
 def _is_replayable(request: httpx.Request, not_read: type[BaseException]) -> bool:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["loop_arguments", "Replay", "AsyncReplay"]
 
+
 def _outcome(state: RetryCallState) -> Any:
     future = state.outcome
     assert future is not None

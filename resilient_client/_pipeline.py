@@ -7,6 +7,7 @@ what outlives calls: the endpoint table, breakers, observers and the failure log
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from .telemetry import OpenTelemetryObserver
 
 __all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_STREAM", "Call", "EndpointHealth", "Pipeline"]
+
+# A header name, RFC 9110 §5.6.2.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Pipeline:
@@ -60,7 +64,12 @@ class Pipeline:
         self.flavor = flavor
         self.clock = clock
         self.correlation_header = correlation_header
-        self.correlation_key = (correlation_header or "").lower().encode("latin-1")
+        if correlation_header is not None and not _TOKEN.fullmatch(correlation_header):
+            raise ValueError(
+                f"correlation_header must be a header name (RFC 9110 token), "
+                f"got {correlation_header!r}"
+            )
+        self.correlation_key = (correlation_header or "").lower().encode("ascii")
         self.raise_for_error = raise_for_error
         self.extra_observers = tuple(observers)
         self.telemetry: OpenTelemetryObserver | None = None

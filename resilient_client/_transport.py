@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, NoReturn
 
 import anyio
@@ -32,16 +33,13 @@ from ._flavor import HTTPX, Flavor
 from ._loop import AsyncReplay, Replay, loop_arguments
 from ._pipeline import Call, EndpointHealth, Pipeline
 from ._policy import Policy
+from ._watchdog import Watchdog, watchdog_for
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 
 
-def _on_asyncio() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:  # trio, or another anyio backend
-        return False
-    return True
+# An attempt with no cap and no deadline runs unguarded.
+_NO_LIMIT = nullcontext()
 
 
 def _raise(error: BaseException, cause: BaseException) -> NoReturn:
@@ -205,6 +203,9 @@ async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
 class AsyncDriver(_Driver):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
+    _loop: asyncio.AbstractEventLoop | None = None  # the loop _watchdog belongs to
+    _watchdog: Watchdog
+
     def _default_inner(self) -> Any:
         return self._flavor.default_async_transport()
 
@@ -255,40 +256,56 @@ class AsyncDriver(_Driver):
 
     async def _attempt(self, call: Call) -> httpx.Response:
         breaker = call.breaker
-        permit = None if breaker is None else call.admitted(await breaker.aadmit())
+        permit = None
+        if breaker is not None:
+            # A breaker without storage does no I/O: skip a coroutine per step.
+            decision = breaker.admit() if breaker.local else await breaker.aadmit()
+            permit = call.admitted(decision)
         try:
             request = call.start_attempt()
-            limit = call.attempt_limit()
             try:
-                # asyncio.timeout costs a few microseconds; anyio's cancel scope, needed
-                # under trio, several times that.
-                if _on_asyncio():
-                    async with asyncio.timeout(limit):
-                        response = await self._exchange(request, call)
-                else:
-                    with anyio.fail_after(limit):
-                        response = await self._exchange(request, call)
+                with self._attempt_scope(call.limit):
+                    response: httpx.Response = await self._inner.handle_async_request(request)
+                    if call.reads_body(response):
+                        try:
+                            await response.aread()
+                        except BaseException:
+                            await response.aclose()
+                            raise
             except TimeoutError as exc:
                 raise call.attempt_timed_out() from exc
         except BaseException as exc:  # cancellation too: observers must see every end
             call.attempt_ended(exc)
             if breaker is not None and permit is not None:
-                await breaker.arecord(permit, *call.breaker_result(exc))
+                result = call.breaker_result(exc)
+                if breaker.local:
+                    breaker.record(permit, *result)
+                else:
+                    await breaker.arecord(permit, *result)
             raise
         call.attempt_ended(response)
         if breaker is not None and permit is not None:
-            await breaker.arecord(permit, *call.breaker_result(response))
+            result = call.breaker_result(response)
+            if breaker.local:
+                breaker.record(permit, *result)
+            else:
+                await breaker.arecord(permit, *result)
         return response
 
-    async def _exchange(self, request: httpx.Request, call: Call) -> httpx.Response:
-        response: httpx.Response = await self._inner.handle_async_request(request)
-        if call.reads_body(response):
-            try:
-                await response.aread()
-            except BaseException:
-                await response.aclose()
-                raise
-        return response
+    def _attempt_scope(self, limit: float | None) -> AbstractContextManager[object]:
+        """The cancel scope that ends an attempt at ``limit`` seconds, whatever it awaits.
+
+        Under asyncio, a guard of the loop's one shared timer (``_watchdog.py``: a
+        timer per attempt cost ~5 % of a call); under trio, anyio's cancel scope.
+        """
+        if limit is None:
+            return _NO_LIMIT
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return anyio.fail_after(limit)
+        if loop is not self._loop:
+            self._loop, self._watchdog = loop, watchdog_for(loop)
+        return self._watchdog.guard(limit)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 import httpx
 
+from .._headers import triples
+
 __all__ = [
     "REQUEST_ID_HEADERS",
     "RETRY_HINT_HEADERS",
@@ -56,8 +58,8 @@ def first_values(headers: httpx.Headers) -> dict[str, str]:
     never fails; every value read here is ASCII when it is valid at all.
     """
     found: dict[str, str] = {}
-    for raw_name, raw_value in headers.raw:
-        name = raw_name.lower().decode("latin-1")
+    for _, lower_name, raw_value in triples(headers):
+        name = lower_name.decode("latin-1")
         if name not in found:
             found[name] = raw_value.decode("latin-1")
     return found
@@ -68,7 +70,7 @@ def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str |
 
     ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them.
     """
-    if hasattr(headers, "raw"):  # httpx's or httpx2's Headers
+    if hasattr(type(headers), "raw"):  # httpx's or httpx2's Headers (not: build .raw)
         return _request_id_from_raw(headers)  # type: ignore[arg-type]
     for name in REQUEST_ID_HEADERS:
         value = safe_request_id(headers.get(name))
@@ -78,11 +80,11 @@ def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str |
 
 
 def _request_id_from_raw(headers: httpx.Headers) -> str | None:
-    # One pass over the raw pairs: the pipeline calls this for every response, and
+    # One pass over httpx's own triples: the pipeline calls this for every response, and
     # six Headers.get() scans cost ~10 us (building first_values, ~3 us more than this).
     best_rank, best = len(REQUEST_ID_HEADERS), None
-    for raw_name, raw_value in headers.raw:
-        rank = _REQUEST_ID_RANK.get(raw_name.lower())
+    for _, lower_name, raw_value in triples(headers):
+        rank = _REQUEST_ID_RANK.get(lower_name)
         if rank is not None and rank < best_rank:
             value = safe_request_id(raw_value.decode("latin-1"))
             if value is not None:

@@ -1,0 +1,42 @@
+"""Header access on the hot path, over httpx's (and httpx2's) own header storage.
+
+``httpx.Headers`` keeps ``(name, lower-cased name, value)`` byte triples in ``_list``
+(both libraries, unchanged since httpx 0.18). Its public lookups decode every header on
+each access and its ``raw`` property copies the list; the pipeline reads a few headers
+of every request and response and adds one, so it reads the triples directly and
+falls back to the public API for any other ``Headers`` implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["add_header", "first_value", "triples"]
+
+Triple = tuple[bytes, bytes, bytes]
+
+
+def triples(headers: Any) -> Sequence[Triple]:
+    """The headers as ``(name, lower-cased name, value)`` byte triples, in order."""
+    stored: list[Triple] | None = getattr(headers, "_list", None)
+    if stored is not None:
+        return stored
+    return [(name, name.lower(), value) for name, value in headers.raw]
+
+
+def first_value(headers: Any, lower_name: bytes) -> str | None:
+    """The first value of the header ``lower_name`` (lower-cased bytes), or ``None``."""
+    for _, name, value in triples(headers):
+        if name == lower_name:
+            return value.decode("latin-1")
+    return None
+
+
+def add_header(headers: Any, name: str, lower_name: bytes, value: str) -> None:
+    """Append a header known to be absent, its name and value ASCII."""
+    stored: list[Triple] | None = getattr(headers, "_list", None)
+    if stored is None:
+        headers[name] = value
+    else:
+        stored.append((name.encode("ascii"), lower_name, value.encode("ascii")))

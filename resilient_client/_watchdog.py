@@ -1,0 +1,139 @@
+"""One timer per event loop for every async attempt's limit, instead of one per attempt.
+
+Each async attempt must end when its cap (or the call's deadline) is reached, even if
+the server trickles bytes just fast enough to defeat httpx's per-read timeouts. That
+takes a cancel scope per attempt. ``asyncio.timeout`` is one, but it costs a Timeout
+object, two coroutines and a loop timer per attempt - about 5 % of a whole httpx call
+over a fast transport, paid by every call although almost none ever times out.
+
+:class:`Watchdog` keeps every guarded attempt of one loop in a heap and arms a single
+loop timer at the earliest live limit. Entering a guard is a heap push; leaving it marks
+it done. Guards left behind are dropped when the timer passes them, and the heap is
+rebuilt when they outnumber the live ones (the same scheme asyncio uses for cancelled
+timers), so memory follows the number of attempts in flight. When the timer finds a live
+guard past its limit it cancels the guard's task; the guard turns that cancellation
+into ``TimeoutError`` on the way out, as ``asyncio.timeout`` does (an outside
+cancellation arriving at the same time still wins).
+
+asyncio only: under trio the driver keeps anyio's cancel scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import weakref
+from types import TracebackType
+
+__all__ = ["Guard", "Watchdog", "watchdog_for"]
+
+# Below this many entries the heap is never rebuilt: not worth it.
+_COMPACT_MIN = 64
+
+
+class Guard:
+    """One attempt's limit: a sync context manager, usable inside a coroutine."""
+
+    __slots__ = ("_cancelling", "_task", "_watchdog", "done", "fired", "when")
+
+    def __init__(self, watchdog: Watchdog, task: asyncio.Task[object], when: float) -> None:
+        self._watchdog = watchdog
+        self._task = task
+        self._cancelling = task.cancelling()
+        self.when = when
+        self.done = False
+        self.fired = False
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.done = True
+        if not self.fired:
+            self._watchdog.dead += 1  # still in the heap; the timer or a rebuild drops it
+        if (
+            self.fired
+            and self._task.uncancel() <= self._cancelling
+            and exc_type is asyncio.CancelledError
+        ):
+            raise TimeoutError from exc
+
+    def expire(self) -> None:
+        """Called by the watchdog's timer, the guard already out of its heap."""
+        self.fired = True
+        self._task.cancel()
+
+
+class Watchdog:
+    """Every live :class:`Guard` of one event loop, and the one timer that enforces them."""
+
+    __slots__ = ("__weakref__", "_armed_at", "_heap", "_loop", "_order", "_timer", "dead")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, Guard]] = []
+        # Ties on the limit are broken by arrival, never by comparing guards.
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+        self.dead = 0  # guards left but still in the heap
+
+    def guard(self, limit: float) -> Guard:
+        """A guard that cancels the current task ``limit`` seconds from now."""
+        task = asyncio.current_task(self._loop)
+        if task is None:
+            raise RuntimeError("an attempt limit needs a running task")
+        when = self._loop.time() + limit
+        guard = Guard(self, task, when)
+        heapq.heappush(self._heap, (when, next(self._order), guard))
+        if when < self._armed_at:
+            self._arm(when)
+        if self.dead > _COMPACT_MIN and self.dead * 2 > len(self._heap):
+            self._compact()
+        return guard
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_at = when
+        self._timer = self._loop.call_at(when, self._fire)
+
+    def _compact(self) -> None:
+        self._heap = [entry for entry in self._heap if not entry[2].done]
+        heapq.heapify(self._heap)
+        self.dead = 0
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed_at = float("inf")
+        heap, now = self._heap, self._loop.time()
+        while heap:
+            when, _, guard = heap[0]
+            if guard.done:
+                heapq.heappop(heap)
+                self.dead -= 1
+            elif when <= now:
+                heapq.heappop(heap)
+                guard.expire()
+            else:
+                self._arm(when)
+                break
+
+
+_WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watchdog_for(loop: asyncio.AbstractEventLoop) -> Watchdog:
+    """The loop's watchdog, made on first use and gone with the loop."""
+    watchdog = _WATCHDOGS.get(loop)
+    if watchdog is None:
+        watchdog = _WATCHDOGS[loop] = Watchdog(loop)
+    return watchdog
