@@ -125,6 +125,11 @@ class EndpointBreaker:
         self._fallback = False
         self._opened_wall: float | None = None
         self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
+        # Whether a closed-state success can change nothing at all: no storage to tell,
+        # a consecutive-failures window, and no slow-call rule that could make it count.
+        self._quiet_eligible = (
+            storage is None and policy.window == "consecutive" and policy.slow_call_duration is None
+        )
         self._listeners = [
             x for x in listeners if not isinstance(x, pybreaker.CircuitBreakerListener)
         ]
@@ -194,11 +199,14 @@ class EndpointBreaker:
         """
         if (
             outcome == "success"
-            and self._storage is None
+            and self._quiet_eligible
             and permit.token is None
-            and self._quiet_success()
+            and self._circuit.state == CLOSED
+            and self._circuit.window.failures == 0
         ):
-            return  # nothing would change: skip the lock (the common case by far)
+            # A success that changes nothing - closed, no failure streak to reset - is
+            # skipped without the lock: the common case by far.
+            return
         request = self._begin_record(permit, self._bits(outcome, duration))
         if request is None or self._storage is None:
             return
@@ -212,17 +220,6 @@ class EndpointBreaker:
     def release(self, permit: Permit) -> None:
         """Hand ``permit`` back without an outcome (the attempt was cancelled)."""
         self.record(permit, "ignored", 0.0)
-
-    def _quiet_success(self) -> bool:
-        # A success that changes nothing: closed, consecutive window with no failure
-        # streak to reset, and no slow-call rule that could make it count.
-        circuit, policy = self._circuit, self._policy
-        return (
-            circuit.state == CLOSED
-            and policy.window == "consecutive"
-            and policy.slow_call_duration is None
-            and circuit.window.failures == 0
-        )
 
     def _abandon(self, request: Exchange) -> None:
         # Interrupted mid-exchange: the storage may have granted a probe slot nobody holds.

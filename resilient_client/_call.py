@@ -75,6 +75,8 @@ EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
 # Error bodies up to this size are read inside the attempt, so the retry decision can
 # see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = 64 * 1024
+# A success with no slow-call rule to time it against.
+_PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
 # Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
 _OVERLOAD_STATUSES = frozenset({429, 503, 529})
 
@@ -100,6 +102,7 @@ class Call:
         "_problem",
         "attempts",
         "breaker",
+        "bulkhead",
         "clock",
         "correlation_id",
         "deadline",
@@ -137,6 +140,7 @@ class Call:
         self.attempts = 0
         self.limit: float | None = None  # the current attempt's, set by start_attempt
         self.breaker = endpoint.breaker if policy.breaker is not None else None
+        self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
         self.fallback_used = False
         self._fallback_asked = False
         self.retry_reasons: list[str] = []
@@ -155,7 +159,10 @@ class Call:
             self._phases = endpoint.phases
         else:
             self._phases = phase_table(policy.timeouts)
-        self.idempotency_key = self._set_idempotency_key()
+        if request.method in IDEMPOTENT_METHODS and EXT_IDEMPOTENCY_KEY not in extensions:
+            self.idempotency_key = None  # a key would change nothing: skip the header scan
+        else:
+            self.idempotency_key = self._set_idempotency_key()
         self.correlation_id = self._set_correlation_id()
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -174,7 +181,7 @@ class Call:
         idempotency = self.policy.idempotency
         key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
         if key is None and request.method in IDEMPOTENT_METHODS:
-            return None  # a key changes nothing for these; skip the header scan
+            return None
         header = idempotency.header if idempotency is not None else "Idempotency-Key"
         present = first_value(request.headers, header.lower().encode("latin-1"))
         if present is not None:
@@ -226,11 +233,12 @@ class Call:
         policy = self.policy.breaker
         assert policy is not None
         # The duration matters only to a slow-call rule: skip the clock read otherwise.
-        duration = (
-            0.0
-            if policy.slow_call_duration is None
-            else self.clock.monotonic() - self._attempt_started
-        )
+        if policy.slow_call_duration is None:
+            if not isinstance(outcome, BaseException) and outcome.status_code < 400:
+                return _PLAIN_SUCCESS  # the common case, decided without classifying
+            duration = 0.0
+        else:
+            duration = self.clock.monotonic() - self._attempt_started
         if not isinstance(outcome, BaseException):
             return classify_for_breaker(policy, outcome.status_code, False), duration
         if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):

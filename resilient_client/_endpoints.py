@@ -79,7 +79,7 @@ class EndpointTable:
             normalized = parse_endpoint_key(key).key  # report keys in their normal form
             entries.append((key, Endpoint(normalized, merge(default, policy), clock, breakers)))
         self._router = Router(entries)
-        self._hosts: dict[str, Endpoint] = {}
+        self._hosts: dict[bytes, Endpoint] = {}  # by the URL's netloc
         self._base_path = base_path
 
     def match(self, request: httpx.Request) -> Endpoint:
@@ -92,12 +92,13 @@ class EndpointTable:
         if found is not None:
             return found[1]
         url = request.url
-        host = url.host if url.port is None else f"{url.host}:{url.port}"
-        endpoint = self._hosts.get(host)
+        netloc = url.netloc  # one cheap property; the display form is made once per host
+        endpoint = self._hosts.get(netloc)
         if endpoint is None:
-            # setdefault: two threads racing on a new host end up sharing one endpoint.
+            host = url.host if url.port is None else f"{url.host}:{url.port}"
             new = Endpoint(f"* {host}", self.default, self._clock, self._breakers)
-            endpoint = self._hosts.setdefault(host, new)
+            # setdefault: two threads racing on a new host end up sharing one endpoint.
+            endpoint = self._hosts.setdefault(netloc, new)
         return endpoint
 
     def all(self) -> list[Endpoint]:

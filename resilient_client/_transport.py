@@ -119,7 +119,17 @@ class SyncDriver(_Driver):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            response = self._admit(call)
+            call.shed()
+            bulkhead = call.bulkhead
+            if bulkhead is None:
+                response = self._call(call)
+            else:
+                if not bulkhead.acquire(call.bulkhead_wait()):
+                    raise call.reject("bulkhead")
+                try:
+                    response = self._call(call)
+                finally:
+                    bulkhead.release()
         except Exception as exc:
             fallback = call.fallback(exc)
             if fallback is None:
@@ -131,17 +141,6 @@ class SyncDriver(_Driver):
             raise
         call.ended(response, None)
         return response
-
-    def _admit(self, call: Call) -> httpx.Response:
-        call.shed()
-        bulkhead = call.endpoint.bulkhead if call.policy.bulkhead is not None else None
-        if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
-            raise call.reject("bulkhead")
-        try:
-            return self._call(call)
-        finally:
-            if bulkhead is not None:
-                bulkhead.release()
 
     def _call(self, call: Call) -> httpx.Response:
         try:
@@ -212,7 +211,17 @@ class AsyncDriver(_Driver):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            response = await self._admit(call)
+            call.shed()
+            bulkhead = call.bulkhead
+            if bulkhead is None:
+                response = await self._call(call)
+            else:
+                if not await bulkhead.aacquire(call.bulkhead_wait()):
+                    raise call.reject("bulkhead")
+                try:
+                    response = await self._call(call)
+                finally:
+                    bulkhead.release()
         except Exception as exc:
             fallback = call.fallback(exc)
             if fallback is None:
@@ -224,17 +233,6 @@ class AsyncDriver(_Driver):
             raise
         call.ended(response, None)
         return response
-
-    async def _admit(self, call: Call) -> httpx.Response:
-        call.shed()
-        bulkhead = call.endpoint.bulkhead if call.policy.bulkhead is not None else None
-        if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
-            raise call.reject("bulkhead")
-        try:
-            return await self._call(call)
-        finally:
-            if bulkhead is not None:
-                bulkhead.release()
 
     async def _call(self, call: Call) -> httpx.Response:
         try:
