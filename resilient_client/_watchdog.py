@@ -39,7 +39,7 @@ class Guard:
 
     def __init__(self, watchdog: Watchdog, task: asyncio.Task[object], when: float) -> None:
         self._watchdog = watchdog
-        self._task = task
+        self._task: asyncio.Task[object] | None = task
         self._cancelling = task.cancelling()
         self.when = when
         self.done = False
@@ -54,12 +54,14 @@ class Guard:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        task, self._task = self._task, None  # a done guard in the heap must not pin its loop
         self.done = True
         if not self.fired:
             self._watchdog.dead += 1  # still in the heap; the timer or a rebuild drops it
         if (
             self.fired
-            and self._task.uncancel() <= self._cancelling
+            and task is not None
+            and task.uncancel() <= self._cancelling
             and exc_type is asyncio.CancelledError
         ):
             raise TimeoutError from exc
@@ -67,42 +69,60 @@ class Guard:
     def expire(self) -> None:
         """Called by the watchdog's timer, the guard already out of its heap."""
         self.fired = True
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class Watchdog:
     """Every live :class:`Guard` of one event loop, and the one timer that enforces them."""
 
-    __slots__ = ("__weakref__", "_armed_at", "_heap", "_loop", "_order", "_timer", "dead")
+    __slots__ = ("__weakref__", "_armed_at", "_heap", "_loop_ref", "_order", "_timer", "dead")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: the registry below maps loops to watchdogs weakly, and a strong
+        # reference back from the value would keep every loop alive forever.
+        self._loop_ref = weakref.ref(loop)
         self._heap: list[tuple[float, int, Guard]] = []
         # Ties on the limit are broken by arrival, never by comparing guards.
         self._order = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: weakref.ref[asyncio.TimerHandle] | None = None
         self._armed_at = float("inf")
         self.dead = 0  # guards left but still in the heap
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop this watchdog serves (``None`` once it is gone)."""
+        return self._loop_ref()
+
     def guard(self, limit: float) -> Guard:
         """A guard that cancels the current task ``limit`` seconds from now."""
-        task = asyncio.current_task(self._loop)
+        loop = self._loop()
+        task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("an attempt limit needs a running task")
-        when = self._loop.time() + limit
+        when = loop.time() + limit
         guard = Guard(self, task, when)
         heapq.heappush(self._heap, (when, next(self._order), guard))
         if when < self._armed_at:
-            self._arm(when)
+            self._arm(loop, when)
         if self.dead > _COMPACT_MIN and self.dead * 2 > len(self._heap):
             self._compact()
         return guard
 
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop_ref()
+        if loop is None:
+            raise RuntimeError("the watchdog's event loop is gone")
+        return loop
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        timer = None if self._timer is None else self._timer()
+        if timer is not None:
+            timer.cancel()
         self._armed_at = when
-        self._timer = self._loop.call_at(when, self._fire)
+        # Weakly, as the loop: the loop holds its scheduled timers, and a timer holds
+        # its loop.
+        self._timer = weakref.ref(loop.call_at(when, self._fire))
 
     def _compact(self) -> None:
         self._heap = [entry for entry in self._heap if not entry[2].done]
@@ -112,7 +132,8 @@ class Watchdog:
     def _fire(self) -> None:
         self._timer = None
         self._armed_at = float("inf")
-        heap, now = self._heap, self._loop.time()
+        loop = self._loop()
+        heap, now = self._heap, loop.time()
         while heap:
             when, _, guard = heap[0]
             if guard.done:
@@ -122,7 +143,7 @@ class Watchdog:
                 heapq.heappop(heap)
                 guard.expire()
             else:
-                self._arm(when)
+                self._arm(loop, when)
                 break
 
 
