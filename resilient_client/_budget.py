@@ -133,8 +133,7 @@ class RetryBudgetState:
         lock = self._lock
         lock.acquire()  # not `with`: see the module docstring
         try:
-            ring = self._ring
-            ring.add(ring.head % _SLOTS if index <= ring.head else ring.slot(index), _CALLS)
+            self._ring.add_at(index, _CALLS)
             self._calls_total += 1
         finally:
             lock.release()

@@ -92,6 +92,7 @@ class Call:
     """One logical call: its attempts, its deadline and the decisions about them."""
 
     __slots__ = (
+        "_attempt_cap",
         "_attempt_started",
         "_fallback_asked",
         "_judged",
@@ -135,8 +136,9 @@ class Call:
         self.endpoint = endpoint
         self.policy = policy
         self.started = self._attempt_started = clock.monotonic()
-        total = policy.timeouts.total
-        self.deadline = None if total is None else self.started + total
+        timeouts = policy.timeouts
+        self.deadline = None if timeouts.total is None else self.started + timeouts.total
+        self._attempt_cap = timeouts.attempt
         self.attempts = 0
         self.limit: float | None = None  # the current attempt's, set by start_attempt
         self.breaker = endpoint.breaker if policy.breaker is not None else None
@@ -274,8 +276,18 @@ class Call:
         """Set the next attempt's timeouts; ``DeadlineExceeded`` if no time is left."""
         request = self.request
         now = self.clock.monotonic()
-        self.limit = limit = self.attempt_limit(now)
-        request.extensions["timeout"] = self._attempt_timeouts(limit)
+        # The attempt's limit: its cap, or what is left of the deadline if that is less.
+        limit = self._attempt_cap
+        if self.deadline is not None:
+            left = self.deadline - now
+            if limit is None or left < limit:
+                limit = left
+        self.limit = limit
+        phases, longest = self._phases
+        if limit is None or limit >= longest:
+            request.extensions["timeout"] = phases  # nothing to clip: share the table
+        else:
+            request.extensions["timeout"] = self._clipped_timeouts(phases, limit)
         if self.attempts == 0 and self.endpoint.budget is not None:
             self.endpoint.budget.record_call(now)
         self.attempts += 1
@@ -298,18 +310,9 @@ class Call:
             else:
                 self._emit(AttemptEnded(self.attempts, None, outcome, duration))  # type: ignore[arg-type]
 
-    def attempt_limit(self, now: float | None = None) -> float | None:
-        """Seconds this attempt may take as a whole (attempt cap or deadline), or ``None``."""
-        cap = self.policy.timeouts.attempt
-        if self.deadline is not None:
-            left = self.deadline - (self.clock.monotonic() if now is None else now)
-            cap = left if cap is None else min(cap, left)
-        return cap
-
-    def _attempt_timeouts(self, limit: float | None) -> Mapping[str, float | None]:
-        phases, longest = self._phases
-        if limit is None or limit >= longest:
-            return phases  # nothing to clip: share the table, allocate nothing
+    def _clipped_timeouts(
+        self, phases: Mapping[str, float | None], limit: float
+    ) -> Mapping[str, float | None]:
         if limit <= 0:
             raise self.deadline_exceeded()
         return {
@@ -536,7 +539,7 @@ class Call:
         )
 
     def attempt_timed_out(self) -> Exception:
-        """The error for an attempt cut short by :meth:`attempt_limit`."""
+        """The error for an attempt cut short by its limit (:attr:`limit`)."""
         if self.deadline_passed():
             return self.deadline_exceeded()
         cap = self.policy.timeouts.attempt or 0.0

@@ -79,26 +79,28 @@ class EndpointTable:
             normalized = parse_endpoint_key(key).key  # report keys in their normal form
             entries.append((key, Endpoint(normalized, merge(default, policy), clock, breakers)))
         self._router = Router(entries)
-        self._hosts: dict[bytes, Endpoint] = {}  # by the URL's netloc
+        self._hosts: dict[tuple[bytes, int | None], Endpoint] = {}  # by host and port
         self._base_path = base_path
 
     def match(self, request: httpx.Request) -> Endpoint:
         """The endpoint of a request: its most specific key, else its host's default."""
-        path = request.url.path
-        base = self._base_path
-        if base and (path == base or path.startswith(base + "/")):
-            path = path[len(base) :]
-        found = self._router.match(request.method, path)
-        if found is not None:
-            return found[1]
         url = request.url
-        netloc = url.netloc  # one cheap property; the display form is made once per host
-        endpoint = self._hosts.get(netloc)
+        if self._router.entries:  # decoding the path is the dearest step: only if used
+            path = url.path
+            base = self._base_path
+            if base and (path == base or path.startswith(base + "/")):
+                path = path[len(base) :]
+            found = self._router.match(request.method, path)
+            if found is not None:
+                return found[1]
+        # The cheapest properties; the display form is made once per host.
+        where = (url.raw_host, url.port)
+        endpoint = self._hosts.get(where)
         if endpoint is None:
             host = url.host if url.port is None else f"{url.host}:{url.port}"
             new = Endpoint(f"* {host}", self.default, self._clock, self._breakers)
             # setdefault: two threads racing on a new host end up sharing one endpoint.
-            endpoint = self._hosts.setdefault(netloc, new)
+            endpoint = self._hosts.setdefault(where, new)
         return endpoint
 
     def all(self) -> list[Endpoint]:

@@ -27,7 +27,8 @@ def triples(headers: Any) -> Sequence[Triple]:
 
 def first_value(headers: Any, lower_name: bytes) -> str | None:
     """The first value of the header ``lower_name`` (lower-cased bytes), or ``None``."""
-    for _, name, value in triples(headers):
+    stored: Sequence[Triple] | None = getattr(headers, "_list", None)  # triples(), inlined
+    for _, name, value in triples(headers) if stored is None else stored:
         if name == lower_name:
             return value.decode("latin-1")
     return None

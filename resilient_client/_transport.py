@@ -325,7 +325,7 @@ class ResilientTransport(SyncDriver, httpx.BaseTransport):
 class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
     """The async mirror of :class:`ResilientTransport` (inner: ``httpx.AsyncHTTPTransport()``).
 
-    Each attempt also runs under a cancel scope of :meth:`Call.attempt_limit`, so an
+    Each attempt also runs under a cancel scope of its limit (:attr:`Call.limit`), so an
     attempt never outlives its cap or the deadline, whatever the server trickles.
     """
 

@@ -47,6 +47,14 @@ class BucketRing:
         self.head = index
         return index % slots
 
+    def add_at(self, index: int, counter: int) -> None:
+        """Count one for ``counter`` in bucket ``index``: :meth:`slot` and :meth:`add` in one
+        call, for the hot path."""
+        head = self.head
+        slot = head % self._slots if index <= head else self.slot(index)
+        self._counts[counter][slot] += 1
+        self.sums[counter] += 1
+
     def add(self, slot: int, counter: int, amount: int = 1) -> None:
         """Count ``amount`` in ``slot`` for ``counter`` (0, 1 or 2)."""
         self._counts[counter][slot] += amount
