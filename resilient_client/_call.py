@@ -325,8 +325,11 @@ class Call:
 
         Always when the caller does not stream (so a connection dropped mid-body is an
         attempt failure that can be retried); for streamed calls only a small error body
-        that may be retried, so the decision can see its problem.
+        that may be retried, so the decision can see its problem. Never when the body is
+        in memory already.
         """
+        if response.is_stream_consumed:
+            return False  # already in memory (an in-process transport, a cache)
         if self.request.extensions.get(EXT_STREAM) is False:
             return True
         retry = self.policy.retry

@@ -121,14 +121,21 @@ class SyncDriver(_Driver):
         try:
             call.shed()
             bulkhead = call.bulkhead
-            if bulkhead is None:
-                response = self._call(call)
-            else:
-                if not bulkhead.acquire(call.bulkhead_wait()):
-                    raise call.reject("bulkhead")
+            if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
+                raise call.reject("bulkhead")
+            try:
+                # The first attempt runs here, outside any loop: most calls need no other.
                 try:
-                    response = self._call(call)
-                finally:
+                    outcome: httpx.Response | BaseException = self._attempt(call)
+                except Exception as exc:
+                    outcome = exc
+                if call.judge(outcome).retry:
+                    outcome = self._retry(call, outcome)
+                if isinstance(outcome, BaseException):
+                    _raise(call.fail(outcome), outcome)
+                response = call.finish(outcome)
+            finally:
+                if bulkhead is not None:
                     bulkhead.release()
         except Exception as exc:
             fallback = call.fallback(exc)
@@ -142,23 +149,19 @@ class SyncDriver(_Driver):
         call.ended(response, None)
         return response
 
-    def _call(self, call: Call) -> httpx.Response:
+    def _retry(
+        self, call: Call, first: httpx.Response | BaseException
+    ) -> httpx.Response | BaseException:
+        """The retry loop, from the first attempt's outcome to the call's last one."""
+        attempts = Replay(first, lambda: self._attempt(call))
+        retrying = tenacity.Retrying(
+            sleep=self._clock.sleep, before_sleep=_discard, **loop_arguments(call)
+        )
         try:
-            outcome: httpx.Response | BaseException = self._attempt(call)
+            outcome: httpx.Response | BaseException = retrying(attempts)
         except Exception as exc:
-            outcome = exc
-        if call.judge(outcome).retry:
-            attempts = Replay(outcome, lambda: self._attempt(call))
-            retrying = tenacity.Retrying(
-                sleep=self._clock.sleep, before_sleep=_discard, **loop_arguments(call)
-            )
-            try:
-                outcome = retrying(attempts)
-            except Exception as exc:
-                _raise(call.fail(exc), exc)
-        if isinstance(outcome, BaseException):
-            _raise(call.fail(outcome), outcome)
-        return call.finish(outcome)
+            _raise(call.fail(exc), exc)
+        return outcome
 
     def _attempt(self, call: Call) -> httpx.Response:
         breaker = call.breaker
@@ -212,14 +215,21 @@ class AsyncDriver(_Driver):
         try:
             call.shed()
             bulkhead = call.bulkhead
-            if bulkhead is None:
-                response = await self._call(call)
-            else:
-                if not await bulkhead.aacquire(call.bulkhead_wait()):
-                    raise call.reject("bulkhead")
+            if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
+                raise call.reject("bulkhead")
+            try:
+                # The first attempt runs here, outside any loop: most calls need no other.
                 try:
-                    response = await self._call(call)
-                finally:
+                    outcome: httpx.Response | BaseException = await self._attempt(call)
+                except Exception as exc:
+                    outcome = exc
+                if call.judge(outcome).retry:
+                    outcome = await self._retry(call, outcome)
+                if isinstance(outcome, BaseException):
+                    _raise(call.fail(outcome), outcome)
+                response = call.finish(outcome)
+            finally:
+                if bulkhead is not None:
                     bulkhead.release()
         except Exception as exc:
             fallback = call.fallback(exc)
@@ -233,23 +243,19 @@ class AsyncDriver(_Driver):
         call.ended(response, None)
         return response
 
-    async def _call(self, call: Call) -> httpx.Response:
+    async def _retry(
+        self, call: Call, first: httpx.Response | BaseException
+    ) -> httpx.Response | BaseException:
+        """The retry loop, from the first attempt's outcome to the call's last one."""
+        attempts = AsyncReplay(first, lambda: self._attempt(call))
+        retrying = tenacity.AsyncRetrying(
+            sleep=self._clock.asleep, before_sleep=_adiscard, **loop_arguments(call)
+        )
         try:
-            outcome: httpx.Response | BaseException = await self._attempt(call)
+            outcome: httpx.Response | BaseException = await retrying(attempts)
         except Exception as exc:
-            outcome = exc
-        if call.judge(outcome).retry:
-            attempts = AsyncReplay(outcome, lambda: self._attempt(call))
-            retrying = tenacity.AsyncRetrying(
-                sleep=self._clock.asleep, before_sleep=_adiscard, **loop_arguments(call)
-            )
-            try:
-                outcome = await retrying(attempts)
-            except Exception as exc:
-                _raise(call.fail(exc), exc)
-        if isinstance(outcome, BaseException):
-            _raise(call.fail(outcome), outcome)
-        return call.finish(outcome)
+            _raise(call.fail(exc), exc)
+        return outcome
 
     async def _attempt(self, call: Call) -> httpx.Response:
         breaker = call.breaker
