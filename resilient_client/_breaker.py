@@ -117,6 +117,9 @@ class EndpointBreaker:
         self.endpoint = endpoint
         self._policy = policy
         self._storage = storage
+        # No shared storage: every decision is in memory, so the async driver may call
+        # admit / record without awaiting aadmit / arecord.
+        self.local = storage is None
         self._clock = clock
         self._lock = threading.Lock()
         self._circuit = Circuit(policy)
@@ -151,11 +154,6 @@ class EndpointBreaker:
     def policy(self) -> Breaker:
         return self._policy
 
-    @property
-    def local(self) -> bool:
-        """No shared storage: every decision is in memory, so the async driver may skip
-        awaiting :meth:`aadmit` / :meth:`arecord`."""
-        return self._storage is None
 
     @property
     def name(self) -> str:

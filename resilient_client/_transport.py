@@ -205,7 +205,8 @@ async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
 class AsyncDriver(_Driver):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
-    _watchdog: Watchdog | None = None  # the last loop's, kept to skip the registry
+    _loop: asyncio.AbstractEventLoop | None = None  # the last loop, and its watchdog:
+    _watchdog: Watchdog  # kept to skip the registry
 
     def _default_inner(self) -> Any:
         return self._flavor.default_async_transport()
@@ -306,10 +307,10 @@ class AsyncDriver(_Driver):
         loop = asyncio._get_running_loop()
         if loop is None:
             return anyio.fail_after(limit)
-        watchdog = self._watchdog
-        if watchdog is None or watchdog.loop is not loop:
-            watchdog = self._watchdog = watchdog_for(loop)
-        return watchdog.guard(limit)
+        if loop is not self._loop:
+            # Held strongly, as the client's connections are: they belong to that loop.
+            self._loop, self._watchdog = loop, watchdog_for(loop)
+        return self._watchdog.guard(limit, loop)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -94,9 +94,13 @@ class Watchdog:
         """The loop this watchdog serves (``None`` once it is gone)."""
         return self._loop_ref()
 
-    def guard(self, limit: float) -> Guard:
-        """A guard that cancels the current task ``limit`` seconds from now."""
-        loop = self._loop()
+    def guard(self, limit: float, loop: asyncio.AbstractEventLoop | None = None) -> Guard:
+        """A guard that cancels the current task ``limit`` seconds from now.
+
+        ``loop``: this watchdog's loop, when the caller has it at hand.
+        """
+        if loop is None:
+            loop = self._loop()
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("an attempt limit needs a running task")
