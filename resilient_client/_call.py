@@ -49,10 +49,10 @@ from ._retry import (
 from .problems import (
     parse_problem,
     raise_for_error,
-    request_id_from_headers,
     retry_after_seconds,
     server_retry_hint,
 )
+from .problems._headers import response_request_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -141,8 +141,12 @@ class Call:
         self._attempt_cap = timeouts.attempt
         self.attempts = 0
         self.limit: float | None = None  # the current attempt's, set by start_attempt
-        self.breaker = endpoint.breaker if policy.breaker is not None else None
-        self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
+        if policy is endpoint.policy:  # no per-call override: the endpoint's state as is
+            self.breaker = endpoint.breaker
+            self.bulkhead = endpoint.bulkhead
+        else:
+            self.breaker = endpoint.breaker if policy.breaker is not None else None
+            self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
         self.fallback_used = False
         self._fallback_asked = False
         self.retry_reasons: list[str] = []
@@ -474,7 +478,7 @@ class Call:
             self._emit(CallEnded(response, error, fallback=self.fallback_used))
 
     def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
-        request_id = None if response is None else request_id_from_headers(response.headers)
+        request_id = None if response is None else response_request_id(response.headers)
         stop_reason = self.stop_reason
         if stop_reason is None and self.verdict is not None:
             stop_reason = self.verdict.reason

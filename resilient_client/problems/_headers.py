@@ -71,7 +71,7 @@ def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str |
     ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them.
     """
     if hasattr(type(headers), "raw"):  # httpx's or httpx2's Headers (not: build .raw)
-        return _request_id_from_raw(headers)  # type: ignore[arg-type]
+        return response_request_id(headers)  # type: ignore[arg-type]
     for name in REQUEST_ID_HEADERS:
         value = safe_request_id(headers.get(name))
         if value is not None:
@@ -79,7 +79,8 @@ def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str |
     return None
 
 
-def _request_id_from_raw(headers: httpx.Headers) -> str | None:
+def response_request_id(headers: httpx.Headers) -> str | None:
+    """:func:`request_id_from_headers` for an ``httpx.Headers`` (or httpx2's)."""
     # One pass over httpx's own triples: the pipeline calls this for every response, and
     # six Headers.get() scans cost ~10 us (building first_values, ~3 us more than this).
     best_rank, best = len(REQUEST_ID_HEADERS), None
