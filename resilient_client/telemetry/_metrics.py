@@ -12,7 +12,7 @@ from opentelemetry.util.types import Attributes, AttributeValue
 
 from . import _semconv as sc
 
-__all__ = ["Instruments", "metrics_enabled"]
+__all__ = ["Instruments", "attempt_attributes", "call_attributes", "metrics_enabled"]
 
 try:  # the global provider before an SDK is set; private, hence the fallback
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _Unset
@@ -32,6 +32,38 @@ def metrics_enabled(provider: metrics.MeterProvider | None) -> bool:
 
 
 _NO_PROBE = object()
+
+
+def attempt_attributes(
+    request: dict[str, AttributeValue],
+    status: int | None,
+    version: str | None,
+    error_type: str | None,
+) -> dict[str, AttributeValue]:
+    """One attempt's ``http.client.request.duration`` attributes: ``request``'s (not
+    modified), then the outcome's."""
+    attributes = dict(request)
+    if status is not None:
+        attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
+    if version is not None:
+        attributes[sc.NETWORK_PROTOCOL_VERSION] = version
+    if error_type is not None:
+        attributes[sc.ERROR_TYPE] = error_type
+    return attributes
+
+
+def call_attributes(
+    endpoint: str, method: AttributeValue, outcome: str, error_type: str | None
+) -> dict[str, AttributeValue]:
+    """One call's ``resilient_client.call.duration`` attributes."""
+    attributes: dict[str, AttributeValue] = {
+        sc.ENDPOINT: endpoint,
+        sc.HTTP_REQUEST_METHOD: method,
+        sc.OUTCOME: outcome,
+    }
+    if error_type is not None:
+        attributes[sc.ERROR_TYPE] = error_type
+    return attributes
 
 
 class Instruments:
@@ -104,42 +136,6 @@ class Instruments:
         if enabled:
             self._enabled = True
         return enabled
-
-    def attempt(
-        self,
-        seconds: float,
-        request: dict[str, AttributeValue],
-        status: int | None,
-        version: str | None,
-        error_type: str | None,
-    ) -> None:
-        """One attempt's ``http.client.request.duration``; ``request`` is not modified."""
-        attributes = dict(request)
-        if status is not None:
-            attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
-        if version is not None:
-            attributes[sc.NETWORK_PROTOCOL_VERSION] = version
-        if error_type is not None:
-            attributes[sc.ERROR_TYPE] = error_type
-        self.request_duration.record(seconds, attributes)
-
-    def call(
-        self,
-        seconds: float,
-        endpoint: str,
-        method: AttributeValue,
-        outcome: str,
-        error_type: str | None,
-    ) -> None:
-        """One call's ``resilient_client.call.duration``."""
-        attributes: dict[str, AttributeValue] = {
-            sc.ENDPOINT: endpoint,
-            sc.HTTP_REQUEST_METHOD: method,
-            sc.OUTCOME: outcome,
-        }
-        if error_type is not None:
-            attributes[sc.ERROR_TYPE] = error_type
-        self.call_duration.record(seconds, attributes)
 
     def retry(self, endpoint: str, reason: str) -> None:
         self.retries.add(1, {sc.ENDPOINT: endpoint, sc.RETRY_REASON: reason})

@@ -25,7 +25,12 @@ fake clock get exact durations.
 
 Cost: whether the call's span records and whether an SDK meter provider is set are
 checked once per call; with neither, no attribute is built and each attempt only
-propagates the caller's context.
+propagates the caller's context. Otherwise what does not change from call to call - the
+span name, the request attributes of attempt spans and metrics, the metric attribute
+sets of each outcome - is built once per route (method, endpoint and origin) and
+reused; the call span gets all its attributes in one ``set_attributes`` when it ends
+(each call costs the SDK a lock and a validation pass); trace context goes straight into
+httpx's header storage (``_propagation``). Most of what remains is the SDK's own work.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ from .._events import (
 from ..problems import REQUEST_ID_HEADERS, request_id_from_headers
 from ..problems._headers import safe_request_id
 from . import _semconv as sc
-from ._metrics import Instruments
+from ._metrics import Instruments, attempt_attributes, call_attributes
+from ._propagation import HEADER_SETTER, context_with, inject
 from ._redact import DEFAULT_REDACTION, Redaction
 
 if TYPE_CHECKING:
@@ -69,11 +75,47 @@ _log = logging.getLogger("resilient_client.telemetry")
 # Where opentelemetry-instrumentation's is_http_instrumentation_enabled() looks; private,
 # so a future API that moves it disables suppression (and the instrumentor test fails).
 _SUPPRESS_HTTP: str | None = getattr(context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None)
+# What the call's context sets besides its span.
+_CALL_VALUES: dict[str, object] = {} if _SUPPRESS_HTTP is None else {_SUPPRESS_HTTP: True}
+
+# Enum members are looked up through a descriptor on each access: once, here.
+_INTERNAL, _CLIENT, _ERROR = SpanKind.INTERNAL, SpanKind.CLIENT, StatusCode.ERROR
 
 _SCOPE = "resilient_client"
-_NAME_CACHE_LIMIT = 4096  # (method, endpoint) pairs; unknown methods are caller-chosen
+_ROUTE_CACHE_LIMIT = 4096  # routes; unknown methods and hosts are caller-chosen
+_OUTCOME_CACHE_LIMIT = 16384  # metric attribute sets kept, all routes together
 
 Attrs = dict[str, AttributeValue]
+
+
+class _Route:
+    """What the calls of one method, endpoint and origin share: the span name and the
+    attributes that do not change from call to call, built on the first call.
+
+    Attribute dicts kept here are handed to the SDK, which copies them, and never
+    modified after they are built.
+    """
+
+    __slots__ = ("attempts", "calls", "method", "metric", "name", "other")
+
+    def __init__(self, observer: OpenTelemetryObserver, method: str, key: str, url: Any) -> None:
+        known = method if method in observer._methods else "_OTHER"
+        template = sc.url_template(key)
+        prefix = "HTTP" if known == "_OTHER" else known
+        self.name = prefix if template is None else f"{prefix} {template}"
+        self.method = known
+        self.other = known == "_OTHER"  # http.request.method_original is recorded
+        metric: Attrs = {sc.HTTP_REQUEST_METHOD: known, sc.SERVER_ADDRESS: url.host}
+        port = sc.server_port(url)
+        if port is not None:
+            metric[sc.SERVER_PORT] = port
+        if template is not None:
+            metric[sc.URL_TEMPLATE] = template
+        self.metric = metric  # http.client.request.duration's, and the attempt spans'
+        # Completed metric attributes by outcome: of attempts by (status code, protocol
+        # version, error type), of calls by (outcome, error type).
+        self.attempts: dict[tuple[int | None, str | None, str | None], Attrs] = {}
+        self.calls: dict[tuple[str, str | None], Attrs] = {}
 
 
 class _CallState:
@@ -88,22 +130,22 @@ class _CallState:
         "last_request_id",
         "last_response",
         "metered",
-        "metric_attributes",
-        "name",
         "recording",
         "rejected",
+        "route",
         "span",
         "token",
     )
 
-    def __init__(self, span: trace.Span, name: str, recording: bool, metered: bool) -> None:
+    def __init__(
+        self, span: trace.Span, route: _Route | None, recording: bool, metered: bool
+    ) -> None:
         self.span = span
-        self.name = name
+        self.route = route
         self.recording = recording
         self.metered = metered
         self.context: context.Context | None = None
         self.attempt_attributes: Attrs = {}
-        self.metric_attributes: Attrs = {}
         self.attempt_span: trace.Span | None = None
         self.token: Token[context.Context] | None = None
         self.rejected: str | None = None
@@ -114,8 +156,23 @@ class _CallState:
 
 
 # The state of every call with nothing to record (ended from the start: nothing to end).
-_PASSTHROUGH = _CallState(trace.INVALID_SPAN, "", recording=False, metered=False)
+_PASSTHROUGH = _CallState(trace.INVALID_SPAN, None, recording=False, metered=False)
 _PASSTHROUGH.ended = True
+
+
+# httpx's http_version extension values -> network.protocol.version.
+_VERSIONS: dict[object, str] = {b"HTTP/1.1": "1.1", b"HTTP/2": "2", b"HTTP/1.0": "1.0"}
+
+
+def _protocol_version(response: httpx.Response) -> str | None:
+    """:func:`sc.protocol_version`, from a table for the usual values of an
+    ``httpx.Response`` (which keeps the version as bytes in ``extensions`` and decodes it
+    on each ``http_version`` read)."""
+    if type(response) is httpx.Response:
+        raw = response.extensions.get("http_version", b"HTTP/1.1")
+        if type(raw) is bytes and raw in _VERSIONS:
+            return _VERSIONS[raw]
+    return sc.protocol_version(response)
 
 
 class OpenTelemetryObserver:
@@ -157,7 +214,8 @@ class OpenTelemetryObserver:
         self._recheck_at = 0.0
         self._instruments = Instruments(_SCOPE, version, meter_provider)
         self._methods = sc.known_methods()
-        self._names: dict[tuple[str, str], tuple[str, str | None, str]] = {}
+        self._routes: dict[tuple[str, str, str, str, int | None], _Route] = {}
+        self._outcomes_cached = 0  # entries in the routes' metric attribute caches
         self._handlers: dict[type[Event], Callable[[Any, Any], None]] = {
             CallStarted: self._call_started,
             AttemptStarted: self._attempt_started,
@@ -205,10 +263,9 @@ class OpenTelemetryObserver:
 
     def _call_started(self, call: Call, event: CallStarted) -> None:
         request = call.request
-        key = call.endpoint.key
-        name, template, method = self._naming(request.method, key)
+        route = self._route(request.method, call.endpoint.key, request.url)
         parent = context.get_current()
-        span = self._tracer.start_span(name, parent, SpanKind.INTERNAL)
+        span = self._tracer.start_span(route.name, parent, _INTERNAL)
         recording = span.is_recording()
         metered = self._instruments.enabled()
         traced = recording or span.get_span_context().is_valid
@@ -217,43 +274,24 @@ class OpenTelemetryObserver:
             # (its baggage, say), and nothing is kept for the call.
             call.observation = _PASSTHROUGH
             return
-        state = _CallState(span, name, recording, metered)
+        state = _CallState(span, route, recording, metered)
         call.observation = state
         if traced:
             # The context every attempt runs in: the call's span, and HTTP
             # instrumentation suppressed. Built once per call, not once per attempt.
-            ctx = trace.set_span_in_context(span, parent)
-            if _SUPPRESS_HTTP is not None:
-                ctx = context.set_value(_SUPPRESS_HTTP, True, ctx)
-            state.context = ctx
+            state.context = context_with(parent, span, _CALL_VALUES)
             state.attach = True
         else:
             # Metrics only: no trace to continue, the caller's context is propagated as is.
             state.context = parent
-        if not (recording or metered):
-            return  # a sampled-out call: its context travels, nothing is recorded
-        url = request.url
-        base: Attrs = {sc.HTTP_REQUEST_METHOD: method, sc.SERVER_ADDRESS: url.host}
-        port = sc.server_port(url)
-        if port is not None:
-            base[sc.SERVER_PORT] = port
-        if template is not None:
-            base[sc.URL_TEMPLATE] = template
-        state.metric_attributes = base
         if not recording:
-            return
+            return  # sampled out: its context travels; metrics need only the route
         # Each attribute costs the SDK a validation: the request's details go on the
         # attempt spans only, the call's identity on the call span only.
-        attempt = {**base, sc.URL_FULL: self._redaction.url(url)}
-        if method == "_OTHER":
+        attempt = {**route.metric, sc.URL_FULL: self._redaction.url(request.url)}
+        if route.other:
             attempt[sc.HTTP_REQUEST_METHOD_ORIGINAL] = request.method
         state.attempt_attributes = attempt
-        own: Attrs = {sc.ENDPOINT: key}
-        if call.correlation_id is not None:
-            own[sc.CORRELATION_ID] = call.correlation_id
-        if call.idempotency_key is not None:
-            own[sc.IDEMPOTENCY_KEY] = call.idempotency_key
-        span.set_attributes(own)
 
     def _call_ended(self, call: Call, event: CallEnded) -> None:
         state = call.observation
@@ -271,7 +309,8 @@ class OpenTelemetryObserver:
         if state.ended:
             return
         state.ended = True
-        self._detach(state)
+        if state.token is not None:
+            self._detach(state)
         if not (state.recording or state.metered):
             return
         if state.attempt_span is not None:  # an attempt never reported: don't leak its span
@@ -282,7 +321,15 @@ class OpenTelemetryObserver:
         outcome = sc.call_outcome(error_type, error, state.rejected is not None, fallback)
         if state.recording:
             span = state.span
-            attributes: Attrs = {sc.ATTEMPTS: call.attempts, sc.OUTCOME: outcome}
+            # The call's identity goes on its span with its outcome, in one set_attributes
+            # call (each costs the SDK a lock and a validation pass).
+            attributes: Attrs = {sc.ENDPOINT: call.endpoint.key}
+            if call.correlation_id is not None:
+                attributes[sc.CORRELATION_ID] = call.correlation_id
+            if call.idempotency_key is not None:
+                attributes[sc.IDEMPOTENCY_KEY] = call.idempotency_key
+            attributes[sc.ATTEMPTS] = call.attempts
+            attributes[sc.OUTCOME] = outcome
             if status is not None:
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
             if error_type is not None:
@@ -305,36 +352,55 @@ class OpenTelemetryObserver:
                 attributes[sc.RETRY_REASONS] = tuple(call.retry_reasons)
             span.set_attributes(attributes)
             if error_type is not None and not fallback:
-                span.set_status(StatusCode.ERROR)
+                span.set_status(_ERROR)
             span.end()
         state.last_response = None
         if state.metered:
+            route = state.route
+            assert route is not None
             elapsed = call.clock.monotonic() - call.started
-            method = state.metric_attributes[sc.HTTP_REQUEST_METHOD]
-            self._instruments.call(elapsed, call.endpoint.key, method, outcome, error_type)
+            calls = route.calls
+            outcome_key = (outcome, error_type)
+            metric = calls.get(outcome_key)
+            if metric is None:
+                metric = call_attributes(call.endpoint.key, route.method, outcome, error_type)
+                if self._outcomes_cached < _OUTCOME_CACHE_LIMIT:
+                    self._outcomes_cached += 1
+                    calls[outcome_key] = metric
+            self._instruments.call_duration.record(elapsed, metric)
 
     # -- attempts ------------------------------------------------------------------------
 
     def _attempt_started(self, call: Call, event: AttemptStarted) -> None:
         state = call.observation
         if state is _PASSTHROUGH:
-            propagate.inject(call.request.headers)
+            propagate.inject(call.request.headers, setter=HEADER_SETTER)
             return
         if not isinstance(state, _CallState) or state.context is None:
             return
         headers = call.request.headers
         ctx = state.context
         if state.recording:
-            attributes = dict(state.attempt_attributes)
-            if event.attempt > 1:
-                attributes[sc.HTTP_REQUEST_RESEND_COUNT] = event.attempt - 1
-            if self._recorded:
-                self._record_headers(attributes, sc.REQUEST_HEADER_PREFIX, headers)
-            span = self._tracer.start_span(state.name, ctx, SpanKind.CLIENT, attributes)
+            attributes = state.attempt_attributes
+            if event.attempt > 1 or self._recorded:
+                attributes = dict(attributes)
+                if event.attempt > 1:
+                    attributes[sc.HTTP_REQUEST_RESEND_COUNT] = event.attempt - 1
+                if self._recorded:
+                    self._record_headers(attributes, sc.REQUEST_HEADER_PREFIX, headers)
+            route = state.route
+            assert route is not None
+            span = self._tracer.start_span(route.name, ctx, _CLIENT, attributes)
             state.attempt_span = span
-            ctx = trace.set_span_in_context(span, ctx)
-        # Replaces the previous attempt's values: httpx.Headers.__setitem__ drops them.
-        propagate.inject(headers, ctx)
+            ctx = context_with(ctx, span, {})
+            carried = span.get_span_context()
+        elif state.attach:
+            carried = state.span.get_span_context()
+        else:  # metrics only: the caller's context, as is
+            propagate.inject(headers, ctx, HEADER_SETTER)
+            return
+        # Replaces the previous attempt's values, as httpx.Headers.__setitem__ does.
+        inject(headers, ctx, carried)
         if state.attach:
             state.token = context.attach(ctx)
 
@@ -342,36 +408,47 @@ class OpenTelemetryObserver:
         state = call.observation
         if not isinstance(state, _CallState):
             return
-        self._detach(state)
+        if state.token is not None:
+            self._detach(state)
+        if not (state.recording or state.metered):
+            return
         response, error = event.response, event.error
-        if state.recording or state.metered:
-            status = response.status_code if response is not None else None
-            error_type = sc.error_type_of(status, error)
-            version = sc.protocol_version(response) if response is not None else None
-            span = state.attempt_span
-            if span is not None:
-                state.attempt_span = None
-                attributes: Attrs = {}
-                if response is not None:
-                    attributes[sc.HTTP_RESPONSE_STATUS_CODE] = response.status_code
-                    if version is not None:
-                        attributes[sc.NETWORK_PROTOCOL_VERSION] = version
-                    request_id = self._request_id(response)
-                    state.last_response, state.last_request_id = response, request_id
-                    if request_id is not None:
-                        attributes[sc.REQUEST_ID] = request_id
-                    if self._recorded:
-                        headers = response.headers
-                        self._record_headers(attributes, sc.RESPONSE_HEADER_PREFIX, headers)
-                if error_type is not None:
-                    attributes[sc.ERROR_TYPE] = error_type
-                span.set_attributes(attributes)
-                if error_type is not None:
-                    span.set_status(StatusCode.ERROR)
-                span.end()
-            if state.metered:
-                request = state.metric_attributes
-                self._instruments.attempt(event.duration, request, status, version, error_type)
+        status = response.status_code if response is not None else None
+        error_type = sc.error_type_of(status, error)
+        version = _protocol_version(response) if response is not None else None
+        span = state.attempt_span
+        if span is not None:
+            state.attempt_span = None
+            attributes: Attrs = {}
+            if response is not None:
+                attributes[sc.HTTP_RESPONSE_STATUS_CODE] = response.status_code
+                if version is not None:
+                    attributes[sc.NETWORK_PROTOCOL_VERSION] = version
+                request_id = self._request_id(response)
+                state.last_response, state.last_request_id = response, request_id
+                if request_id is not None:
+                    attributes[sc.REQUEST_ID] = request_id
+                if self._recorded:
+                    headers = response.headers
+                    self._record_headers(attributes, sc.RESPONSE_HEADER_PREFIX, headers)
+            if error_type is not None:
+                attributes[sc.ERROR_TYPE] = error_type
+            span.set_attributes(attributes)
+            if error_type is not None:
+                span.set_status(_ERROR)
+            span.end()
+        if state.metered:
+            route = state.route
+            assert route is not None
+            attempts = route.attempts
+            outcome_key = (status, version, error_type)
+            metric = attempts.get(outcome_key)
+            if metric is None:
+                metric = attempt_attributes(route.metric, status, version, error_type)
+                if self._outcomes_cached < _OUTCOME_CACHE_LIMIT:
+                    self._outcomes_cached += 1
+                    attempts[outcome_key] = metric
+            self._instruments.request_duration.record(event.duration, metric)
 
     def _detach(self, state: _CallState) -> None:
         token = state.token
@@ -424,18 +501,15 @@ class OpenTelemetryObserver:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _naming(self, method: str, key: str) -> tuple[str, str | None, str]:
-        """(span name, url.template, http.request.method) for a method and endpoint key."""
-        cached = self._names.get((method, key))
-        if cached is None:
-            known = method if method in self._methods else "_OTHER"
-            template = sc.url_template(key)
-            prefix = "HTTP" if known == "_OTHER" else known
-            name = prefix if template is None else f"{prefix} {template}"
-            cached = (name, template, known)
-            if len(self._names) < _NAME_CACHE_LIMIT:
-                self._names[(method, key)] = cached
-        return cached
+    def _route(self, method: str, key: str, url: Any) -> _Route:
+        """The route of a call: its method, endpoint key and origin."""
+        cache_key = (method, key, url.scheme, url.host, url.port)
+        route = self._routes.get(cache_key)
+        if route is None:
+            route = _Route(self, method, key, url)
+            if len(self._routes) < _ROUTE_CACHE_LIMIT:
+                self._routes[cache_key] = route
+        return route
 
     def _request_id(self, response: httpx.Response) -> str | None:
         if self._request_ids is None:
