@@ -39,11 +39,12 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterable
-from contextvars import Token
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import context, metrics, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -175,6 +176,23 @@ def _protocol_version(response: httpx.Response) -> str | None:
     return sc.protocol_version(response)
 
 
+def _context_reader() -> Callable[[], Context]:
+    """The cheapest way to read the current OpenTelemetry context.
+
+    The API's ``context.get_current()`` goes through two Python calls to a ``ContextVar``;
+    the untraced fast path asks it on every call, so read the variable itself when the
+    runtime context is the API's default one.
+    """
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if isinstance(variable, ContextVar):
+        return variable.get
+    return context.get_current
+
+
+_current_context = _context_reader()
+
+
 class OpenTelemetryObserver:
     """Traces every call and attempt, records metrics, and propagates trace context.
 
@@ -244,7 +262,7 @@ class OpenTelemetryObserver:
                 self._always = True
                 return True
             self._recheck_at = now + 1.0
-        return bool(context.get_current()) or self._instruments.enabled()
+        return bool(_current_context()) or self._instruments.enabled()
 
     def on_event(self, call: Call | None, event: Event) -> None:
         """Receive one pipeline event. Never raises: a telemetry fault must not fail a call."""
