@@ -154,7 +154,6 @@ class EndpointBreaker:
     def policy(self) -> Breaker:
         return self._policy
 
-
     @property
     def name(self) -> str:
         """The endpoint key (pybreaker's ``CircuitBreaker.name``)."""
