@@ -499,6 +499,23 @@ class Call:
             ),
         )
 
+    def conclude(self, outcome: httpx.Response | BaseException) -> httpx.Response:
+        """The call's last outcome as the caller sees it: :meth:`finish`ed, or raised."""
+        if isinstance(outcome, BaseException):
+            error = self.fail(outcome)
+            if error is outcome:
+                raise outcome
+            raise error from outcome
+        return self.finish(outcome)
+
+    def recover(self, exc: Exception) -> httpx.Response:
+        """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised."""
+        fallback = self.fallback(exc)
+        if fallback is None:
+            self.ended(None, exc)
+            raise exc
+        return fallback
+
     def finish(self, response: httpx.Response) -> httpx.Response:
         """Attach the call's record; raise an ``ApiError`` if the client asked for that."""
         status = response.status_code

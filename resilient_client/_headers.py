@@ -3,8 +3,9 @@
 ``httpx.Headers`` keeps ``(name, lower-cased name, value)`` byte triples in ``_list``
 (both libraries, unchanged since httpx 0.18). Its public lookups decode every header on
 each access and its ``raw`` property copies the list; the pipeline reads a few headers
-of every request and response and adds one, so it reads the triples directly and
-falls back to the public API for any other ``Headers`` implementation.
+of every request and response and sets a few (correlation id, trace context), so it
+works on the triples directly and falls back to the public API for any other
+``Headers`` implementation.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_header", "first_value", "triples"]
+__all__ = ["add_header", "first_value", "put_triple", "set_header", "triples"]
 
 Triple = tuple[bytes, bytes, bytes]
 
@@ -41,3 +42,27 @@ def add_header(headers: Any, name: str, lower_name: bytes, value: str) -> None:
         headers[name] = value
     else:
         stored.append((name.encode("ascii"), lower_name, value.encode("ascii")))
+
+
+def set_header(headers: Any, name: str, value: str) -> None:
+    """``headers[name] = value``, without the decoding and re-encoding for ASCII text."""
+    stored: list[Triple] | None = getattr(headers, "_list", None)
+    if type(stored) is not list or not (name.isascii() and value.isascii()):
+        headers[name] = value
+        return
+    raw_name = name.encode("ascii")
+    put_triple(stored, (raw_name, raw_name.lower(), value.encode("ascii")))
+
+
+def put_triple(stored: list[Triple], triple: Triple) -> None:
+    """Set a header in httpx's triples as ``Headers.__setitem__`` does: the first copy
+    replaced, any later one dropped."""
+    lower = triple[1]
+    for index, item in enumerate(stored):
+        if item[1] == lower:
+            stored[index] = triple
+            for later in range(len(stored) - 1, index, -1):  # rare: a header sent twice
+                if stored[later][1] == lower:
+                    del stored[later]
+            return
+    stored.append(triple)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import anyio
 import httpx
@@ -40,12 +40,6 @@ __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "Sync
 
 # An attempt with no cap and no deadline runs unguarded.
 _NO_LIMIT = nullcontext()
-
-
-def _raise(error: BaseException, cause: BaseException) -> NoReturn:
-    if error is cause:
-        raise error
-    raise error from cause
 
 
 class _Driver:
@@ -131,18 +125,12 @@ class SyncDriver(_Driver):
                     outcome = exc
                 if call.judge(outcome).retry:
                     outcome = self._retry(call, outcome)
-                if isinstance(outcome, BaseException):
-                    _raise(call.fail(outcome), outcome)
-                response = call.finish(outcome)
+                response = call.conclude(outcome)
             finally:
                 if bulkhead is not None:
                     bulkhead.release()
         except Exception as exc:
-            fallback = call.fallback(exc)
-            if fallback is None:
-                call.ended(None, exc)
-                raise
-            response = fallback
+            response = call.recover(exc)
         except BaseException as exc:  # cancelled: the call's record ends all the same
             call.ended(None, exc)
             raise
@@ -158,10 +146,9 @@ class SyncDriver(_Driver):
             sleep=self._clock.sleep, before_sleep=_discard, **loop_arguments(call)
         )
         try:
-            outcome: httpx.Response | BaseException = retrying(attempts)
+            return retrying(attempts)  # type: ignore[no-any-return]
         except Exception as exc:
-            _raise(call.fail(exc), exc)
-        return outcome
+            return exc
 
     def _attempt(self, call: Call) -> httpx.Response:
         breaker = call.breaker
@@ -226,18 +213,12 @@ class AsyncDriver(_Driver):
                     outcome = exc
                 if call.judge(outcome).retry:
                     outcome = await self._retry(call, outcome)
-                if isinstance(outcome, BaseException):
-                    _raise(call.fail(outcome), outcome)
-                response = call.finish(outcome)
+                response = call.conclude(outcome)
             finally:
                 if bulkhead is not None:
                     bulkhead.release()
         except Exception as exc:
-            fallback = call.fallback(exc)
-            if fallback is None:
-                call.ended(None, exc)
-                raise
-            response = fallback
+            response = call.recover(exc)
         except BaseException as exc:  # cancelled: the call's record ends all the same
             call.ended(None, exc)
             raise
@@ -253,10 +234,9 @@ class AsyncDriver(_Driver):
             sleep=self._clock.asleep, before_sleep=_adiscard, **loop_arguments(call)
         )
         try:
-            outcome: httpx.Response | BaseException = await retrying(attempts)
+            return await retrying(attempts)
         except Exception as exc:
-            _raise(call.fail(exc), exc)
-        return outcome
+            return exc
 
     async def _attempt(self, call: Call) -> httpx.Response:
         breaker = call.breaker

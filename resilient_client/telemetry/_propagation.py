@@ -5,7 +5,7 @@ API's path costs a few microseconds per attempt: a lookup of the span in the con
 two formatting helpers, and ``httpx.Headers.__setitem__``, which encodes, lower-cases
 and scans the headers for each field. Here:
 
-- :func:`set_header` replaces a header as ``httpx.Headers.__setitem__`` does (the first
+- ``_headers.set_header`` replaces a header as ``httpx.Headers.__setitem__`` does (the first
   copy in place, any later copies dropped) over httpx's (and httpx2's) own
   ``(name, lower-cased name, value)`` byte triples, for ASCII names and values;
   anything else goes through the public ``__setitem__``.
@@ -29,36 +29,9 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Setter, TextMapPropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["HEADER_SETTER", "SPAN_KEY", "context_with", "inject", "set_header"]
+from .._headers import put_triple, set_header
 
-Triple = tuple[bytes, bytes, bytes]
-
-
-def set_header(headers: Any, name: str, value: str) -> None:
-    """``headers[name] = value``, without the decoding and re-encoding for ASCII text."""
-    stored: list[Triple] | None = getattr(headers, "_list", None)
-    if type(stored) is not list or not (name.isascii() and value.isascii()):
-        headers[name] = value
-        return
-    raw_name = name.encode("ascii")
-    _put(stored, (raw_name, raw_name.lower(), value.encode("ascii")))
-
-
-def _put(stored: list[Triple], triple: Triple) -> None:
-    """Set a header in httpx's triples: the first copy replaced, any later one dropped."""
-    lower = triple[1]
-    index = 0
-    for item in stored:
-        if item[1] == lower:
-            break
-        index += 1
-    else:
-        stored.append(triple)
-        return
-    stored[index] = triple
-    for later in range(len(stored) - 1, index, -1):  # rare: a header sent twice
-        if stored[later][1] == lower:
-            del stored[later]
+__all__ = ["HEADER_SETTER", "SPAN_KEY", "context_with", "inject"]
 
 
 class _HeaderSetter(Setter[Any]):
@@ -143,7 +116,7 @@ def inject(headers: Any, ctx: Context, carried: trace.SpanContext) -> None:
         )
         stored = getattr(headers, "_list", None)
         if type(stored) is list:
-            _put(stored, (b"traceparent", b"traceparent", traceparent))
+            put_triple(stored, (b"traceparent", b"traceparent", traceparent))
         else:
             headers["traceparent"] = traceparent.decode("ascii")
         if carried.trace_state:
