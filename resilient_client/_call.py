@@ -60,7 +60,10 @@ if TYPE_CHECKING:
     from ._pipeline import Pipeline
     from .problems import Problem
 
+# Hot records are built with tuple.__new__ directly: a NamedTuple's own __new__ is a
+# Python function, and these run on every call (events: on every observed attempt).
 _new_tuple = tuple.__new__
+_CALL_STARTED = CallStarted()
 
 __all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_IDEMPOTENCY_KEY", "EXT_POLICY", "EXT_STREAM", "Call"]
 
@@ -135,21 +138,29 @@ class Call:
         self.request = request
         self.endpoint = endpoint
         self.policy = policy
-        self.started = self._attempt_started = clock.monotonic()
-        timeouts = policy.timeouts
-        self.deadline = None if timeouts.total is None else self.started + timeouts.total
-        self._attempt_cap = timeouts.attempt
-        self.attempts = 0
-        self.limit: float | None = None  # the current attempt's, set by start_attempt
+        self.started = self._attempt_started = started = clock.monotonic()
+        extensions = request.extensions
+        self._phases: PhaseTable
         if policy is endpoint.policy:  # no per-call override: the endpoint's state as is
             self.breaker = endpoint.breaker
             self.bulkhead = endpoint.bulkhead
+            total = endpoint.total
+            self._attempt_cap = endpoint.attempt
+            self._phases = endpoint.phases
         else:
             self.breaker = endpoint.breaker if policy.breaker is not None else None
             self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
+            timeouts = policy.timeouts
+            total, self._attempt_cap = timeouts.total, timeouts.attempt
+            self._phases = phase_table(timeouts)
+        if extensions.get(EXT_EXPLICIT_TIMEOUT):
+            self._phases = phase_table(extensions.get("timeout") or {})
+        self.deadline = None if total is None else started + total
+        self.attempts = 0
+        self.limit: float | None = None  # the current attempt's, set by start_attempt
         self.fallback_used = False
         self._fallback_asked = False
-        self.retry_reasons: list[str] = []
+        self.retry_reasons: tuple[str, ...] = ()
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
         self.planned_delay = 0.0
@@ -157,14 +168,6 @@ class Call:
         self._previous_delay: float | None = None
         self._judged: object = None
         self._problem: Problem | None = None
-        extensions = request.extensions
-        self._phases: PhaseTable
-        if extensions.get(EXT_EXPLICIT_TIMEOUT):
-            self._phases = phase_table(extensions.get("timeout") or {})
-        elif policy is endpoint.policy:
-            self._phases = endpoint.phases
-        else:
-            self._phases = phase_table(policy.timeouts)
         if request.method in IDEMPOTENT_METHODS and EXT_IDEMPOTENCY_KEY not in extensions:
             self.idempotency_key = None  # a key would change nothing: skip the header scan
         else:
@@ -172,9 +175,13 @@ class Call:
         self.correlation_id = self._set_correlation_id()
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
-        self.replayable = _is_replayable(request, pipeline.flavor.RequestNotRead)
+        try:
+            request.content  # noqa: B018 - raises if the body is a one-shot stream
+            self.replayable = True
+        except pipeline.flavor.RequestNotRead:
+            self.replayable = False
         if self._observers:
-            self._emit(CallStarted())
+            self._emit(_CALL_STARTED)
 
     def _emit(self, event: Event) -> None:
         for observer in self._observers:
@@ -202,16 +209,17 @@ class Call:
         return key
 
     def _set_correlation_id(self) -> str | None:
-        header = self._pipeline.correlation_header
-        if header is None:
+        pipeline = self._pipeline
+        if pipeline.correlation_header is None:
             return current_correlation_id()
         headers = self.request.headers
-        key = self._pipeline.correlation_key
+        key = pipeline.correlation_key
         present = first_value(headers, key)
         if present is not None:
             return present
         value = current_correlation_id() or os.urandom(16).hex()
-        add_header(headers, header, key, value)  # ASCII: correlation_id() checks it
+        # ASCII: correlation_id() checks a caller's id; ours is hex.
+        add_header(headers, pipeline.correlation_raw, key, value)
         return value
 
     # -- admission ------------------------------------------------------------------
@@ -298,21 +306,23 @@ class Call:
         self._problem = None
         self._attempt_started = now
         if self._observers:
-            self._emit(AttemptStarted(self.attempts))
+            self._emit(_new_tuple(AttemptStarted, (self.attempts,)))
         return request
 
     def attempt_ended(self, outcome: httpx.Response | BaseException) -> None:
         """Record an attempt's outcome with the endpoint's state and the observers."""
         throttle = self.endpoint.throttle
-        is_response = not isinstance(outcome, BaseException)
-        if throttle is not None and is_response:
+        failed = isinstance(outcome, BaseException)
+        if throttle is not None and not failed:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
         if self._observers:
             duration = self.clock.monotonic() - self._attempt_started
-            if is_response:
-                self._emit(AttemptEnded(self.attempts, outcome, None, duration))  # type: ignore[arg-type]
-            else:
-                self._emit(AttemptEnded(self.attempts, None, outcome, duration))  # type: ignore[arg-type]
+            event: tuple[int, httpx.Response | None, BaseException | None, float] = (
+                (self.attempts, None, outcome, duration)  # type: ignore[assignment]
+                if failed
+                else (self.attempts, outcome, None, duration)
+            )
+            self._emit(_new_tuple(AttemptEnded, event))
 
     def _clipped_timeouts(
         self, phases: Mapping[str, float | None], limit: float
@@ -427,7 +437,7 @@ class Call:
             return True
         assert self.verdict is not None
         reason = self.verdict.reason
-        self.retry_reasons.append(reason)
+        self.retry_reasons += (reason,)
         self._previous_delay = self.planned_delay
         if self._observers:
             self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
@@ -475,15 +485,13 @@ class Call:
     def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
         """Announce the end of the call, once: the drivers' last word on every path."""
         if self._observers:
-            self._emit(CallEnded(response, error, fallback=self.fallback_used))
+            self._emit(_new_tuple(CallEnded, (response, error, self.fallback_used)))
 
     def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
         request_id = None if response is None else response_request_id(response.headers)
         stop_reason = self.stop_reason
         if stop_reason is None and self.verdict is not None:
             stop_reason = self.verdict.reason
-        # tuple.__new__ directly: NamedTuple's own __new__ is a Python function, and this
-        # runs on every call.
         return _new_tuple(
             ResilienceInfo,
             (
@@ -493,7 +501,7 @@ class Call:
                 self.idempotency_key,
                 self.correlation_id,
                 request_id,
-                tuple(self.retry_reasons),
+                self.retry_reasons,
                 stop_reason,
                 self.fallback_used,
             ),
@@ -593,11 +601,3 @@ class Call:
         verb = "recovered" if level == logging.DEBUG else "failed"
         message = f"call to {info.endpoint} {verb} after {info.attempts} attempt(s): {what}"
         self._pipeline.failures.emit(level, message, fields)
-
-
-def _is_replayable(request: httpx.Request, not_read: type[BaseException]) -> bool:
-    try:
-        request.content  # noqa: B018 - raises if the body is a one-shot stream
-    except not_read:
-        return False
-    return True

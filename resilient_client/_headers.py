@@ -10,12 +10,15 @@ works on the triples directly and falls back to the public API for any other
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
-__all__ = ["add_header", "first_value", "put_triple", "set_header", "triples"]
+__all__ = ["add_header", "first_value", "lower_names", "put_triple", "set_header", "triples"]
 
 Triple = tuple[bytes, bytes, bytes]
+
+_LOWER_NAME = itemgetter(1)
 
 
 def triples(headers: Any) -> Sequence[Triple]:
@@ -26,22 +29,33 @@ def triples(headers: Any) -> Sequence[Triple]:
     return [(name, name.lower(), value) for name, value in headers.raw]
 
 
+def lower_names(stored: Sequence[Triple]) -> Iterator[bytes]:
+    """The lower-cased names of ``stored`` triples, iterated in C: ``in`` and
+    ``isdisjoint`` over them run no Python bytecode per header."""
+    return map(_LOWER_NAME, stored)
+
+
 def first_value(headers: Any, lower_name: bytes) -> str | None:
     """The first value of the header ``lower_name`` (lower-cased bytes), or ``None``."""
     stored: Sequence[Triple] | None = getattr(headers, "_list", None)  # triples(), inlined
-    for _, name, value in triples(headers) if stored is None else stored:
+    if stored is None:
+        stored = triples(headers)
+    # Asked mostly of headers that are absent: rule that out first, in C.
+    if lower_name not in map(_LOWER_NAME, stored):
+        return None
+    for _, name, value in stored:
         if name == lower_name:
             return value.decode("latin-1")
-    return None
+    return None  # pragma: no cover - found above
 
 
-def add_header(headers: Any, name: str, lower_name: bytes, value: str) -> None:
-    """Append a header known to be absent, its name and value ASCII."""
+def add_header(headers: Any, raw_name: bytes, lower_name: bytes, value: str) -> None:
+    """Append a header known to be absent, its name (``raw_name``) and value ASCII."""
     stored: list[Triple] | None = getattr(headers, "_list", None)
     if stored is None:
-        headers[name] = value
+        headers[raw_name.decode("ascii")] = value
     else:
-        stored.append((name.encode("ascii"), lower_name, value.encode("ascii")))
+        stored.append((raw_name, lower_name, value.encode("ascii")))
 
 
 def set_header(headers: Any, name: str, value: str) -> None:

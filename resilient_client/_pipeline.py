@@ -69,7 +69,9 @@ class Pipeline:
                 f"correlation_header must be a header name (RFC 9110 token), "
                 f"got {correlation_header!r}"
             )
-        self.correlation_key = (correlation_header or "").lower().encode("ascii")
+        # The header's name as it goes on the wire, and lower-cased as httpx matches it.
+        self.correlation_raw = (correlation_header or "").encode("ascii")
+        self.correlation_key = self.correlation_raw.lower()
         self.raise_for_error = raise_for_error
         self.extra_observers = tuple(observers)
         self.telemetry: OpenTelemetryObserver | None = None

@@ -192,7 +192,8 @@ async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
 class AsyncDriver(_Driver):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
-    _loop: asyncio.AbstractEventLoop | None = None  # the last loop, and its watchdog:
+    # The last asyncio loop, and its watchdog (never None: no running loop means trio).
+    _loop: object = object()
     _watchdog: Watchdog  # kept to skip the registry
 
     def _default_inner(self) -> Any:
@@ -285,9 +286,9 @@ class AsyncDriver(_Driver):
         if limit is None:
             return _NO_LIMIT
         loop = asyncio._get_running_loop()
-        if loop is None:
-            return anyio.fail_after(limit)
         if loop is not self._loop:
+            if loop is None:
+                return anyio.fail_after(limit)
             # Held strongly, as the client's connections are: they belong to that loop.
             self._loop, self._watchdog = loop, watchdog_for(loop)
         return self._watchdog.guard(limit, loop)

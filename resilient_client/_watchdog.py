@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 import weakref
 from types import TracebackType
 
@@ -35,15 +36,19 @@ _COMPACT_MIN = 64
 class Guard:
     """One attempt's limit: a sync context manager, usable inside a coroutine."""
 
-    __slots__ = ("_cancelling", "_task", "_watchdog", "done", "fired", "when")
+    __slots__ = ("_cancelling", "_task", "_watchdog", "fired", "when")
 
     def __init__(self, watchdog: Watchdog, task: asyncio.Task[object], when: float) -> None:
         self._watchdog = watchdog
         self._task: asyncio.Task[object] | None = task
         self._cancelling = task.cancelling()
         self.when = when
-        self.done = False
         self.fired = False
+
+    @property
+    def done(self) -> bool:
+        """Whether the guarded block has been left."""
+        return self._task is None
 
     def __enter__(self) -> Guard:
         return self
@@ -55,12 +60,10 @@ class Guard:
         traceback: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None  # a done guard in the heap must not pin its loop
-        self.done = True
         if not self.fired:
             self._watchdog.dead += 1  # still in the heap; the timer or a rebuild drops it
-        if (
-            self.fired
-            and task is not None
+        elif (
+            task is not None
             and task.uncancel() <= self._cancelling
             and exc_type is asyncio.CancelledError
         ):
@@ -76,12 +79,24 @@ class Guard:
 class Watchdog:
     """Every live :class:`Guard` of one event loop, and the one timer that enforces them."""
 
-    __slots__ = ("__weakref__", "_armed_at", "_heap", "_loop_ref", "_order", "_timer", "dead")
+    __slots__ = (
+        "__weakref__",
+        "_armed_at",
+        "_heap",
+        "_loop_ref",
+        "_monotonic",
+        "_order",
+        "_timer",
+        "dead",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weakly: the registry below maps loops to watchdogs weakly, and a strong
         # reference back from the value would keep every loop alive forever.
         self._loop_ref = weakref.ref(loop)
+        # asyncio's own loops tell time.monotonic(): call it directly, a frame less.
+        standard = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
+        self._monotonic = time.monotonic if standard else None
         self._heap: list[tuple[float, int, Guard]] = []
         # Ties on the limit are broken by arrival, never by comparing guards.
         self._order = itertools.count()
@@ -104,7 +119,8 @@ class Watchdog:
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("an attempt limit needs a running task")
-        when = loop.time() + limit
+        monotonic = self._monotonic
+        when = (loop.time() if monotonic is None else monotonic()) + limit
         guard = Guard(self, task, when)
         heapq.heappush(self._heap, (when, next(self._order), guard))
         if when < self._armed_at:

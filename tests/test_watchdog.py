@@ -562,3 +562,33 @@ async def test_client_call_cancelled_from_outside_is_cancelled_not_timed_out() -
         with pytest.raises(asyncio.CancelledError):
             await call
     assert call.cancelled()
+
+
+def test_under_trio_the_attempt_cap_is_anyios_cancel_scope() -> None:
+    """No asyncio loop runs under trio: the driver falls back to anyio's cancel scope,
+    and a call that finishes in time is untouched by it."""
+    trio = pytest.importorskip("trio")
+
+    class TrioSlowTransport(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            self.calls += 1
+            if request.url.path == "/slow":
+                await trio.sleep(HANG)
+            return httpx.Response(200)
+
+    async def main() -> tuple[int, float]:
+        transport = TrioSlowTransport()
+        policy = rc.Policy(timeouts=rc.Timeouts(attempt=0.05, total=1.0), retry=None)
+        async with rc.AsyncResilientClient(transport=transport, policy=policy) as client:
+            assert (await client.get("http://api.test/fast")).status_code == 200
+            start = trio.current_time()
+            with pytest.raises(rc.AttemptTimeout):
+                await client.get("http://api.test/slow")
+            return transport.calls, trio.current_time() - start
+
+    calls, elapsed = trio.run(main)
+    assert calls == 2
+    assert 0.05 - 1e-6 <= elapsed < 0.05 + SLACK

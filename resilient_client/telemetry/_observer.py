@@ -254,15 +254,18 @@ class OpenTelemetryObserver:
         """
         if self._always:
             return True
-        # get_tracer_provider() reads os.environ: ask it at most once a second, so an
-        # SDK configured later is picked up within a second.
+        # get_tracer_provider() reads os.environ: ask it (and the meter provider) at most
+        # once a second, so an SDK configured later is picked up within a second.
         now = time.monotonic()
         if now >= self._recheck_at:
-            if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            if (
+                not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+                or self._instruments.enabled()
+            ):
                 self._always = True
                 return True
             self._recheck_at = now + 1.0
-        return bool(_current_context()) or self._instruments.enabled()
+        return bool(_current_context())
 
     def on_event(self, call: Call | None, event: Event) -> None:
         """Receive one pipeline event. Never raises: a telemetry fault must not fail a call."""
@@ -282,7 +285,7 @@ class OpenTelemetryObserver:
     def _call_started(self, call: Call, event: CallStarted) -> None:
         request = call.request
         route = self._route(request.method, call.endpoint.key, request.url)
-        parent = context.get_current()
+        parent = _current_context()
         span = self._tracer.start_span(route.name, parent, _INTERNAL)
         recording = span.is_recording()
         metered = self._instruments.enabled()
@@ -367,7 +370,7 @@ class OpenTelemetryObserver:
                 if stop_reason is not None:
                     attributes[sc.STOP_REASON] = stop_reason
             if call.retry_reasons:
-                attributes[sc.RETRY_REASONS] = tuple(call.retry_reasons)
+                attributes[sc.RETRY_REASONS] = call.retry_reasons
             span.set_attributes(attributes)
             if error_type is not None and not fallback:
                 span.set_status(_ERROR)

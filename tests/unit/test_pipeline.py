@@ -353,6 +353,19 @@ def test_the_correlation_id_is_the_same_on_every_attempt(driver: Driver) -> None
     assert transport.requests[-1].headers["X-Correlation-ID"] == "trace-me-42"
 
 
+def test_a_correlation_id_the_caller_sent_is_kept_not_doubled(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, 200], correlation_header="X-Trace-Ref")
+    headers = {"Accept": "application/json", "x-trace-REF": "from-caller-7"}
+    response = driver.request(client, "GET", URL, headers=headers)
+    for sent in transport.requests:
+        assert sent.headers.get_list("X-Trace-Ref") == ["from-caller-7"]
+    assert info(response).correlation_id == "from-caller-7"
+    driver.request(client, "GET", URL)  # and one of ours, under the configured name
+    generated = transport.requests[-1].headers.get_list("x-trace-ref")
+    assert len(generated) == 1 and len(generated[0]) == 32
+    assert b"X-Trace-Ref" in [name for name, _ in transport.requests[-1].headers.raw]
+
+
 def test_per_call_policy_override(driver: Driver) -> None:
     client, transport, _ = make(driver, [503] * 10)
     override = rc.Policy(retry=rc.Retry(max_attempts=5))
