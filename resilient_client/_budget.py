@@ -21,7 +21,6 @@ made ``with`` cost about twice as much (≈430 vs ≈230 ns measured).
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from math import floor
@@ -29,6 +28,7 @@ from math import floor
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._clock import Clock
+from ._logging import Episodes
 from ._window import BucketRing
 
 __all__ = ["RetryBudget", "RetryBudgetSnapshot", "RetryBudgetState"]
@@ -96,9 +96,8 @@ class RetryBudgetState:
 
     __slots__ = (
         "_calls_total",
-        "_last_refusal",
+        "_episodes",
         "_lock",
-        "_notice_pending",
         "_now",
         "_per_second",
         "_ratio_u",
@@ -121,8 +120,7 @@ class RetryBudgetState:
         self._refused_total = 0
         self._ratio_u = round(policy.ratio * _SCALE)
         self._reserve_u = round(policy.min_per_second * policy.window * _SCALE)
-        self._last_refusal = -math.inf
-        self._notice_pending = False
+        self._episodes = Episodes(policy.window)
 
     def record_call(self, now: float | None = None) -> None:
         """Count one call (its first attempt): it earns ``ratio`` of a retry.
@@ -160,9 +158,7 @@ class RetryBudgetState:
             self._refused_total += 1
             # A refusal after a full window without any starts a new episode: worth one
             # log line, the refusals that follow are not.
-            if now - self._last_refusal >= self.policy.window:
-                self._notice_pending = True
-            self._last_refusal = now
+            self._episodes.refused(now)
             return False
         finally:
             lock.release()
@@ -174,12 +170,11 @@ class RetryBudgetState:
         before it. Call this after :meth:`try_retry` returned ``False``: exactly one
         caller per episode gets the message, to log it.
         """
-        if not self._notice_pending:  # unlocked peek: the common answer costs no lock
+        if not self._episodes.pending:  # unlocked peek: the common answer costs no lock
             return None
         with self._lock:
-            if not self._notice_pending:
+            if not self._episodes.take():
                 return None
-            self._notice_pending = False
             calls, retries = self._ring.sums[_CALLS], self._ring.sums[_RETRIES]
         policy = self.policy
         return (
@@ -206,7 +201,7 @@ class RetryBudgetState:
                 retries=retries,
                 refused=refused,
                 available=max(0, room - retries),
-                refusing=now - self._last_refusal < self.policy.window,
+                refusing=self._episodes.ongoing(now),
                 calls_total=self._calls_total,
                 retries_total=self._retries_total,
                 refused_total=self._refused_total,

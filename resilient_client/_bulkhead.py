@@ -20,7 +20,6 @@ made ``with`` cost about twice as much (≈430 vs ≈230 ns measured).
 from __future__ import annotations
 
 import asyncio
-import math
 import sys
 import threading
 from collections import deque
@@ -32,6 +31,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._clock import SYSTEM_CLOCK, Clock
+from ._logging import Episodes
 
 __all__ = ["Bulkhead", "BulkheadSnapshot", "BulkheadState"]
 
@@ -89,11 +89,10 @@ class BulkheadState:
 
     __slots__ = (
         "_acquired_total",
+        "_episodes",
         "_in_flight",
-        "_last_rejection",
         "_lock",
         "_max",
-        "_notice_pending",
         "_now",
         "_rejected_total",
         "_waiters",
@@ -111,8 +110,7 @@ class BulkheadState:
         self._waiters: deque[_Waiter] = deque()
         self._acquired_total = 0
         self._rejected_total = 0
-        self._last_rejection = -math.inf
-        self._notice_pending = False
+        self._episodes = Episodes(_EPISODE_GAP)
 
     @property
     def in_flight(self) -> int:
@@ -133,9 +131,7 @@ class BulkheadState:
         lock = self._lock
         lock.acquire()  # not `with`: see the module docstring
         try:
-            if self._in_flight < self._max:
-                self._in_flight += 1
-                self._acquired_total += 1
+            if self._take_locked():
                 return True
             if timeout <= 0:
                 self._reject_locked()
@@ -167,24 +163,16 @@ class BulkheadState:
         lock = self._lock
         lock.acquire()
         try:
-            if self._in_flight < self._max:
-                self._in_flight += 1
-                self._acquired_total += 1
+            if self._take_locked():
                 return True
             if timeout <= 0:
                 self._reject_locked()
                 return False
+            event, wake = _async_waker()  # quick and non-blocking: one critical section
+            waiter = _Waiter(wake)
+            self._waiters.append(waiter)
         finally:
             lock.release()
-        event, wake = _async_waker()
-        waiter = _Waiter(wake)
-        with self._lock:
-            # A slot may have come free while the waker was built.
-            if self._in_flight < self._max:
-                self._in_flight += 1
-                self._acquired_total += 1
-                return True
-            self._waiters.append(waiter)
         try:
             with anyio.move_on_after(timeout):
                 await event.wait()
@@ -231,12 +219,11 @@ class BulkheadState:
         Call this after an acquire returned ``False``: exactly one caller per episode
         gets the message, to log it.
         """
-        if not self._notice_pending:  # unlocked peek: the common answer costs no lock
+        if not self._episodes.pending:  # unlocked peek: the common answer costs no lock
             return None
         with self._lock:
-            if not self._notice_pending:
+            if not self._episodes.take():
                 return None
-            self._notice_pending = False
             in_flight, waiting = self._in_flight, len(self._waiters)
         return (
             f"bulkhead full for endpoint {endpoint!r}: rejecting calls "
@@ -270,12 +257,16 @@ class BulkheadState:
                     self._reject_locked()
             return False
 
+    def _take_locked(self) -> bool:
+        if self._in_flight < self._max:
+            self._in_flight += 1
+            self._acquired_total += 1
+            return True
+        return False
+
     def _reject_locked(self) -> None:
         self._rejected_total += 1
-        now = self._now()
-        if now - self._last_rejection >= _EPISODE_GAP:
-            self._notice_pending = True
-        self._last_rejection = now
+        self._episodes.refused(self._now())
 
 
 def _async_waker() -> tuple[anyio.Event, Callable[[], object]]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -37,7 +38,6 @@ from ._logging import logger
 from ._policy import Policy
 from ._retry import (
     FINAL_SUCCESS,
-    IDEMPOTENT_METHODS,
     Failure,
     Verdict,
     backoff_delay,
@@ -47,6 +47,7 @@ from ._retry import (
     status_is_candidate,
 )
 from .problems import (
+    DEFAULT_MAX_BODY_BYTES,
     parse_problem,
     raise_for_error,
     retry_after_seconds,
@@ -75,13 +76,19 @@ EXT_IDEMPOTENCY_KEY = "idempotency_key"
 EXT_STREAM = "resilient_client.stream"
 EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
 
-# Error bodies up to this size are read inside the attempt, so the retry decision can
-# see the problem; larger ones are judged on status and headers alone.
-ERROR_BODY_LIMIT = 64 * 1024
+# Error bodies up to the parser's own bound are read inside the attempt, so the retry
+# decision can see the problem; larger ones are judged on status and headers alone.
+ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
 # A success with no slow-call rule to time it against.
 _PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
 # Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
 _OVERLOAD_STATUSES = frozenset({429, 503, 529})
+
+
+@lru_cache(maxsize=64)
+def _lower_name(header: str) -> bytes:
+    """A header name as httpx's triples hold it, made once per name."""
+    return header.lower().encode("latin-1")
 
 
 def _notice(message: str | None, call: Call) -> None:
@@ -106,6 +113,7 @@ class Call:
         "_problem",
         "attempts",
         "breaker",
+        "budget",
         "bulkhead",
         "clock",
         "correlation_id",
@@ -122,6 +130,7 @@ class Call:
         "retry_reasons",
         "started",
         "stop_reason",
+        "throttle",
         "verdict",
     )
 
@@ -140,24 +149,32 @@ class Call:
         self.policy = policy
         self.started = self._attempt_started = started = clock.monotonic()
         extensions = request.extensions
+        explicit = extensions.get(EXT_EXPLICIT_TIMEOUT)
         self._phases: PhaseTable
+        # The endpoint's state, minus what a per-call override switched off (an override
+        # cannot change its parameters: they are the endpoint's).
         if policy is endpoint.policy:  # no per-call override: the endpoint's state as is
             self.breaker = endpoint.breaker
             self.bulkhead = endpoint.bulkhead
+            self.budget = endpoint.budget
+            self.throttle = endpoint.throttle
             total = endpoint.total
             self._attempt_cap = endpoint.attempt
             self._phases = endpoint.phases
         else:
             self.breaker = endpoint.breaker if policy.breaker is not None else None
             self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
+            self.budget = endpoint.budget if policy.budget is not None else None
+            self.throttle = endpoint.throttle if policy.throttle is not None else None
             timeouts = policy.timeouts
             total, self._attempt_cap = timeouts.total, timeouts.attempt
-            self._phases = phase_table(timeouts)
-        if extensions.get(EXT_EXPLICIT_TIMEOUT):
+            if not explicit:
+                self._phases = phase_table(timeouts)
+        if explicit:  # a timeout= given for the call, or the client's
             self._phases = phase_table(extensions.get("timeout") or {})
         self.deadline = None if total is None else started + total
         self.attempts = 0
-        self.limit: float | None = None  # the current attempt's, set by start_attempt
+        self.limit: float | None = None  # the current attempt's, set by time_attempt
         self.fallback_used = False
         self._fallback_asked = False
         self.retry_reasons: tuple[str, ...] = ()
@@ -168,10 +185,7 @@ class Call:
         self._previous_delay: float | None = None
         self._judged: object = None
         self._problem: Problem | None = None
-        if request.method in IDEMPOTENT_METHODS and EXT_IDEMPOTENCY_KEY not in extensions:
-            self.idempotency_key = None  # a key would change nothing: skip the header scan
-        else:
-            self.idempotency_key = self._set_idempotency_key()
+        self.idempotency_key = self._set_idempotency_key()
         self.correlation_id = self._set_correlation_id()
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -193,10 +207,9 @@ class Call:
         request = self.request
         idempotency = self.policy.idempotency
         key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
-        if key is None and request.method in IDEMPOTENT_METHODS:
-            return None
         header = idempotency.header if idempotency is not None else "Idempotency-Key"
-        present = first_value(request.headers, header.lower().encode("latin-1"))
+        # A key the caller sent counts on any method: a keyed PUT's 409 is retried too.
+        present = first_value(request.headers, _lower_name(header))
         if present is not None:
             return present.strip('"')
         if key is None and idempotency is not None and request.method in idempotency.methods:
@@ -226,10 +239,13 @@ class Call:
 
     def shed(self) -> None:
         """Raise ``LoadShedError`` if the adaptive throttle sheds this call."""
-        throttle = self.endpoint.throttle if self.policy.throttle is not None else None
+        throttle = self.throttle
         if throttle is not None and throttle.should_reject():
-            _notice(throttle.take_refusal_notice(self.endpoint.key), self)
-            raise self.reject("throttle")
+            key = self.endpoint.key
+            _notice(throttle.take_refusal_notice(key), self)
+            raise self._rejected(
+                self._pipeline.flavor.LoadShedError(key, request=self.request), "throttle"
+            )
 
     def admitted(self, decision: Permit | Rejection) -> Permit:
         """The breaker's permit for the next attempt; ``CircuitOpenError`` if it refused."""
@@ -237,15 +253,13 @@ class Call:
             error = self._pipeline.flavor.CircuitOpenError(
                 decision.endpoint, decision.retry_at, request=self.request
             )
-            if self._observers:
-                self._emit(CallRejected("breaker"))
-            raise error
+            raise self._rejected(error, "breaker")
         return decision
 
     def breaker_result(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
         """What an attempt's outcome means to the breaker, and how long the attempt took."""
-        policy = self.policy.breaker
-        assert policy is not None
+        assert self.breaker is not None
+        policy = self.breaker.policy  # the endpoint's: an override only switches it off
         # The duration matters only to a slow-call rule: skip the clock read otherwise.
         if policy.slow_call_duration is None:
             if not isinstance(outcome, BaseException) and outcome.status_code < 400:
@@ -261,47 +275,56 @@ class Call:
 
     def bulkhead_wait(self) -> float:
         """Seconds a call may wait for a bulkhead slot: ``max_wait``, cut to the deadline."""
-        bulkhead = self.policy.bulkhead
-        wait = 0.0 if bulkhead is None else bulkhead.max_wait
+        assert self.bulkhead is not None  # asked only of calls that have one
+        wait = self.bulkhead.policy.max_wait
         if self.deadline is not None:
             wait = min(wait, self.deadline - self.clock.monotonic())
         return wait
 
-    def reject(self, kind: str) -> Exception:
-        """The error for a call refused locally (``"throttle"``, ``"bulkhead"``...)."""
+    def bulkhead_full(self) -> Exception:
+        """The error for a call that got no bulkhead slot in time."""
+        assert self.bulkhead is not None
         key = self.endpoint.key
-        flavor = self._pipeline.flavor
-        error: Exception
-        if kind == "throttle":
-            error = flavor.LoadShedError(key, request=self.request)
-        else:
-            assert self.endpoint.bulkhead is not None
-            _notice(self.endpoint.bulkhead.take_refusal_notice(key), self)
-            error = flavor.BulkheadFull(key, request=self.request)
+        _notice(self.bulkhead.take_refusal_notice(key), self)
+        return self._rejected(
+            self._pipeline.flavor.BulkheadFull(key, request=self.request), "bulkhead"
+        )
+
+    def _rejected(
+        self, error: Exception, kind: Literal["breaker", "bulkhead", "throttle"]
+    ) -> Exception:
+        """``error``, for a call refused locally, once its observers were told."""
         if self._observers:
-            self._emit(CallRejected(kind))  # type: ignore[arg-type]
+            self._emit(CallRejected(kind))
         return error
 
     # -- one attempt ----------------------------------------------------------------
 
-    def start_attempt(self) -> httpx.Request:
-        """Set the next attempt's timeouts; ``DeadlineExceeded`` if no time is left."""
-        request = self.request
-        now = self.clock.monotonic()
-        # The attempt's limit: its cap, or what is left of the deadline if that is less.
+    def time_attempt(self) -> None:
+        """Fix the next attempt's :attr:`limit`: its cap, or what is left of the deadline
+        if that is less. ``DeadlineExceeded`` if nothing is left - asked before the breaker
+        and before the attempt is announced, so a call out of time counts no attempt."""
         limit = self._attempt_cap
         if self.deadline is not None:
-            left = self.deadline - now
+            left = self.deadline - self.clock.monotonic()
+            if left <= 0:
+                raise self.deadline_exceeded()
             if limit is None or left < limit:
                 limit = left
         self.limit = limit
+
+    def start_attempt(self) -> httpx.Request:
+        """Set the attempt's timeouts, clipped to its :attr:`limit`, and count it."""
+        request = self.request
+        now = self.clock.monotonic()
+        limit = self.limit
         phases, longest = self._phases
         if limit is None or limit >= longest:
             request.extensions["timeout"] = phases  # nothing to clip: share the table
         else:
             request.extensions["timeout"] = self._clipped_timeouts(phases, limit)
-        if self.attempts == 0 and self.endpoint.budget is not None:
-            self.endpoint.budget.record_call(now)
+        if self.attempts == 0 and self.budget is not None:
+            self.budget.record_call(now)
         self.attempts += 1
         self._problem = None
         self._attempt_started = now
@@ -311,7 +334,7 @@ class Call:
 
     def attempt_ended(self, outcome: httpx.Response | BaseException) -> None:
         """Record an attempt's outcome with the endpoint's state and the observers."""
-        throttle = self.endpoint.throttle
+        throttle = self.throttle
         failed = isinstance(outcome, BaseException)
         if throttle is not None and not failed:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
@@ -327,8 +350,6 @@ class Call:
     def _clipped_timeouts(
         self, phases: Mapping[str, float | None], limit: float
     ) -> Mapping[str, float | None]:
-        if limit <= 0:
-            raise self.deadline_exceeded()
         return {
             phase: limit if value is None or value > limit else value
             for phase, value in phases.items()
@@ -360,8 +381,8 @@ class Call:
 
     def judge(self, outcome: httpx.Response | BaseException) -> Verdict:
         """Whether this outcome is retried (cached: tenacity and the fast path both ask)."""
-        if self._judged is outcome and self.verdict is not None:
-            return self.verdict
+        if self._judged is outcome:
+            return self.verdict  # type: ignore[return-value] # set with _judged
         retry = self.policy.retry
         keyed = self.idempotency_key is not None
         method = self.request.method
@@ -454,8 +475,8 @@ class Call:
         return True
 
     def _budget_allows(self) -> bool:
-        budget = self.endpoint.budget
-        if budget is None or self.policy.budget is None or budget.try_retry():
+        budget = self.budget
+        if budget is None or budget.try_retry():
             return True
         _notice(budget.take_refusal_notice(self.endpoint.key), self)
         if self._observers:
@@ -487,11 +508,15 @@ class Call:
         if self._observers:
             self._emit(_new_tuple(CallEnded, (response, error, self.fallback_used)))
 
+    @property
+    def final_reason(self) -> str | None:
+        """Why the call ended where it did: its stop reason, else its last verdict's."""
+        if self.stop_reason is None and self.verdict is not None:
+            return self.verdict.reason
+        return self.stop_reason
+
     def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
         request_id = None if response is None else response_request_id(response.headers)
-        stop_reason = self.stop_reason
-        if stop_reason is None and self.verdict is not None:
-            stop_reason = self.verdict.reason
         return _new_tuple(
             ResilienceInfo,
             (
@@ -502,23 +527,46 @@ class Call:
                 self.correlation_id,
                 request_id,
                 self.retry_reasons,
-                stop_reason,
+                self.final_reason,
                 self.fallback_used,
             ),
         )
 
     def conclude(self, outcome: httpx.Response | BaseException) -> httpx.Response:
-        """The call's last outcome as the caller sees it: :meth:`finish`ed, or raised."""
-        if isinstance(outcome, BaseException):
-            error = self.fail(outcome)
-            if error is outcome:
-                raise outcome
-            raise error from outcome
-        return self.finish(outcome)
+        """The call's last outcome as the caller sees it: :meth:`finish`ed, the fallback's
+        answer for a failure, or the failure raised."""
+        if not isinstance(outcome, BaseException):
+            return self.finish(outcome)
+        error = outcome
+        if (
+            isinstance(error, self._pipeline.flavor.TimeoutException)
+            and not isinstance(error, _exceptions.DeadlineExceededMixin)
+            and self.deadline_passed()
+        ):
+            error = self.deadline_exceeded()
+        # Asked before anything is logged: a failure the fallback answers is no failure.
+        replacement = self.fallback(error)
+        if replacement is not None:
+            return replacement
+        info = self.info()
+        self._log(info, logging.ERROR, None, None, type(error).__name__)
+        if self.attempts > 1:
+            error.add_note(
+                f"resilient_client: endpoint {info.endpoint!r}, {info.attempts} attempts "
+                f"in {info.elapsed:.3f}s, stopped by {info.stop_reason}"
+            )
+        if error is outcome:
+            raise outcome
+        raise error from outcome
 
     def recover(self, exc: Exception) -> httpx.Response:
-        """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised."""
-        fallback = self.fallback(exc)
+        """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised; the
+        call's end is announced either way, even if the fallback itself raises."""
+        try:
+            fallback = self.fallback(exc)
+        except Exception as error:
+            self.ended(None, error)
+            raise
         if fallback is None:
             self.ended(None, exc)
             raise exc
@@ -534,31 +582,22 @@ class Call:
         info = self.info(response)
         response.extensions["resilience"] = info
         if status >= 400:
-            problem = self.problem(response) if response.is_stream_consumed else None
-            self._log(info, logging.WARNING if status < 500 else logging.ERROR, status, problem)
-            if self._pipeline.raise_for_error:
+            level = logging.WARNING if status < 500 else logging.ERROR
+            raising = self._pipeline.raise_for_error
+            # Parsed only for a reader: the log (when on) or the ApiError. An unread
+            # stream is parsed only for the error, as the caller will not read it then.
+            problem = None
+            if raising or (response.is_stream_consumed and logger.isEnabledFor(level)):
+                problem = self.problem(response)
+            self._log(info, level, status, problem)
+            if raising:
                 response.request = self.request  # the client would set it only later
-                raise_for_error(response, error_class=self._pipeline.flavor.api_error_class)
+                raise_for_error(
+                    response, error_class=self._pipeline.flavor.api_error_class, problem=problem
+                )
         elif self.attempts > 1:
             self._log(info, logging.DEBUG, status, None)
         return response
-
-    def fail(self, exc: BaseException) -> BaseException:
-        """The exception the caller sees for a call that ended in ``exc``."""
-        if (
-            isinstance(exc, self._pipeline.flavor.TimeoutException)
-            and not isinstance(exc, _exceptions.DeadlineExceededMixin)
-            and self.deadline_passed()
-        ):
-            exc = self.deadline_exceeded()
-        info = self.info()
-        self._log(info, logging.ERROR, None, None, type(exc).__name__)
-        if self.attempts > 1:
-            exc.add_note(
-                f"resilient_client: endpoint {info.endpoint!r}, {info.attempts} attempts "
-                f"in {info.elapsed:.3f}s, stopped by {info.stop_reason}"
-            )
-        return exc
 
     def deadline_passed(self) -> bool:
         return self.deadline is not None and self.clock.monotonic() >= self.deadline
@@ -571,11 +610,10 @@ class Call:
         )
 
     def attempt_timed_out(self) -> Exception:
-        """The error for an attempt cut short by its limit (:attr:`limit`)."""
-        if self.deadline_passed():
-            return self.deadline_exceeded()
-        cap = self.policy.timeouts.attempt or 0.0
-        return self._pipeline.flavor.AttemptTimeout(cap, request=self.request)
+        """The error for an attempt cut short by its :attr:`limit` - an attempt failure like
+        any read timeout, whether the cap or the deadline set the limit (:meth:`conclude`
+        reports a call that ran out of time as ``DeadlineExceeded``)."""
+        return self._pipeline.flavor.AttemptTimeout(self.limit or 0.0, request=self.request)
 
     def _log(
         self,

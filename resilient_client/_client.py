@@ -20,10 +20,11 @@ import httpx
 
 from ._breaker import BreakerSnapshot
 from ._breaker_storage import BreakerStorage
+from ._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
 from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
 from ._flavor import HTTPX, Flavor
-from ._pipeline import EXT_EXPLICIT_TIMEOUT, EXT_STREAM, EndpointHealth, Pipeline
+from ._pipeline import EndpointHealth, Pipeline
 from ._policy import Policy
 from ._transport import AsyncResilientTransport, ResilientTransport
 

@@ -26,14 +26,19 @@ from ._throttle import ThrottleState
 __all__ = ["Endpoint", "EndpointTable", "PhaseTable", "phase_table"]
 
 _PHASES = ("connect", "read", "write", "pool")
+_PHASE_SET = frozenset(_PHASES)
 
 PhaseTable = tuple[Mapping[str, float | None], float]
 
 
 def phase_table(timeouts: Mapping[str, Any] | Timeouts) -> PhaseTable:
     """httpx's per-phase timeout dict, and its longest phase (``inf`` if one is unlimited)."""
-    get = timeouts.get if isinstance(timeouts, Mapping) else timeouts.__getattribute__
-    phases: dict[str, float | None] = {phase: get(phase) for phase in _PHASES}
+    phases: Mapping[str, float | None]
+    if type(timeouts) is dict and timeouts.keys() == _PHASE_SET:
+        phases = timeouts  # httpx's own dict for an explicit timeout=: used as it is
+    else:
+        get = timeouts.get if isinstance(timeouts, Mapping) else timeouts.__getattribute__
+        phases = {phase: get(phase) for phase in _PHASES}
     values = phases.values()
     longest = math.inf if None in values else max(v for v in values if v is not None)
     return phases, longest

@@ -117,7 +117,9 @@ class DeadlineExceededMixin(ResilienceError):
 
 
 class AttemptTimeoutMixin(ResilienceError):
-    """One attempt ran past ``Timeouts.attempt``; retried like any other timeout."""
+    """One attempt ran past its limit - ``Timeouts.attempt``, or what was left of the
+    deadline if that was less (``cap``); retried like any other timeout. A call that ran
+    out of time ends in :class:`DeadlineExceeded` instead."""
 
     def __init__(self, cap: float, *, request: Any = None) -> None:
         super().__init__(f"attempt exceeded its {cap:g}s cap", request=request)  # type: ignore[call-arg]

@@ -14,11 +14,29 @@ from collections.abc import Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["add_header", "first_value", "lower_names", "put_triple", "set_header", "triples"]
+__all__ = [
+    "add_header",
+    "first_value",
+    "is_header_name",
+    "lower_names",
+    "put_triple",
+    "set_header",
+    "triples",
+]
 
 Triple = tuple[bytes, bytes, bytes]
 
 _LOWER_NAME = itemgetter(1)
+
+# A header name is an RFC 9110 token (§5.6.2).
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def is_header_name(name: str) -> bool:
+    """Whether ``name`` is a valid HTTP header name (a non-empty RFC 9110 token)."""
+    return bool(name) and set(name) <= _TOKEN_CHARS
 
 
 def triples(headers: Any) -> Sequence[Triple]:

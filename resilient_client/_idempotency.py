@@ -14,11 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-__all__ = ["Idempotency", "idempotency_key_for", "new_idempotency_key"]
+from ._headers import is_header_name
 
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
+__all__ = ["Idempotency", "idempotency_key_for", "new_idempotency_key"]
 
 
 class Idempotency(BaseModel):
@@ -43,7 +41,7 @@ class Idempotency(BaseModel):
     @field_validator("header")
     @classmethod
     def _check_header(cls, value: str) -> str:
-        if not value or not set(value) <= _TOKEN_CHARS:
+        if not is_header_name(value):
             raise ValueError(f"not a valid HTTP header name: {value!r}")
         return value
 

@@ -14,12 +14,13 @@ many were suppressed in between, so log volume stays bounded whatever the call r
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from typing import Any
 
 from ._clock import Clock
 
-__all__ = ["FailureLog", "logger"]
+__all__ = ["Episodes", "FailureLog", "logger"]
 
 logger = logging.getLogger("resilient_client")
 # A library does not print: without the application's own logging set up, records go
@@ -28,6 +29,40 @@ logger.addHandler(logging.NullHandler())
 
 # Distinct (endpoint, what) pairs are bounded by configuration, but stay safe anyway.
 _MAX_TRACKED = 4096
+
+
+class Episodes:
+    """When local refusals (budget, bulkhead, throttle) start an episode worth one line.
+
+    An episode starts with a refusal after ``gap`` seconds without any; the refusals
+    that follow it are not logged again. Not locked itself: its owner calls
+    :meth:`refused` and :meth:`take` under its own lock, and may read :attr:`pending`
+    without it (the common answer, "no", then costs no lock).
+    """
+
+    __slots__ = ("gap", "last", "pending")
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self.last = -math.inf  # the last refusal
+        self.pending = False  # an episode started and nobody has logged it yet
+
+    def refused(self, now: float) -> None:
+        """Count a refusal at ``now``."""
+        if now - self.last >= self.gap:
+            self.pending = True
+        self.last = now
+
+    def take(self) -> bool:
+        """Whether the caller is the one to log the episode that started (once)."""
+        if not self.pending:
+            return False
+        self.pending = False
+        return True
+
+    def ongoing(self, now: float) -> bool:
+        """Whether refusals happened within the last ``gap`` seconds."""
+        return now - self.last < self.gap
 
 
 class FailureLog:

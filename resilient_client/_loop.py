@@ -20,7 +20,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 if TYPE_CHECKING:
-    from ._pipeline import Call
+    from ._call import Call
 
 __all__ = ["loop_arguments", "Replay", "AsyncReplay"]
 
@@ -71,7 +71,6 @@ def loop_arguments(call: Call) -> dict[str, Any]:
         # that the stop reason is recorded in one place.
         "stop": _StopIfCallSays(call),
         "retry_error_callback": _last_outcome,
-        "reraise": True,
     }
 
 

@@ -7,7 +7,6 @@ what outlives calls: the endpoint table, breakers, observers and the failure log
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,11 +17,12 @@ from ._breaker import BreakerRegistry, BreakerSnapshot, EndpointBreaker
 from ._breaker_storage import BreakerStorage
 from ._budget import RetryBudgetSnapshot
 from ._bulkhead import BulkheadSnapshot
-from ._call import EXT_EXPLICIT_TIMEOUT, EXT_POLICY, EXT_STREAM, Call
+from ._call import EXT_POLICY, Call
 from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoints import Endpoint, EndpointTable
 from ._events import BreakerStateChanged, Observer
 from ._flavor import HTTPX, Flavor
+from ._headers import is_header_name
 from ._logging import FailureLog
 from ._policy import Policy, merge
 from ._throttle import ThrottleSnapshot
@@ -30,10 +30,11 @@ from ._throttle import ThrottleSnapshot
 if TYPE_CHECKING:
     from .telemetry import OpenTelemetryObserver
 
-__all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_STREAM", "Call", "EndpointHealth", "Pipeline"]
+__all__ = ["EndpointHealth", "Pipeline"]
 
-# A header name, RFC 9110 §5.6.2.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# Per-call overrides remembered per pipeline, merged over their endpoint's policy.
+_MERGE_CACHE_LIMIT = 256
 
 
 class Pipeline:
@@ -64,7 +65,7 @@ class Pipeline:
         self.flavor = flavor
         self.clock = clock
         self.correlation_header = correlation_header
-        if correlation_header is not None and not _TOKEN.fullmatch(correlation_header):
+        if correlation_header is not None and not is_header_name(correlation_header):
             raise ValueError(
                 f"correlation_header must be a header name (RFC 9110 token), "
                 f"got {correlation_header!r}"
@@ -88,10 +89,25 @@ class Pipeline:
         self.breakers = BreakerRegistry(
             breaker_storage, clock, listeners=[_BreakerEvents(self), *breaker_listeners]
         )
+        self._merges: dict[tuple[int, int], tuple[Policy, Policy, Policy]] = {}
         base_path = str(flavor.URL(base_url).path).rstrip("/")
         self.endpoints = EndpointTable(
             self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
         )
+
+    def _merged(self, policy: Policy, override: Policy) -> Policy:
+        """``override`` merged over an endpoint's ``policy``, remembered: an override is
+        usually one constant Policy reused on every call, and merging validates anew."""
+        cache_key = (id(policy), id(override))
+        entry = self._merges.get(cache_key)
+        # The entry keeps both objects alive, so their ids cannot be reused meanwhile.
+        if entry is not None and entry[0] is policy and entry[1] is override:
+            return entry[2]
+        merged = merge(policy, override)
+        if len(self._merges) >= _MERGE_CACHE_LIMIT:
+            self._merges.clear()  # overrides built per call: bounded, not remembered
+        self._merges[cache_key] = (policy, override, merged)
+        return merged
 
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
         return self.endpoints.match(request)
@@ -120,7 +136,7 @@ class Pipeline:
                     f'extensions["{EXT_POLICY}"] must be a resilient_client.Policy, '
                     f"not {type(override).__name__}"
                 )
-            policy = merge(policy, override)
+            policy = self._merged(policy, override)
         return Call(self, request, endpoint, policy)
 
 

@@ -34,7 +34,6 @@ made ``with`` cost about twice as much (≈430 vs ≈230 ns measured).
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from math import floor
@@ -42,6 +41,7 @@ from math import floor
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._clock import Clock
+from ._logging import Episodes
 from ._window import BucketRing
 
 __all__ = ["AdaptiveThrottle", "ThrottleSnapshot", "ThrottleState"]
@@ -106,12 +106,11 @@ class ThrottleState:
     """
 
     __slots__ = (
+        "_episodes",
         "_k",
-        "_last_rejection",
         "_lock",
         "_max_p",
         "_min_requests",
-        "_notice_pending",
         "_now",
         "_per_second",
         "_random",
@@ -132,8 +131,7 @@ class ThrottleState:
         self._per_second = _BUCKETS / policy.window
         self._ring = BucketRing(_BUCKETS, floor(self._now() * self._per_second))
         self._rejected_total = 0
-        self._last_rejection = -math.inf
-        self._notice_pending = False
+        self._episodes = Episodes(policy.window)
 
     def should_reject(self) -> bool:
         """Decide whether to shed this call locally; a ``True`` is counted as a request.
@@ -148,22 +146,15 @@ class ThrottleState:
         try:
             ring = self._ring
             slot = ring.slot(index)
-            requests = ring.sums[_REQUESTS]
-            if requests < self._min_requests:
-                return False
-            excess = requests - self._k * ring.sums[_ACCEPTS]
-            if excess <= 0:
-                return False
-            if self._random() >= min(excess / (requests + 1), self._max_p):
+            probability = self._probability_locked()
+            if probability == 0.0 or self._random() >= probability:
                 return False
             ring.add(slot, _REQUESTS)
             ring.add(slot, _REJECTED)
             self._rejected_total += 1
             # A rejection after a full window without any starts a new episode: worth
             # one log line, the rejections that follow are not.
-            if now - self._last_rejection >= self.policy.window:
-                self._notice_pending = True
-            self._last_rejection = now
+            self._episodes.refused(now)
             return True
         finally:
             lock.release()
@@ -197,12 +188,11 @@ class ThrottleState:
         before it. Call this after :meth:`should_reject` returned ``True``: exactly one
         caller per episode gets the message, to log it.
         """
-        if not self._notice_pending:  # unlocked peek: the common answer costs no lock
+        if not self._episodes.pending:  # unlocked peek: the common answer costs no lock
             return None
         with self._lock:
-            if not self._notice_pending:
+            if not self._episodes.take():
                 return None
-            self._notice_pending = False
             requests, accepts = self._ring.sums[_REQUESTS], self._ring.sums[_ACCEPTS]
             probability = self._probability_locked()
         return (

@@ -7,7 +7,7 @@ One call flows through a fixed order, outermost first::
 
 The deadline starts when the transport receives the request; every attempt's
 timeouts are clipped to what is left of it. The retry loop is tenacity's, fed by the
-decisions in ``_pipeline.Call``; the first attempt runs outside it, so a call that
+decisions in ``_call.Call``; the first attempt runs outside it, so a call that
 succeeds at once pays for no loop. Redirects, auth, cookies and event hooks run above
 this transport (in the client), so each redirect hop is a call of its own.
 
@@ -27,11 +27,12 @@ import httpx
 import tenacity
 
 from ._breaker_storage import BreakerStorage
+from ._call import Call
 from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
 from ._flavor import HTTPX, Flavor
 from ._loop import AsyncReplay, Replay, loop_arguments
-from ._pipeline import Call, EndpointHealth, Pipeline
+from ._pipeline import EndpointHealth, Pipeline
 from ._policy import Policy
 from ._watchdog import Watchdog, watchdog_for
 
@@ -116,7 +117,7 @@ class SyncDriver(_Driver):
             call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
-                raise call.reject("bulkhead")
+                raise call.bulkhead_full()
             try:
                 # The first attempt runs here, outside any loop: most calls need no other.
                 try:
@@ -151,6 +152,7 @@ class SyncDriver(_Driver):
             return exc
 
     def _attempt(self, call: Call) -> httpx.Response:
+        call.time_attempt()
         breaker = call.breaker
         permit = None if breaker is None else call.admitted(breaker.admit())
         try:
@@ -205,7 +207,7 @@ class AsyncDriver(_Driver):
             call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
-                raise call.reject("bulkhead")
+                raise call.bulkhead_full()
             try:
                 # The first attempt runs here, outside any loop: most calls need no other.
                 try:
@@ -240,6 +242,7 @@ class AsyncDriver(_Driver):
             return exc
 
     async def _attempt(self, call: Call) -> httpx.Response:
+        call.time_attempt()
         breaker = call.breaker
         permit = None
         if breaker is not None:

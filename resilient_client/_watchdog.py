@@ -104,11 +104,6 @@ class Watchdog:
         self._armed_at = float("inf")
         self.dead = 0  # guards left but still in the heap
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        """The loop this watchdog serves (``None`` once it is gone)."""
-        return self._loop_ref()
-
     def guard(self, limit: float, loop: asyncio.AbstractEventLoop | None = None) -> Guard:
         """A guard that cancels the current task ``limit`` seconds from now.
 

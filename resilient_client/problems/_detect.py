@@ -36,7 +36,7 @@ from . import (
     _unstructured,
 )
 from ._model import Draft
-from ._values import JsonObject, as_dict, as_int, as_list
+from ._values import JsonObject, as_dict, as_int, objects
 
 __all__ = ["draft_for_json"]
 
@@ -58,7 +58,7 @@ def draft_for_json(
         return _unstructured.from_json(status, value)
     if media_type == _PROBLEM_JSON:
         return _rfc9457.parse(body, status)
-    errors = _error_objects(body)
+    errors = objects(body.get("errors"))
     if errors and media_type == _JSONAPI:
         return _jsonapi.parse(body, errors)
     if errors and media_type == _GRAPHQL:
@@ -77,17 +77,13 @@ def draft_for_json(
     return _unstructured.from_json(status, body)
 
 
-def _error_objects(body: JsonObject) -> list[JsonObject]:
-    return [item for item in as_list(body.get("errors")) if isinstance(item, dict)]
-
-
 def _vendor(status: int, body: JsonObject, error: JsonObject, headers: Mapping[str, str]) -> Draft:
     if body.get("type") == "error":
         return _openai.parse(error, body)
     if (
         isinstance(error.get("status"), str)
         or (as_int(error.get("code")) is not None and "type" not in error)
-        or any(isinstance(d, dict) and "@type" in d for d in as_list(error.get("details")))
+        or any("@type" in detail for detail in objects(error.get("details")))
     ):
         return _google.parse(error, status)
     if not _MICROSOFT_MEMBERS.isdisjoint(error) or "x-ms-error-code" in headers:

@@ -19,11 +19,10 @@ status, details[]}}``.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ._headers import safe_request_id
 from ._model import Draft
-from ._values import JsonObject, as_dict, as_int, as_list, as_str, field_error
+from ._values import JsonObject, as_dict, as_int, as_str, either, field_error, objects
 
 __all__ = ["duration_seconds", "parse"]
 
@@ -59,16 +58,9 @@ def parse(error: JsonObject, status: int) -> Draft:
         extensions={name: value for name, value in error.items() if name not in _MAPPED},
         signals=(code,),
     )
-    for item in as_list(error.get("details")):
-        detail = as_dict(item)
-        if detail is not None:
-            _read_detail(draft, detail)
+    for detail in objects(error.get("details")):
+        _read_detail(draft, detail)
     return draft
-
-
-def _get(detail: JsonObject, camel: str, snake: str) -> Any:
-    value = detail.get(camel)
-    return detail.get(snake) if value is None else value
 
 
 def _read_detail(draft: Draft, detail: JsonObject) -> None:
@@ -86,9 +78,9 @@ def _read_detail(draft: Draft, detail: JsonObject) -> None:
                 for key, value in metadata.items()
             )
     elif kind == "RetryInfo":
-        draft.retry_after = duration_seconds(_get(detail, "retryDelay", "retry_delay"))
+        draft.retry_after = duration_seconds(either(detail, "retryDelay", "retry_delay"))
     elif kind == "QuotaFailure":
-        violations = [v for v in as_list(detail.get("violations")) if isinstance(v, dict)]
+        violations = objects(detail.get("violations"))
         ext["quota_violations"] = violations
         draft.hard_quota |= any(
             isinstance(text, str) and _LONG_QUOTA.search(text)
@@ -96,24 +88,21 @@ def _read_detail(draft: Draft, detail: JsonObject) -> None:
             for text in violation.values()
         )
     elif kind == "BadRequest":
-        for item in as_list(_get(detail, "fieldViolations", "field_violations")):
-            violation = as_dict(item)
-            if violation is not None:
-                draft.field_errors.append(
-                    field_error(
-                        as_str(violation.get("field")),
-                        as_str(violation.get("description")),
-                        as_str(violation.get("reason")),
-                    )
+        for violation in objects(either(detail, "fieldViolations", "field_violations")):
+            draft.field_errors.append(
+                field_error(
+                    as_str(violation.get("field")),
+                    as_str(violation.get("description")),
+                    as_str(violation.get("reason")),
                 )
+            )
     elif kind == "Help":
-        links = as_list(detail.get("links"))
-        ext["help_links"] = [link for link in links if isinstance(link, dict)]
+        ext["help_links"] = objects(detail.get("links"))
     elif kind == "LocalizedMessage":
         if (message := as_str(detail.get("message"))) is not None:
             ext["localized_message"] = message
     elif kind == "RequestInfo":
-        draft.request_id = safe_request_id(as_str(_get(detail, "requestId", "request_id")))
+        draft.request_id = safe_request_id(as_str(either(detail, "requestId", "request_id")))
     elif kind in _RENAMED:
         ext[_RENAMED[kind]] = {k: v for k, v in detail.items() if k != "@type"}
     elif kind != "DebugInfo":

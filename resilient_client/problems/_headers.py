@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
+from typing import TypeGuard
 
 import httpx
 
-from .._headers import lower_names, triples
+from .._headers import first_value, lower_names, triples
 
 __all__ = [
     "REQUEST_ID_HEADERS",
     "RETRY_HINT_HEADERS",
     "first_values",
+    "header_value",
+    "is_headers",
     "request_id_from_headers",
+    "response_request_id",
     "safe_request_id",
     "server_retry_hint",
 ]
@@ -33,9 +38,6 @@ Not included on purpose: ``cf-ray`` and ``x-amzn-trace-id`` (tracing, not one re
 ``x-correlation-id`` and ``x-ms-client-request-id`` (ids the client itself sent).
 """
 
-_REQUEST_ID_RANK = {name.encode(): rank for rank, name in enumerate(REQUEST_ID_HEADERS)}
-_REQUEST_ID_NAMES = frozenset(_REQUEST_ID_RANK)
-
 RETRY_HINT_HEADERS: tuple[str, ...] = ("x-should-retry", "stripe-should-retry")
 """Headers carrying a server's explicit retry verdict: exactly ``true`` or ``false``
 (OpenAI and Anthropic; Stripe). Anything else is ignored, as the vendors' SDKs do."""
@@ -48,6 +50,24 @@ _SAFE_ID = re.compile(r"[!-~]{1,200}")
 def safe_request_id(value: str | None) -> str | None:
     """``value`` if it is 1-200 visible ASCII characters, else None."""
     return value if value is not None and _SAFE_ID.fullmatch(value) else None
+
+
+def is_headers(headers: object) -> TypeGuard[httpx.Headers]:
+    """Whether ``headers`` is httpx's or httpx2's ``Headers`` rather than a plain mapping
+    such as :func:`first_values` returns. Asks the type, not the object: ``Headers.raw``
+    is a property that builds a list."""
+    return hasattr(type(headers), "raw")
+
+
+def header_value(headers: httpx.Headers | Mapping[str, str], name: str) -> str | None:
+    """The value of the first copy of header ``name`` (lower case), or None.
+
+    ``headers``: ``httpx.Headers`` (read in place: ``Headers.get`` would join repeated
+    fields with ``", "``), or :func:`first_values` of them.
+    """
+    if is_headers(headers):
+        return first_value(headers, name.encode("latin-1"))
+    return headers.get(name)
 
 
 def first_values(headers: httpx.Headers) -> dict[str, str]:
@@ -67,12 +87,15 @@ def first_values(headers: httpx.Headers) -> dict[str, str]:
 
 
 def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str | None:
-    """The first well-formed request id among :data:`REQUEST_ID_HEADERS`, or None.
+    """The well-formed request id of the first of :data:`REQUEST_ID_HEADERS` that has
+    one, or None.
 
-    ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them.
+    ``headers``: the response's ``httpx.Headers`` (every copy of a repeated field is
+    considered, see :func:`response_request_id`), or :func:`first_values` of them (the
+    first copy only).
     """
-    if hasattr(type(headers), "raw"):  # httpx's or httpx2's Headers (not: build .raw)
-        return response_request_id(headers)  # type: ignore[arg-type]
+    if is_headers(headers):
+        return response_request_id(headers)
     for name in REQUEST_ID_HEADERS:
         value = safe_request_id(headers.get(name))
         if value is not None:
@@ -80,16 +103,45 @@ def request_id_from_headers(headers: httpx.Headers | Mapping[str, str]) -> str |
     return None
 
 
-def response_request_id(headers: httpx.Headers) -> str | None:
-    """:func:`request_id_from_headers` for an ``httpx.Headers`` (or httpx2's)."""
+_Ranks = tuple[dict[bytes, int], frozenset[bytes]]
+
+
+def _ranks_of(names: tuple[str, ...]) -> _Ranks:
+    """Lower-cased encoded name -> its place in ``names`` (the first, for a name given
+    twice), and the set of those names. A name that is not Latin-1 names no header."""
+    rank: dict[bytes, int] = {}
+    for index, name in enumerate(names):
+        try:
+            rank.setdefault(name.lower().encode("latin-1"), index)
+        except UnicodeEncodeError:
+            continue
+    return rank, frozenset(rank)
+
+
+_DEFAULT_RANKS = _ranks_of(REQUEST_ID_HEADERS)
+_ranks = lru_cache(maxsize=64)(_ranks_of)
+
+
+def response_request_id(
+    headers: httpx.Headers, *, names: tuple[str, ...] = REQUEST_ID_HEADERS
+) -> str | None:
+    """The request id in ``headers`` (httpx's or httpx2's ``Headers``): of the names in
+    ``names`` (case-insensitive, tried in order; :data:`REQUEST_ID_HEADERS` by default),
+    the first that has a well-formed value (see :func:`safe_request_id`) in any of its
+    copies; of a repeated field, its first well-formed copy. None when there is none.
+
+    The one lookup behind ``Problem.request_id``, ``ResilienceInfo.request_id`` and
+    telemetry's ``resilient_client.request_id``, so the three agree.
+    """
     # One pass over httpx's own triples: the pipeline calls this for every response, and
     # six Headers.get() scans cost ~10 us (building first_values, ~3 us more than this).
+    rank_of, wanted = _DEFAULT_RANKS if names is REQUEST_ID_HEADERS else _ranks(names)
     stored = triples(headers)
-    if _REQUEST_ID_NAMES.isdisjoint(lower_names(stored)):
+    if wanted.isdisjoint(lower_names(stored)):
         return None  # the common answer, found without a Python step per header
-    best_rank, best = len(REQUEST_ID_HEADERS), None
+    best_rank, best = len(names), None
     for _, lower_name, raw_value in stored:
-        rank = _REQUEST_ID_RANK.get(lower_name)
+        rank = rank_of.get(lower_name)
         if rank is not None and rank < best_rank:
             value = safe_request_id(raw_value.decode("latin-1"))
             if value is not None:
@@ -100,11 +152,11 @@ def response_request_id(headers: httpx.Headers) -> str | None:
 def server_retry_hint(headers: httpx.Headers | Mapping[str, str]) -> bool | None:
     """True / False when the server said explicitly whether to retry, else None.
 
-    ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them (two
-    lookups: not worth building the dict for).
+    ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them; of a
+    repeated field, the first copy counts.
     """
     for name in RETRY_HINT_HEADERS:
-        value = headers.get(name)
+        value = header_value(headers, name)
         if value == "true":
             return True
         if value == "false":

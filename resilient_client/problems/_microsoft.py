@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ._headers import safe_request_id
 from ._model import Draft
-from ._values import JsonObject, as_code, as_dict, as_list, as_str, field_error
+from ._values import JsonObject, as_code, as_dict, as_str, either, field_error, objects
 
 __all__ = ["parse"]
 
@@ -40,17 +40,14 @@ def parse(error: JsonObject) -> Draft:
     if inner_code is not None:
         extensions["innererror_code"] = inner_code
 
-    field_errors = []
-    for item in as_list(error.get("details")):
-        detail = as_dict(item)
-        if detail is not None:
-            field_errors.append(
-                field_error(
-                    as_str(detail.get("target")),
-                    as_str(detail.get("message")),
-                    as_code(detail.get("code")),
-                )
-            )
+    field_errors = [
+        field_error(
+            as_str(detail.get("target")),
+            as_str(detail.get("message")),
+            as_code(detail.get("code")),
+        )
+        for detail in objects(error.get("details"))
+    ]
     return Draft(
         format="microsoft",
         code=code,
@@ -63,5 +60,4 @@ def parse(error: JsonObject) -> Draft:
 
 
 def _inner(error: JsonObject) -> JsonObject | None:
-    inner = error.get("innererror")
-    return as_dict(inner if inner is not None else error.get("innerError"))
+    return as_dict(either(error, "innererror", "innerError"))

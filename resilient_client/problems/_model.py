@@ -16,6 +16,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._redact import redact_text
+
 __all__ = ["Draft", "ErrorCategory", "FieldError", "Problem", "ProblemFormat", "one_line"]
 
 ProblemFormat = Literal[
@@ -85,23 +87,25 @@ class Problem(BaseModel):
     def summary(self) -> str:
         """One log-safe line: status and reason phrase, ``[code]``, the detail (whitespace
         collapsed, control characters dropped, cut at 200 characters) and the request id.
-        Nothing else from the response: no URL, no header value, no body beyond ``detail``."""
+        Nothing else from the response: no URL, no header value, no body beyond ``detail``;
+        a URL the server quoted in them has its credentials and sensitive query values
+        replaced with ``REDACTED``, as telemetry's ``url.full`` does."""
         if self.status == 0:
             phrase = ""
             line = "network error"
         else:
             phrase = httpx.codes.get_reason_phrase(self.status)
             line = f"{self.status} {phrase}" if phrase else str(self.status)
-        code = one_line(self.code, 80) if self.code else ""
+        code = _safe_line(self.code, 80) if self.code else ""
         if code:
             line += f" [{code}]"
         text = self.detail or (self.title if self.title != phrase else None)
-        text = one_line(text, 200) if text else ""
+        text = _safe_line(text, 200) if text else ""
         if text:
             line += ": " + text
         if _reused_idempotency_key(self):
             line += "; idempotency key reused with a different payload"
-        request_id = one_line(self.request_id, 200) if self.request_id else ""
+        request_id = _safe_line(self.request_id, 200) if self.request_id else ""
         if request_id:
             line += f" (request id {request_id})"
         return line
@@ -123,13 +127,31 @@ def _reused_idempotency_key(problem: Problem) -> bool:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPACE = re.compile(r"\s")
 
 
 def one_line(text: str, limit: int) -> str:
     """``text`` on one line without control characters, at most ``limit`` characters
     (an ellipsis marks a cut)."""
     # Work on a bounded prefix: ``detail`` may be 64 KiB and this runs on every error.
-    text = _CONTROL.sub("", " ".join(text[: limit * 4].split()))
+    return _cut(_collapsed(text[: limit * 4]), limit)
+
+
+def _safe_line(text: str, limit: int) -> str:
+    """:func:`one_line`, with the URLs in ``text`` redacted before it is cut (a URL cut
+    short could lose the ``@`` or ``=`` that marks its secret)."""
+    bound = limit * 4
+    if len(text) > bound:  # the prefix one_line reads, to the end of the word it stops in
+        space = _SPACE.search(text, bound)
+        text = text[: space.start()] if space is not None else text
+    return _cut(redact_text(_collapsed(text)), limit)
+
+
+def _collapsed(text: str) -> str:
+    return _CONTROL.sub("", " ".join(text.split()))
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

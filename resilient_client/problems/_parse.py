@@ -88,10 +88,12 @@ def problem_from_parts(
         if value is _NOT_JSON
         else draft_for_json(status, media_type, value, fields)
     )
-    return _finish(status, fields, draft, now)
+    return _finish(status, headers, fields, draft, now)
 
 
-def _finish(status: int, fields: dict[str, str], draft: Draft, now: float | None) -> Problem:
+def _finish(
+    status: int, headers: httpx.Headers, fields: dict[str, str], draft: Draft, now: float | None
+) -> Problem:
     retry_after = retry_after_seconds(fields, now=now)
     if retry_after is None:
         retry_after = draft.retry_after
@@ -110,7 +112,8 @@ def _finish(status: int, fields: dict[str, str], draft: Draft, now: float | None
         detail=draft.detail,
         instance=draft.instance,
         code=draft.code,
-        request_id=draft.request_id or request_id_from_headers(fields),
+        # From the Headers, not ``fields``: the lookup ResilienceInfo and telemetry make.
+        request_id=draft.request_id or request_id_from_headers(headers),
         retry_after=retry_after,
         retryable=retryable,
         category=category,

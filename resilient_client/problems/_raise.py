@@ -29,18 +29,24 @@ def raise_for_error(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     error_class: ErrorClass = api_error_class,
+    problem: Problem | None = None,
 ) -> httpx.Response:
     """Return ``response`` when its status is below 400; otherwise raise the
     :class:`~resilient_client.ApiError` subclass for the status (``api_error_class``), with
-    ``.problem = parse_problem(response, max_body_bytes=...)``.
+    ``.problem`` set to ``problem``, or when that is None (the default) to
+    ``parse_problem(response, max_body_bytes=...)``.
 
-    Raises ``RuntimeError`` (as httpx's ``raise_for_status`` does) when the response has
-    no request attached. ``error_class`` maps a status to the exception class (the httpx2
-    namespace passes its own tree).
+    ``problem``: the response's problem when the caller has parsed it already (with its
+    own clock, say); the body is then not read again. Raises ``RuntimeError`` (as httpx's
+    ``raise_for_status`` does) when the response has no request attached.
+    ``error_class`` maps a status to the exception class (the httpx2 namespace passes its
+    own tree).
     """
     if response.status_code < 400:
         return response
-    _raise(response, parse_problem(response, max_body_bytes=max_body_bytes), error_class)
+    if problem is None:
+        problem = parse_problem(response, max_body_bytes=max_body_bytes)
+    _raise(response, problem, error_class)
 
 
 async def araise_for_error(
@@ -48,11 +54,13 @@ async def araise_for_error(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     error_class: ErrorClass = api_error_class,
+    problem: Problem | None = None,
 ) -> httpx.Response:
     """:func:`raise_for_error` for an unread async streaming response."""
     if response.status_code < 400:
         return response
-    problem = await aparse_problem(response, max_body_bytes=max_body_bytes)
+    if problem is None:
+        problem = await aparse_problem(response, max_body_bytes=max_body_bytes)
     _raise(response, problem, error_class)
 
 

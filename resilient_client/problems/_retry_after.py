@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from .._clock import SYSTEM_CLOCK
-from ._headers import first_values
+from ._headers import header_value
 
 __all__ = ["http_date_timestamp", "retry_after_seconds"]
 
@@ -40,19 +40,16 @@ def retry_after_seconds(
     """Seconds to wait before retrying, or None when the headers give no usable hint.
 
     ``headers``: the response's ``httpx.Headers`` (of a repeated field, the first copy
-    counts), or :func:`first_values` of them.
+    counts), or a mapping of lower-case names to values.
 
     ``now`` is the wall-clock time (seconds since the epoch) an HTTP-date is measured from
     when the response carries no parseable ``Date`` header; None reads the system clock,
     and only then. Never raises.
     """
-    if hasattr(headers, "raw"):  # httpx's or httpx2's Headers
-        # Joining repeated fields with ", " as Headers.get does would garble them.
-        headers = first_values(headers)  # type: ignore[arg-type]
-    millis = headers.get("retry-after-ms")
+    millis = header_value(headers, "retry-after-ms")
     if millis is not None and _NUMBER.fullmatch(millis.strip()):
         return max(0.0, float(millis) / 1000.0)
-    value = headers.get("retry-after")
+    value = header_value(headers, "retry-after")
     if value is None:
         return None
     value = value.strip()
@@ -61,7 +58,7 @@ def retry_after_seconds(
     when = http_date_timestamp(value)
     if when is None:
         return None
-    date = headers.get("date")
+    date = header_value(headers, "date")
     server_now = http_date_timestamp(date) if date is not None else None
     if server_now is None:
         server_now = SYSTEM_CLOCK.wall() if now is None else now

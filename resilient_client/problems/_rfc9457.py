@@ -19,7 +19,7 @@ import httpx
 
 from ._headers import safe_request_id
 from ._model import Draft, FieldError
-from ._values import JsonObject, as_code, as_dict, as_int, as_list, as_str, field_error
+from ._values import JsonObject, as_code, as_int, as_str, field_error, objects
 
 __all__ = ["ABOUT_BLANK", "looks_like_problem", "parse"]
 
@@ -77,22 +77,17 @@ def parse(body: JsonObject, status: int) -> Draft:
 
 
 def _field_errors(extensions: JsonObject) -> list[FieldError]:
-    found = []
-    for item in as_list(extensions.get("errors")):
-        error = as_dict(item)
-        if error is not None:
-            found.append(
-                field_error(
-                    as_str(error.get("pointer")) or as_str(error.get("field")),
-                    as_str(error.get("detail")) or as_str(error.get("message")),
-                    as_code(error.get("code")),
-                )
-            )
+    found = [
+        field_error(
+            as_str(error.get("pointer")) or as_str(error.get("field")),
+            as_str(error.get("detail")) or as_str(error.get("message")),
+            as_code(error.get("code")),
+        )
+        for error in objects(extensions.get("errors"))
+    ]
     for name in ("invalid-params", "invalid_params"):
-        for item in as_list(extensions.get(name)):
-            param = as_dict(item)
-            if param is not None:
-                found.append(
-                    field_error(as_str(param.get("name")), as_str(param.get("reason")), None)
-                )
+        found.extend(
+            field_error(as_str(param.get("name")), as_str(param.get("reason")), None)
+            for param in objects(extensions.get(name))
+        )
     return found

@@ -2,11 +2,11 @@
 body, invalid JSON, a JSON array or scalar, or an object of no known shape.
 
 The title is the status' reason phrase. A ``text/plain`` body becomes the detail (whitespace
-collapsed, at most 1,024 characters); HTML and other media types never do (a proxy page is
-markup, not a message). From a JSON object of unknown shape a few common members are read
-(FastAPI and DRF ``detail``, ``message``, OAuth's ``error`` / ``error_description``,
-``code``, FastAPI's 422 ``detail[]`` list as field errors); the object's other members stay
-in ``extensions``.
+collapsed, control characters dropped, at most 1,024 characters, an ellipsis marking a cut);
+HTML and other media types never do (a proxy page is markup, not a message). From a JSON
+object of unknown shape a few common members are read (FastAPI and DRF ``detail``,
+``message``, OAuth's ``error`` / ``error_description``, ``code``, FastAPI's 422
+``detail[]`` list as field errors); the object's other members stay in ``extensions``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import httpx
 
-from ._model import Draft, FieldError
-from ._values import JsonObject, as_code, as_dict, as_list, as_str, dotted_path, field_error
+from ._model import Draft, FieldError, one_line
+from ._values import JsonObject, as_code, as_dict, as_str, dotted_path, field_error, objects
 
 __all__ = ["from_json", "from_text"]
 
@@ -28,7 +28,7 @@ _CODE_MEMBERS = ("code", "error", "error_code")
 def from_text(status: int, media_type: str, text: str) -> Draft:
     detail = None
     if media_type == "text/plain":
-        detail = " ".join(text[: _TEXT_LIMIT * 2].split())[:_TEXT_LIMIT] or None
+        detail = one_line(text, _TEXT_LIMIT) or None
     return Draft(format="unstructured", title=_phrase(status), detail=detail)
 
 
@@ -69,14 +69,9 @@ def _take(
 
 
 def _fastapi_errors(value: object) -> list[FieldError]:
-    found = []
-    for item in as_list(value):
-        error = as_dict(item)
-        if error is None:
-            continue
-        found.append(
-            field_error(
-                dotted_path(error.get("loc")), as_str(error.get("msg")), as_str(error.get("type"))
-            )
+    return [
+        field_error(
+            dotted_path(error.get("loc")), as_str(error.get("msg")), as_str(error.get("type"))
         )
-    return found
+        for error in objects(value)
+    ]

@@ -19,7 +19,9 @@ __all__ = [
     "as_list",
     "as_str",
     "dotted_path",
+    "either",
     "field_error",
+    "objects",
 ]
 
 JsonObject = dict[str, Any]
@@ -41,6 +43,20 @@ def as_dict(value: object) -> JsonObject | None:
 def as_list(value: object) -> list[Any]:
     """The list, or an empty one for anything else (so callers can iterate blindly)."""
     return value if isinstance(value, list) else []
+
+
+def objects(value: object) -> list[JsonObject]:
+    """The JSON objects in ``value``, a list (a new one); other items, and anything that
+    is not a list, are skipped."""
+    return [item for item in as_list(value) if isinstance(item, dict)]
+
+
+def either(body: JsonObject, name: str, alias: str) -> Any:
+    """Member ``name`` of ``body``, else ``alias`` when ``name`` is absent or null (the
+    proto3 JSON mapping accepts ``retryDelay`` and ``retry_delay``; Graph spells Azure's
+    ``innererror`` ``innerError``)."""
+    value = body.get(name)
+    return body.get(alias) if value is None else value
 
 
 def as_code(value: object) -> str | None:

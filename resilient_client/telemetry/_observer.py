@@ -59,15 +59,15 @@ from .._events import (
     RetryRefused,
     RetryScheduled,
 )
-from ..problems import REQUEST_ID_HEADERS, request_id_from_headers
-from ..problems._headers import safe_request_id
+from ..problems import REQUEST_ID_HEADERS
+from ..problems._headers import response_request_id
 from . import _semconv as sc
 from ._metrics import Instruments, attempt_attributes, call_attributes
 from ._propagation import HEADER_SETTER, context_with, inject
 from ._redact import DEFAULT_REDACTION, Redaction
 
 if TYPE_CHECKING:
-    from .._pipeline import Call
+    from .._call import Call
 
 __all__ = ["OpenTelemetryObserver"]
 
@@ -201,8 +201,10 @@ class OpenTelemetryObserver:
     looked up through the API, so a provider set after this observer is built is still
     used. ``redaction``: what ``url.full`` and recorded headers may show (``None``: the
     default :class:`Redaction`). ``request_id_headers``: response headers holding the
-    server's request id, tried in order (lower-case names; the first well-formed value,
-    1-200 visible ASCII characters, is recorded as ``resilient_client.request_id``).
+    server's request id, tried in order, case-insensitively: the first with a well-formed
+    value (1-200 visible ASCII characters) in any of its copies is recorded as
+    ``resilient_client.request_id`` - the rule ``ResilienceInfo.request_id`` follows for
+    the default names.
     ``recorded_headers``: request and response headers recorded as
     ``http.request.header.<name>`` / ``http.response.header.<name>`` (default none).
 
@@ -223,7 +225,10 @@ class OpenTelemetryObserver:
         self._redaction = redaction if redaction is not None else DEFAULT_REDACTION
         self._recorded = self._redaction.check_recorded_headers(recorded_headers)
         request_ids = tuple(name.lower() for name in request_id_headers)
-        self._request_ids = None if request_ids == REQUEST_ID_HEADERS else request_ids
+        # The default tuple itself when equal to it: its rank table is built already.
+        self._request_ids = request_ids
+        if request_ids == REQUEST_ID_HEADERS:
+            self._request_ids = REQUEST_ID_HEADERS
         version = str(getattr(sys.modules.get("resilient_client"), "__version__", ""))
         self._tracer = trace.get_tracer(_SCOPE, version or None, tracer_provider)
         # Explicit providers, or a global SDK once seen (it can be set only once): every
@@ -330,8 +335,7 @@ class OpenTelemetryObserver:
         if state.ended:
             return
         state.ended = True
-        if state.token is not None:
-            self._detach(state)
+        self._detach(state)
         if not (state.recording or state.metered):
             return
         if state.attempt_span is not None:  # an attempt never reported: don't leak its span
@@ -364,9 +368,7 @@ class OpenTelemetryObserver:
                 if request_id is not None:
                     attributes[sc.REQUEST_ID] = request_id
             if outcome != "success":  # a successful call's stop reason is "success"
-                stop_reason = call.stop_reason
-                if stop_reason is None and call.verdict is not None:
-                    stop_reason = call.verdict.reason
+                stop_reason = call.final_reason
                 if stop_reason is not None:
                     attributes[sc.STOP_REASON] = stop_reason
             if call.retry_reasons:
@@ -380,14 +382,11 @@ class OpenTelemetryObserver:
             route = state.route
             assert route is not None
             elapsed = call.clock.monotonic() - call.started
-            calls = route.calls
             outcome_key = (outcome, error_type)
-            metric = calls.get(outcome_key)
+            metric = route.calls.get(outcome_key)
             if metric is None:
                 metric = call_attributes(call.endpoint.key, route.method, outcome, error_type)
-                if self._outcomes_cached < _OUTCOME_CACHE_LIMIT:
-                    self._outcomes_cached += 1
-                    calls[outcome_key] = metric
+                self._keep(route.calls, outcome_key, metric)
             self._instruments.call_duration.record(elapsed, metric)
 
     # -- attempts ------------------------------------------------------------------------
@@ -429,8 +428,7 @@ class OpenTelemetryObserver:
         state = call.observation
         if not isinstance(state, _CallState):
             return
-        if state.token is not None:
-            self._detach(state)
+        self._detach(state)
         if not (state.recording or state.metered):
             return
         response, error = event.response, event.error
@@ -461,17 +459,15 @@ class OpenTelemetryObserver:
         if state.metered:
             route = state.route
             assert route is not None
-            attempts = route.attempts
             outcome_key = (status, version, error_type)
-            metric = attempts.get(outcome_key)
+            metric = route.attempts.get(outcome_key)
             if metric is None:
                 metric = attempt_attributes(route.metric, status, version, error_type)
-                if self._outcomes_cached < _OUTCOME_CACHE_LIMIT:
-                    self._outcomes_cached += 1
-                    attempts[outcome_key] = metric
+                self._keep(route.attempts, outcome_key, metric)
             self._instruments.request_duration.record(event.duration, metric)
 
     def _detach(self, state: _CallState) -> None:
+        """Leave the attempt's context, if the call entered one."""
         token = state.token
         if token is not None:
             state.token = None
@@ -532,15 +528,15 @@ class OpenTelemetryObserver:
                 self._routes[cache_key] = route
         return route
 
+    def _keep(self, cache: dict[Any, Attrs], outcome_key: Any, metric: Attrs) -> None:
+        """Cache a route's metric attribute set, while all routes together hold fewer
+        than :data:`_OUTCOME_CACHE_LIMIT`."""
+        if self._outcomes_cached < _OUTCOME_CACHE_LIMIT:
+            self._outcomes_cached += 1
+            cache[outcome_key] = metric
+
     def _request_id(self, response: httpx.Response) -> str | None:
-        if self._request_ids is None:
-            return request_id_from_headers(response.headers)
-        headers = response.headers
-        for name in self._request_ids:
-            value = safe_request_id(headers.get(name))
-            if value is not None:
-                return value
-        return None
+        return response_request_id(response.headers, names=self._request_ids)
 
     def _record_headers(self, attributes: Attrs, prefix: str, headers: httpx.Headers) -> None:
         for name in self._recorded:

@@ -108,7 +108,9 @@ def inject(headers: Any, ctx: Context, carried: trace.SpanContext) -> None:
     # TraceContextTextMapPropagator.inject, spelt out.
     if carried != trace.INVALID_SPAN_CONTEXT:
         # Formatted as bytes, the form httpx keeps: the same text as the propagator's
-        # f-string, at half its cost.
+        # f-string, at half its cost. Put as a triple rather than through set_header,
+        # which would take text and check, encode and lower-case it again (~0.4 us more
+        # per attempt); its fallback for other Headers is the same as here.
         traceparent = b"00-%032x-%016x-%02x" % (
             carried.trace_id,
             carried.span_id,

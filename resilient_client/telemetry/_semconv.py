@@ -40,12 +40,8 @@ ERROR_TYPE: Final = "error.type"
 NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
 REQUEST_HEADER_PREFIX: Final = "http.request.header."
 RESPONSE_HEADER_PREFIX: Final = "http.response.header."
-EXCEPTION_EVENT: Final = "exception"
-EXCEPTION_TYPE: Final = "exception.type"
-EXCEPTION_MESSAGE: Final = "exception.message"
 
 # -- ours ----------------------------------------------------------------------------------
-PREFIX: Final = "resilient_client"
 ENDPOINT: Final = "resilient_client.endpoint"
 ATTEMPT: Final = "resilient_client.attempt"
 ATTEMPTS: Final = "resilient_client.attempts"

@@ -409,3 +409,132 @@ def test_retry_none_makes_one_attempt(driver: Driver) -> None:
     with pytest.raises(httpx.ConnectError):
         driver.request(client, "GET", URL)
     assert len(transport.requests) == 1
+
+
+class Events:
+    """An observer keeping every event of the calls it sees, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_event(self, call: Any, event: Any) -> None:
+        self.seen.append(event)
+
+    def names(self) -> list[str]:
+        return [type(event).__name__ for event in self.seen]
+
+
+class OversleepingClock(FakeClock):
+    """A clock whose sleeps overrun by ``late`` seconds, as a busy machine's do."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__(fixed=0.0)
+        self.late = late
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds + self.late)
+
+
+def test_a_call_out_of_time_between_attempts_counts_no_extra_attempt(driver: Driver) -> None:
+    clock = OversleepingClock(late=5.0)
+    events = Events()
+    policy = rc.Policy(
+        timeouts=rc.Timeouts(total=2.0),
+        retry=rc.Retry(backoff=rc.Backoff(initial=0.5, jitter="none")),
+    )
+    client, transport, _ = make(driver, [503, 200], clock=clock, policy=policy, observers=[events])
+    with pytest.raises(rc.DeadlineExceeded) as raised:
+        driver.request(client, "GET", URL)
+    assert len(transport.requests) == 1
+    assert raised.value.attempts == 1
+    assert events.names() == [
+        "CallStarted",
+        "AttemptStarted",
+        "AttemptEnded",
+        "RetryScheduled",
+        "CallEnded",
+    ]
+
+
+def test_a_fallback_that_raises_still_ends_the_call(driver: Driver) -> None:
+    def broken(request: httpx.Request, failure: object) -> httpx.Response:
+        raise RuntimeError("fallback broke")
+
+    events = Events()
+    policy = rc.Policy(fallback=broken, retry=None)
+    client, _, _ = make(driver, [httpx.ConnectError("refused")], policy=policy, observers=[events])
+    with pytest.raises(RuntimeError, match="fallback broke"):
+        driver.request(client, "GET", URL)
+    assert events.names()[-1] == "CallEnded"
+    assert isinstance(events.seen[-1].error, RuntimeError)
+
+
+def test_a_failure_the_fallback_answers_is_not_logged_as_failed(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    def cached(request: httpx.Request, failure: object) -> httpx.Response:
+        return httpx.Response(200, json={"cached": True})
+
+    policy = rc.Policy(fallback=cached, retry=None)
+    caplog.set_level("DEBUG", logger="resilient_client")
+    for failure in (httpx.ConnectError("refused"), 503):
+        client, _, _ = make(driver, [failure], policy=policy)
+        response = driver.request(client, "GET", URL)
+        assert response.status_code == 200 and info(response).fallback
+    assert [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")] == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "GET"])
+def test_a_key_the_caller_sent_counts_on_idempotent_methods_too(
+    driver: Driver, method: str
+) -> None:
+    client, transport, _ = make(driver, [409, 200])
+    response = driver.request(client, method, URL, headers={"Idempotency-Key": "k1"})
+    assert response.status_code == 200  # a keyed 409 (in progress) is retried
+    assert len(transport.requests) == 2
+    assert info(response).idempotency_key == "k1"
+    unkeyed, _, _ = make(driver, [409, 200])
+    assert driver.request(unkeyed, method, URL).status_code == 409
+
+
+def test_a_per_call_override_that_switches_the_budget_off_does_not_feed_it(
+    driver: Driver,
+) -> None:
+    client, _, _ = make(driver, [200] * 3)
+    off = rc.Policy(budget=None)
+    for _ in range(3):
+        driver.request(client, "GET", URL, extensions={"resilience": off})
+    budget = client.health()["* api.example.com"].budget
+    assert budget is not None and budget.calls == 0
+    driver.request(client, "GET", URL)
+    budget = client.health()["* api.example.com"].budget
+    assert budget is not None and budget.calls == 1
+
+
+def test_a_per_call_override_cannot_change_the_endpoints_breaker_settings(
+    driver: Driver,
+) -> None:
+    # The endpoint's breaker counts 429 as a failure; an override saying otherwise
+    # cannot change that (its state and parameters are the endpoint's).
+    policy = rc.Policy(breaker=rc.Breaker(failure_on_429=True), retry=None)
+    client, _, _ = make(driver, [429], policy=policy)
+    lenient = rc.Policy(breaker=rc.Breaker(failure_on_429=False))
+    driver.request(client, "GET", URL, extensions={"resilience": lenient})
+    assert client.breakers()["* api.example.com"].failures == 1
+
+
+def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -> None:
+    from resilient_client._pipeline import Pipeline
+
+    clock = FakeClock(fixed=0.0)
+    policy = rc.Policy(timeouts=rc.Timeouts(total=1.0, attempt=5.0))
+    call = Pipeline(policy, clock=clock).begin(httpx.Request("GET", URL))
+    call.time_attempt()
+    assert call.limit == 1.0  # the deadline, not the cap, sets this attempt's limit
+    call.start_attempt()
+    clock.advance(1.5)
+    error = call.attempt_timed_out()
+    assert isinstance(error, rc.AttemptTimeout) and not isinstance(error, rc.DeadlineExceeded)
+    assert call.breaker_result(error)[0] == "failure"  # as the sync driver's ReadTimeout
+    with pytest.raises(rc.DeadlineExceeded):  # yet the caller learns the deadline passed
+        call.conclude(error)

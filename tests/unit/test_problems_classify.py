@@ -8,7 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from resilient_client.problems import ErrorCategory, Problem, classify, parse_problem
+from resilient_client.problems import (
+    ErrorCategory,
+    Problem,
+    classify,
+    parse_problem,
+    server_retry_hint,
+)
 from resilient_client.problems._classify import status_category
 
 C = ErrorCategory
@@ -214,6 +220,16 @@ def test_server_hint_must_be_exactly_true_or_false(value: str) -> None:
     problem = parse(400, **{"x-should-retry": value})
 
     assert problem.retryable is False
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_server_hint_reads_the_first_copy_of_a_repeated_header(value: str) -> None:
+    # Headers.get would join the copies into "false, false", which is neither.
+    headers = httpx.Headers([("x-should-retry", value), ("x-should-retry", "maybe")])
+
+    assert server_retry_hint(headers) is (value == "true")
+    assert server_retry_hint({"x-should-retry": value}) is (value == "true")
+    assert parse_problem(httpx.Response(503, headers=headers)).retryable is (value == "true")
 
 
 def test_body_retry_hint_makes_retryable() -> None:

@@ -588,6 +588,15 @@ def test_plain_text_body_becomes_the_detail_on_one_line() -> None:
     assert problem.detail == "upstream connect error or disconnect/reset"
 
 
+def test_plain_text_detail_drops_control_characters_and_marks_its_cut() -> None:
+    problem = parse(503, b"\x1b[31mdown\x1b[0m\x00 " + b"y" * 2000, "text/plain")
+
+    assert problem.detail is not None
+    assert problem.detail.startswith("[31mdown[0m yyy")
+    assert len(problem.detail) == 1024
+    assert problem.detail.endswith("y…")
+
+
 def test_generic_json_reads_common_members() -> None:
     problem = parse(401, {"error": "invalid_token", "error_description": "expired", "n": 1})
 

@@ -20,7 +20,7 @@ from resilient_client._exceptions import (
     ServerError,
     ServiceUnavailableError,
 )
-from resilient_client.problems import Problem, araise_for_error, raise_for_error
+from resilient_client.problems import Problem, araise_for_error, parse_problem, raise_for_error
 
 SECRET = "sk-live-DO-NOT-LEAK"
 URL = "https://api.example.test/v1/charges?api_key=" + SECRET
@@ -144,6 +144,87 @@ def test_unsafe_request_id_header_is_not_trusted() -> None:
     message = str(raised(respond(500, **{"x-request-id": "a b\tc", "request-id": "good-1"})))
 
     assert message == "500 Internal Server Error (request id good-1)"
+
+
+def test_a_signed_url_quoted_in_the_detail_is_redacted_in_the_message() -> None:
+    signed = (
+        f"https://bucket.s3.test/report.csv?X-Amz-Credential=AKIA{SECRET}"
+        f"&X-Amz-Signature={SECRET}&token={SECRET}&versionId=7"
+    )
+    body = {
+        "title": "Gone",
+        "detail": f"The link {signed} expired; see https://admin:{SECRET}@ops.test/runbook",
+    }
+
+    error = raised(respond(410, body, **{"content-type": "application/problem+json"}))
+
+    message = str(error)
+    assert SECRET not in message
+    assert message == (
+        "410 Gone: The link https://bucket.s3.test/report.csv?X-Amz-Credential=REDACTED"
+        "&X-Amz-Signature=REDACTED&token=REDACTED&versionId=7 expired; see "
+        "https://REDACTED:REDACTED@ops.test/runbook"
+    )
+    assert error.problem.detail == body["detail"]  # the data itself is the server's
+
+
+@pytest.mark.parametrize(("spaces", "words"), [(0, 150), (0, 175), (0, 185), (640, 145)])
+def test_a_signed_url_cut_at_the_end_of_the_message_leaks_nothing(spaces: int, words: int) -> None:
+    # A long detail is cut (at 200 characters shown, 800 read): the URL must be redacted
+    # before the cut, or a cut inside its "user:password@" or "sig=" part would leave the
+    # secret's first letters.
+    detail = " " * spaces + "x" * words + f" https://u:{SECRET}@h.test/?sig={SECRET}"
+
+    message = str(raised(respond(500, {"detail": detail, "title": "t"})))
+
+    assert message.startswith("500 Internal Server Error: xxx")
+    assert SECRET[:3] not in message
+
+
+def test_code_and_title_are_redacted_too() -> None:
+    body = {"error": {"code": f"https://h.test/?token={SECRET}", "message": ""}}
+
+    message = str(raised(respond(400, body)))
+
+    assert SECRET not in message
+    assert "token=REDACTED" in message
+
+
+def test_a_problem_parsed_already_is_raised_as_it_is() -> None:
+    # The pipeline parses with its own clock: an HTTP-date Retry-After without a Date
+    # header is measured from that clock, and must not be parsed again from the system's.
+    response = respond(
+        503, {"error": {"message": "later"}}, **{"retry-after": "Wed, 21 Oct 2026 07:28:45 GMT"}
+    )
+    problem = parse_problem(response, now=1_792_567_680.0)  # 07:28:00 on that day
+
+    with pytest.raises(ServiceUnavailableError) as caught:
+        raise_for_error(response, problem=problem)
+
+    assert caught.value.problem is problem
+    assert caught.value.problem.retry_after == 45.0
+    assert str(caught.value) == problem.summary()
+
+
+def test_a_problem_given_for_a_success_is_ignored() -> None:
+    response = respond(200)
+
+    assert raise_for_error(response, problem=Problem(status=500)) is response
+
+
+async def test_async_variant_raises_a_problem_parsed_already_without_reading() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        raise AssertionError("the body was read again")
+        yield b""  # pragma: no cover - makes this an async generator
+
+    response = httpx.Response(502, content=chunks(), request=httpx.Request("GET", URL))
+    problem = Problem(status=502, detail="upstream gone", code="bad_gateway")
+
+    with pytest.raises(ServerError) as caught:
+        await araise_for_error(response, problem=problem)
+
+    assert caught.value.problem is problem
+    assert str(caught.value) == "502 Bad Gateway [bad_gateway]: upstream gone"
 
 
 def test_html_body_from_a_proxy_gives_just_the_status() -> None:

@@ -95,3 +95,24 @@ def test_unparseable_date_header_falls_back_to_now() -> None:
 
 def test_first_of_several_retry_after_fields_counts() -> None:
     assert seconds(("Retry-After", "3"), ("Retry-After", "9")) == 3.0
+
+
+def test_first_of_several_date_fields_counts() -> None:
+    headers = (
+        ("Date", "Wed, 21 Oct 2026 07:28:00 GMT"),
+        ("Date", "Wed, 21 Oct 2026 07:28:30 GMT"),
+        ("Retry-After", "Wed, 21 Oct 2026 07:28:45 GMT"),
+    )
+
+    assert seconds(*headers, now=T0 + 3600) == 45.0
+
+
+def test_a_mapping_of_first_values_reads_like_the_headers() -> None:
+    fields = {
+        "date": "Wed, 21 Oct 2026 07:28:00 GMT",
+        "retry-after": "Wed, 21 Oct 2026 07:28:45 GMT",
+    }
+
+    assert retry_after_seconds(fields, now=T0 + 3600) == 45.0
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert retry_after_seconds({}) is None

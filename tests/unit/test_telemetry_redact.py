@@ -3,6 +3,8 @@ only from an allow-list, never the sensitive ones."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pydantic
 import pytest
@@ -122,6 +124,47 @@ def test_asking_to_record_a_sensitive_header_is_a_configuration_error() -> None:
         "x-tenant",
         "accept",
     )
+
+
+@pytest.mark.parametrize(
+    "name", [" Ocp-Apim-Subscription-Key", "Authorization ", " X-Api-Key\t", "\nCookie"]
+)
+def test_a_sensitive_header_padded_with_whitespace_is_still_refused(name: str) -> None:
+    # "ocp-apim-subscription-key" is caught by the name list only, not the pattern.
+    lax = Redaction(sensitive_header_pattern="")
+    for redaction in (Redaction(), lax):
+        assert redaction.is_sensitive_header(name)
+        with pytest.raises(ValueError, match="is sensitive"):
+            redaction.check_recorded_headers(["X-Tenant", name])
+
+
+def test_configured_sensitive_headers_are_compared_stripped_and_lower_cased() -> None:
+    redaction = Redaction(
+        sensitive_headers=frozenset({" X-Tenant-Passcode "}), sensitive_header_pattern=""
+    )
+
+    assert redaction.is_sensitive_header("x-tenant-passcode")
+    with pytest.raises(ValueError, match="is sensitive"):
+        redaction.check_recorded_headers(["x-tenant-passcode"])
+    assert redaction.check_recorded_headers([" X-Tenant "]) == ("x-tenant",)
+
+
+def test_a_scheme_glued_to_other_characters_is_still_found() -> None:
+    assert redact_text("see:1https://h/?token=x and x.y+z://u:p@h/") == (
+        "see:1https://h/?token=REDACTED and x.y+z://REDACTED:REDACTED@h/"
+    )
+
+
+def test_text_redaction_takes_linear_time() -> None:
+    # A server's 64 KiB error detail ends up here: a long run of scheme characters that
+    # is not followed by "://" must not be retried from each of its letters.
+    text = "a" * 60_000 + " ://x " + "ab1." * 15_000 + "x://h/?sig=s"
+
+    started = time.perf_counter()
+    redacted = redact_text(text)
+
+    assert time.perf_counter() - started < 0.5
+    assert redacted.endswith("x://h/?sig=REDACTED")
 
 
 def test_invalid_configuration_names_the_field() -> None:
