@@ -9,6 +9,18 @@ from typing import Any
 import httpx
 
 import resilient_client as rc
+from resilient_client._events import AttemptEnded, Event
+
+
+class Responses:
+    """An observer keeping every attempt's response (None for one that raised), in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_event(self, call: object, event: Event) -> None:
+        if isinstance(event, AttemptEnded):
+            self.seen.append(event.response)
 
 
 class Driver:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from waiting import settle
 
 import resilient_client as rc
 from resilient_client._watchdog import _COMPACT_MIN, Guard, Watchdog, watchdog_for
@@ -56,15 +57,6 @@ def busy_wait_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
     """Hold the loop (no await) until its clock passes ``when``: timers fall due together."""
     while loop.time() <= when:
         pass
-
-
-async def settle(condition: Callable[[], object], rounds: int = 100) -> None:
-    """Let other tasks of this loop run until ``condition()`` holds."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
 
 
 # -- expiry -------------------------------------------------------------------------
@@ -556,8 +548,8 @@ async def test_client_call_cancelled_from_outside_is_cancelled_not_timed_out() -
     client, transport = slow_client(attempt=5.0, total=10.0)
     async with client:
         call = asyncio.create_task(client.get("http://api.test/x"))
+        # calls is counted just before the transport's sleep: the call is waiting in it.
         await settle(lambda: transport.calls == 1)
-        await asyncio.sleep(0.01)
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from drivers import Driver
+from waiting import eventually
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -25,7 +26,8 @@ def outage_attempts(
     upstream.app.set_failure_plan(name, rate=1.0, status=503)
     # The breaker would stop the storm even sooner; off here, to measure the budget alone.
     policy = rc.Policy(retry=rc.Retry(max_attempts=4, backoff=NO_WAIT), budget=budget, breaker=None)
-    client = driver.client(base_url=upstream.url, policy=policy)
+    # The budget's 10 s window on a clock that stands still: a slow run cannot refill it.
+    client = driver.client(base_url=upstream.url, policy=policy, clock=FakeClock())
     for _ in range(500):
         assert driver.request(client, "GET", f"/outage/{name}").status_code == 503
     return upstream.app.scenario(name).attempts
@@ -37,6 +39,7 @@ def test_full_outage_with_the_default_budget_adds_at_most_ten_percent(
     """500 calls x 4 attempts into a dead endpoint: 500 x 1.1 + 1/s x 10 s = 560 at most."""
     attempts = outage_attempts(driver, upstream, "outage-budget", rc.RetryBudget())
     assert 500 < attempts <= 560
+    assert attempts == 560  # the clock stands still: all 500 calls fall in one window
 
 
 def test_full_outage_without_a_budget_quadruples_the_load(
@@ -54,7 +57,7 @@ def test_budget_refusal_is_visible_in_the_call_record(
         budget=rc.RetryBudget(min_per_second=0.1),
         breaker=None,
     )
-    client = driver.client(base_url=upstream.url, policy=policy)
+    client = driver.client(base_url=upstream.url, policy=policy, clock=FakeClock())
     records = [
         driver.request(client, "GET", "/outage/refusal").extensions["resilience"] for _ in range(5)
     ]
@@ -115,9 +118,8 @@ def test_bulkhead_full_fails_fast_without_reaching_the_server(upstream: RunningS
         ThreadPoolExecutor(1) as pool,
     ):
         slow = pool.submit(lambda: (started.set(), client.get("/slow/bh-full?seconds=0.5")))
-        started.wait()
-        while upstream.app.scenario("bh-full").in_flight == 0:
-            threading.Event().wait(0.005)
+        assert started.wait(5.0)
+        assert eventually(lambda: upstream.app.scenario("bh-full").in_flight != 0, step=0.005)
         with pytest.raises(rc.BulkheadFull) as raised:
             client.get("/slow/bh-full?seconds=0.5")
         slow.result()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from drivers import Driver
+from drivers import Driver, Responses
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -75,12 +75,18 @@ def test_field_errors_and_retry_hints_are_mapped(driver: Driver, upstream: Runni
 def test_the_retry_decision_follows_the_category(
     driver: Driver, upstream: RunningServer, path: str, attempts: int, category: rc.ErrorCategory
 ) -> None:
-    client = driver.client(base_url=upstream.url, clock=FakeClock())
+    responses = Responses()
+    client = driver.client(base_url=upstream.url, clock=FakeClock(), observers=[responses])
     response = driver.request(client, "GET", path)
     name = path.split("/")[2].split("?")[0]
     assert upstream.app.scenario(name).attempts == attempts
     if response.status_code >= 400:
         assert rc.parse_problem(response).category == category
+    # The category of the first failed attempt, on every row: the /flaky rows end in 200.
+    assert len(responses.seen) == attempts
+    first = responses.seen[0]
+    assert first is not None and first.status_code >= 400
+    assert rc.parse_problem(first).category == category
 
 
 def test_a_500_whose_body_is_permanent_is_not_retried(
@@ -105,17 +111,34 @@ def test_a_400_with_an_explicit_retry_hint_is_retried(
     assert upstream.app.scenario("c-hint").attempts == 2
 
 
-def test_network_failures_classify_as_network_and_are_retried(driver: Driver) -> None:
+def test_network_failures_classify_as_network_and_are_retried(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = FakeClock()
     client = driver.client(
         base_url="http://127.0.0.1:9", clock=clock, policy=rc.Policy(budget=None)
     )
-    with pytest.raises(driver.lib.ConnectError) as raised:
+    with (
+        caplog.at_level(logging.DEBUG, logger="resilient_client"),
+        pytest.raises(driver.lib.ConnectError) as raised,
+    ):
         driver.request(client, "GET", "/nothing-listens-here")
     assert len(clock.sleeps) == 2  # three attempts
     assert (
         rc.Problem.for_network_error(type(raised.value).__name__).category
         is rc.ErrorCategory.NETWORK
+    )
+    # What the client itself concluded: the final failure's log record.
+    final = [
+        r for r in caplog.records if r.name == "resilient_client" and r.levelno == logging.ERROR
+    ]
+    assert len(final) == 1
+    record = final[0]
+    assert (record.category, record.attempts, record.status, record.error) == (
+        "network",
+        3,
+        None,
+        type(raised.value).__name__,
     )
 
 

@@ -9,7 +9,6 @@ and both SDKs honour it before their backoff (0.5 s doubling up to 8 s otherwise
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ import httpx
 import httpx2
 import openai
 import pytest
+from drivers import Driver, Responses
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,7 +25,6 @@ from opentelemetry.trace import SpanKind
 
 import resilient_client as rc
 from resilient_client import httpx2 as rc2
-from resilient_client._events import AttemptEnded, Event
 from resilient_client.chaos import RunningServer
 from resilient_client.telemetry import OpenTelemetryObserver
 from resilient_client.testing import FakeClock
@@ -35,36 +34,25 @@ pytestmark = pytest.mark.integration
 NO_BREAKER = rc.Policy(breaker=None)
 
 
-class Responses:
-    """An observer keeping every attempt's response, in order."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-
-    def on_event(self, call: object, event: Event) -> None:
-        if isinstance(event, AttemptEnded):
-            self.seen.append(event.response)
-
-
 class Sdk:
     """One vendor's SDK, sync or async, driven through one synchronous interface.
 
     ``make(name, ...)`` builds the SDK client over a new resilient httpx2 client (kept in
-    ``http``) with a fake clock (``clock``); ``text`` / ``raw`` make one call.
+    ``http``) with a fake clock (``clock``); ``text`` / ``raw`` make one call. The
+    resilient clients and the event loop are ``driver``'s (an httpx2 :class:`Driver`).
     """
 
     def __init__(self, vendor: str, kind: str, url: str) -> None:
         self.vendor = vendor
         self.module: Any = openai if vendor == "openai" else anthropic
         self.url = url
-        self._runner = asyncio.Runner() if kind == "async" else None
-        self._opened: list[Any] = []
+        self.driver = Driver(kind, "httpx2")
         self.clock = FakeClock()
         self.http: Any = None
 
     @property
     def is_async(self) -> bool:
-        return self._runner is not None
+        return self.driver.is_async
 
     def base_url(self, name: str) -> str:
         # The OpenAI SDK's paths start after /v1, Anthropic's include it.
@@ -73,9 +61,7 @@ class Sdk:
 
     def make(self, name: str, *, max_retries: int = 0, **resilient: Any) -> Any:
         resilient.setdefault("clock", self.clock)
-        cls = rc2.AsyncResilientClient if self.is_async else rc2.ResilientClient
-        self.http = cls(**resilient)
-        self._opened.append(self.http)
+        self.http = self.driver.client(**resilient)
         return self.sdk_class()(
             base_url=self.base_url(name),
             api_key="test-key",
@@ -97,35 +83,19 @@ class Sdk:
         api = client.messages.with_raw_response if raw else client.messages
         return api.create(model="claude-chaos", max_tokens=16, messages=user)
 
-    def _run(self, value: Any) -> Any:
-        if self._runner is None:
-            return value
-        return self._runner.run(_awaited(value))
-
     def text(self, client: Any) -> str:
         """Make one call; the reply's text, as the SDK parsed it."""
-        reply = self._run(self._create(client))
+        reply = self.driver.run(self._create(client))
         if self.vendor == "openai":
             return str(reply.choices[0].message.content)
         return str(reply.content[0].text)
 
     def raw(self, client: Any) -> Any:
         """Make one call; the SDK's raw response's ``http_response`` (an httpx2.Response)."""
-        return self._run(self._create(client, raw=True)).http_response
+        return self.driver.run(self._create(client, raw=True)).http_response
 
     def close(self) -> None:
-        for http in self._opened:
-            if self.is_async:
-                assert self._runner is not None
-                self._runner.run(http.aclose())
-            else:
-                http.close()
-        if self._runner is not None:
-            self._runner.close()
-
-
-async def _awaited(value: Any) -> Any:
-    return await value
+        self.driver.close()
 
 
 @pytest.fixture(

@@ -12,30 +12,14 @@ import anyio
 import anyio.lowlevel
 import pydantic
 import pytest
+from waiting import settle, wait_until
 
 from resilient_client._bulkhead import Bulkhead, BulkheadState
 from resilient_client.testing import FakeClock
 
 
-def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
-    """Yield to other threads until a condition holds; the limit only bounds a failure."""
-    give_up = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < give_up, "condition not reached"
-        time.sleep(0)  # a thread switch, not a timed wait
-
-
-async def settle(condition: Callable[[], bool]) -> None:
-    """Let other tasks of this loop run until the condition holds."""
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
-
-
 async def settle_anyio(condition: Callable[[], bool]) -> None:
-    """Like :func:`settle`, under any anyio backend."""
+    """Like :func:`waiting.settle`, under any anyio backend."""
     for _ in range(100):
         if condition():
             return

@@ -9,13 +9,14 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import pytest
+from waiting import eventually
 
 from resilient_client.chaos import (
     FORMATS,
@@ -53,16 +54,6 @@ def name() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Poll a server-side effect that lands asynchronously (bounded, 10 ms steps)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.01)
-    return True
-
-
 # --- /ok ---------------------------------------------------------------------------------
 
 
@@ -79,10 +70,17 @@ def test_ok_size_answers_that_many_bytes(client: httpx.Client, name: str) -> Non
     assert len(response.content) == 100_000
 
 
-def test_ok_delay_waits_before_answering(client: httpx.Client, name: str) -> None:
-    started = time.monotonic()
-    assert client.get(f"/ok/{name}?delay=0.1").status_code == 200
-    assert time.monotonic() - started >= 0.1
+def test_ok_delay_waits_before_answering(name: str) -> None:
+    # On the app's clock, not the wall's: the wait goes through clock.asleep.
+    clock = FakeClock()
+    app = ChaosApp(clock=clock)
+    started = clock.monotonic()
+    sent_at: list[float] = []
+    messages = asyncio.run(drive(app, "GET", f"/ok/{name}?delay=0.1", sent_at=sent_at))
+    assert messages[0]["status"] == 200
+    assert clock.sleeps == [0.1]
+    # Every byte of the answer went out after the wait, none before it.
+    assert sent_at and min(sent_at) - started >= 0.1
 
 
 def test_two_part_responses_do_not_wait_for_delayed_ack(client: httpx.Client, name: str) -> None:
@@ -227,9 +225,7 @@ def test_slow_reports_peak_concurrency(client: httpx.Client, app: ChaosApp, name
         statuses = list(pool.map(lambda _: client.get(f"/slow/{name}?seconds=0.5"), range(5)))
     assert [r.status_code for r in statuses] == [200] * 5
     # The server leaves a handler just after its last byte is sent: allow it that moment.
-    deadline = time.monotonic() + 2.0
-    while app.scenario(name).in_flight and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert eventually(lambda: app.scenario(name).in_flight == 0)
     stats = app.scenario(name)
     assert (stats.peak_concurrency, stats.in_flight, stats.attempts) == (5, 0, 5)
 
@@ -493,17 +489,34 @@ def test_serve_in_subprocess_serves_until_exit() -> None:
 # --- helpers for driving the ASGI app directly ----------------------------------------------------
 
 
-async def drive(app: ChaosApp, method: str, path: str) -> list[dict[str, Any]]:
-    """One request through the ASGI callable, no server; returns the sent messages."""
+async def drive(
+    app: ChaosApp, method: str, target: str, *, sent_at: list[float] | None = None
+) -> list[dict[str, Any]]:
+    """One request (``target``: path and optional query) through the ASGI callable, no
+    server; returns the sent messages, and appends the app clock's time at each to
+    ``sent_at``. The client stays connected until the app has answered."""
     sent: list[dict[str, Any]] = []
     inbox = [{"type": "http.request", "body": b"", "more_body": False}]
 
     async def receive() -> dict[str, Any]:
-        return inbox.pop(0) if inbox else {"type": "http.disconnect"}
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.Event().wait()  # no disconnect: the app's waits are what end
+        raise AssertionError("unreachable")
 
     async def send(message: Any) -> None:
         sent.append(dict(message))
+        if sent_at is not None:
+            sent_at.append(app.clock.monotonic())
 
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": []}
-    await app(scope, receive, send)
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query.encode("latin-1"),
+        "headers": [],
+    }
+    async with asyncio.timeout(5.0):  # a request that never ends fails, not hangs
+        await app(scope, receive, send)
     return sent

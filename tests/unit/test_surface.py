@@ -58,6 +58,18 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert "examples/quickstart.py" in commands[0]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "README.md" in ci
+    # Run .ci/run's own selection of the command (its `test_command=$(awk ...)` line) on
+    # the README, and check that it picks the README's second command and that CI runs it.
+    (selection,) = re.findall(r"^test_command=\$\(.*\)$", ci, flags=re.M)
+    assert re.search(r'^bash -c "\$test_command"$', ci, flags=re.M)
+    selected = subprocess.run(
+        ["bash", "-c", f'{selection}\nprintf %s "$test_command"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert selected == commands[1]
 
 
 def test_readme_testing_example_runs() -> None:

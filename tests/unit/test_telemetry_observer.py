@@ -352,6 +352,7 @@ def test_without_an_sdk_or_a_parent_nothing_is_sent_or_built(driver: Driver) -> 
     assert response.status_code == 200
     assert "traceparent" not in transport.requests[0].headers
     assert observed == [_PASSTHROUGH] * len(observed)  # one shared, empty state
+    assert observed and all(o is _PASSTHROUGH for o in observed)
 
 
 def test_a_cancelled_attempt_is_not_an_error(driver: Driver, otel: Otel) -> None:
