@@ -16,7 +16,7 @@ without an outcome (cancelled), so a half-open probe slot is never lost::
     except BaseException:
         breaker.release(permit)
         raise
-    outcome = classify_for_breaker(policy.breaker, response.status_code, False, category)
+    outcome = classify_for_breaker(policy.breaker, response.status_code)
     breaker.record(permit, outcome, elapsed)
 
 A lock guards only O(1) state updates, never the guarded call, so concurrent calls run
@@ -95,6 +95,12 @@ def _new_token() -> str:
     return f"{_PROCESS}:{os.getpid()}:{next(_tokens)}"
 
 
+def _quiet_eligible(policy: Breaker, storage: BreakerStorage | None) -> bool:
+    # Whether a closed-state success can change nothing at all: no storage to tell, a
+    # consecutive-failures window, and no slow-call rule that could make it count.
+    return storage is None and policy.window == "consecutive" and policy.slow_call_duration is None
+
+
 class EndpointBreaker:
     """The breaker of one endpoint. Thread-safe and task-safe; create through
     :class:`BreakerRegistry`.
@@ -126,13 +132,12 @@ class EndpointBreaker:
         self._pending: list[tuple[int, int]] = []
         self._view: SharedView | None = None
         self._fallback = False
+        # When the last shared rejection ends (monotonic): the local mirror holds none of
+        # the fleet's probe leases, so it cannot tell otherwise. None = not rejected.
+        self._shared_retry_at: float | None = None
         self._opened_wall: float | None = None
         self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
-        # Whether a closed-state success can change nothing at all: no storage to tell,
-        # a consecutive-failures window, and no slow-call rule that could make it count.
-        self._quiet_eligible = (
-            storage is None and policy.window == "consecutive" and policy.slow_call_duration is None
-        )
+        self._quiet_eligible = _quiet_eligible(policy, storage)
         self._listeners = [
             x for x in listeners if not isinstance(x, pybreaker.CircuitBreakerListener)
         ]
@@ -162,6 +167,9 @@ class EndpointBreaker:
     def reconfigure(self, policy: Breaker) -> None:
         """Use ``policy`` from now on; the state (and, for the same window, counts) stays."""
         with self._lock:
+            # The flag first: a success racing this call may then be counted in vain, but
+            # is never skipped by a window that now counts successes.
+            self._quiet_eligible = _quiet_eligible(policy, self._storage)
             self._policy = policy
             self._circuit.reconfigure(policy)
 
@@ -194,17 +202,23 @@ class EndpointBreaker:
         admission (no I/O here); a probe's outcome is sent at once. Raises ``ValueError``
         for an unknown ``outcome``.
         """
-        if (
-            outcome == "success"
-            and self._quiet_eligible
-            and permit.token is None
-            and self._circuit.state == CLOSED
-            and self._circuit.window.failures == 0
-        ):
-            # A success that changes nothing - closed, no failure streak to reset - is
-            # skipped without the lock: the common case by far.
-            return
+        if permit.token is None:
+            if (
+                outcome == "success"
+                and self._quiet_eligible
+                and self._circuit.state == CLOSED
+                and self._circuit.window.failures == 0
+            ):
+                # A success that changes nothing - closed, no failure streak to reset -
+                # is skipped without the lock: the common case by far.
+                return
+            if outcome == "ignored":
+                # Nothing to count and no probe slot to free. The only work left would be
+                # moving a due open state to half_open, which the next admission does.
+                return
         request = self._begin_record(permit, self._bits(outcome, duration))
+        # None: counted here, or sent with the next admission. (Only a shared permit makes
+        # a request, so the storage check is for the type checker.)
         if request is None or self._storage is None:
             return
         try:
@@ -212,7 +226,7 @@ class EndpointBreaker:
         except BreakerStorageUnavailable:
             self._record_locally(permit, request)
             return
-        self._recorded(view)
+        self._follow(view)
 
     def release(self, permit: Permit) -> None:
         """Hand ``permit`` back without an outcome (the attempt was cancelled)."""
@@ -246,14 +260,19 @@ class EndpointBreaker:
         if self._storage is None:
             return self.record(permit, outcome, duration)  # no I/O: the sync path
         request = self._begin_record(permit, self._bits(outcome, duration))
-        if request is None or self._storage is None:
+        if request is None:  # counted here, or sent with the next admission
             return
-        try:
-            view = await self._storage.aexchange(request)
-        except BreakerStorageUnavailable:
-            self._record_locally(permit, request)
-            return
-        self._recorded(view)
+        # A probe's outcome or release frees a fleet-wide slot. The pipeline sends a
+        # release from its ``except BaseException`` while the caller is being cancelled;
+        # under trio or an anyio cancel scope every await there raises again, and the
+        # slot would stay taken until its lease ends. The storage's timeout bounds this.
+        with anyio.CancelScope(shield=True):
+            try:
+                view = await self._storage.aexchange(request)
+            except BreakerStorageUnavailable:
+                self._record_locally(permit, request)
+                return
+        self._follow(view)
 
     async def arelease(self, permit: Permit) -> None:
         """:meth:`release` for async callers."""
@@ -370,14 +389,13 @@ class EndpointBreaker:
             return Permit(self.endpoint, view.generation, request.admit_token, True)
         return Rejection(self.endpoint, now + view.retry_after, view.state)
 
-    def _recorded(self, view: SharedView) -> None:
-        self._follow(view)
-
     def _follow(self, view: SharedView) -> float:
         now = self._clock.monotonic()
         with self._lock:
             self._view = view
             self._fallback = False
+            # retry_after is 0 unless this exchange was rejected.
+            self._shared_retry_at = now + view.retry_after if view.retry_after > 0 else None
             self._circuit.follow(view.state, now + view.open_remaining)
             changes = self._drain()
         self._notify(changes)
@@ -419,6 +437,38 @@ class EndpointBreaker:
 
     # -- observation ------------------------------------------------------------------
 
+    def retry_at(self) -> float | None:
+        """When a call could next be let through, as far as this process knows.
+
+        A ``clock.monotonic()`` instant in the future while the breaker would reject a
+        call: while open, the end of the break; in half-open with every probe slot taken,
+        when the oldest slot's lease ends at the latest (with a shared storage: the
+        instant its last rejection named). ``None`` when an admission now could succeed:
+        closed, an open break that is over, a free probe slot, or nothing known. Asks no
+        storage; while closed, takes no lock and reads no clock. Never raises.
+        """
+        if self._circuit.state == CLOSED:
+            return None  # the hot case: no clock read, no lock
+        now = self._clock.monotonic()
+        with self._lock:
+            return self._retry_at(now)
+
+    def _retry_at(self, now: float) -> float | None:
+        # The lock is held.
+        circuit = self._circuit
+        if circuit.state == OPEN:
+            # A break that is over becomes half_open (with free slots) on the next admission.
+            return circuit.open_until if now < circuit.open_until else None
+        if circuit.state != HALF_OPEN:
+            return None
+        if self._storage is not None and not self._fallback:
+            at = self._shared_retry_at
+        elif len(circuit.probes) >= self._policy.half_open_max_calls:
+            at = min(circuit.probes.values())
+        else:
+            at = None
+        return at if at is not None and at > now else None
+
     def snapshot(self) -> BreakerSnapshot:
         """The state and counts now; from the shared storage's last answer when shared."""
         now = self._clock.monotonic()
@@ -437,13 +487,7 @@ class EndpointBreaker:
                 window = circuit.window
                 failures, calls, slow = window.failures, window.calls, window.slow
                 successes, probes = circuit.half_open_successes, len(circuit.probes)
-            retry_at: float | None = None
-            if state == OPEN:
-                retry_at = circuit.open_until
-            elif (
-                state == HALF_OPEN and circuit.probes and probes >= self._policy.half_open_max_calls
-            ):
-                retry_at = min(circuit.probes.values())
+            retry_at = self._retry_at(now)
         rated = self._policy.window != "consecutive" and calls > 0
         return BreakerSnapshot(
             endpoint=self.endpoint,

@@ -15,7 +15,8 @@ tests run one scenario through both).
 
 Trip rules: ``window="consecutive"``: ``failure_threshold`` failures in a row.
 ``"count"``/``"time"``: once the window holds ``minimum_calls`` calls, when
-``failures >= failure_rate_threshold * calls`` or ``slow >= slow_call_rate_threshold * calls``.
+``failures >= failure_rate_threshold * calls`` or ``slow >= slow_call_rate_threshold * calls``,
+compared in integer millionths (:func:`rate_units`) by both ports.
 
 Outcomes are bit sets (shared with the Lua port): ``FAILED`` for a failure, ``SLOW`` for a
 call at least ``slow_call_duration`` long; ``0`` is a fast success; an ignored outcome is
@@ -32,6 +33,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from ._window import BucketRing
+
 if TYPE_CHECKING:
     from ._breaker_policy import Breaker
 
@@ -40,11 +43,13 @@ __all__ = [
     "FAILED",
     "HALF_OPEN",
     "OPEN",
+    "RATE_SCALE",
     "SLOW",
     "TIME_BUCKETS",
     "Admission",
     "BreakerState",
     "Circuit",
+    "rate_units",
 ]
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -59,6 +64,20 @@ SLOW: Final = 2
 
 # A time window is cut into this many buckets (Polly's sampling); resolution is size / 10.
 TIME_BUCKETS: Final = 10
+
+# Rates are compared in integer millionths, as the retry budget does: in floating point
+# 0.07 × 100 is 7.000000000000001, so 7 failures in 100 calls would miss a 7 % threshold.
+RATE_SCALE: Final = 1_000_000
+
+
+def rate_units(rate: float) -> int:
+    """``rate`` (0 < rate ≤ 1) in whole millionths, at least 1.
+
+    ``count * RATE_SCALE >= rate_units(rate) * calls`` is then exact (the Lua port's
+    doubles hold such products exactly up to 2**53). At least 1: a positive threshold
+    too small to show in millionths must not trip on zero failures.
+    """
+    return max(1, round(rate * RATE_SCALE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,44 +132,48 @@ class _CountWindow:
         pass
 
 
-class _TimeWindow:
-    """Outcomes of the last ``size`` seconds in ``TIME_BUCKETS`` buckets, totals kept."""
+# The counters of a time window's BucketRing.
+_CALLS, _FAILURES, _SLOW_CALLS = 0, 1, 2
 
-    __slots__ = ("_buckets", "_head", "_width", "calls", "failures", "slow")
+
+class _TimeWindow:
+    """Outcomes of the last ``size`` seconds in ``TIME_BUCKETS`` buckets, totals kept.
+
+    Bucket ``n`` covers ``[n * width, (n + 1) * width)`` with ``width = size / 10``: the
+    same numbering as the Lua port's ``floor(now / (size / BUCKETS))``.
+    """
+
+    __slots__ = ("_ring", "_width")
 
     def __init__(self, size: float) -> None:
         self._width = size / TIME_BUCKETS
-        self._buckets = [[0, 0, 0] for _ in range(TIME_BUCKETS)]
-        self._head = -1  # number of the newest bucket; -1 = empty
-        self.calls = self.failures = self.slow = 0
+        # Head -1: nothing counted yet; moving to the first real bucket zeroes only
+        # empty slots, whatever the clock reads.
+        self._ring = BucketRing(TIME_BUCKETS, -1)
+
+    @property
+    def calls(self) -> int:
+        return self._ring.sums[_CALLS]
+
+    @property
+    def failures(self) -> int:
+        return self._ring.sums[_FAILURES]
+
+    @property
+    def slow(self) -> int:
+        return self._ring.sums[_SLOW_CALLS]
 
     def expire(self, now: float) -> None:
-        number = math.floor(now / self._width)
-        if number <= self._head:
-            return  # same bucket (or a clock that stepped back: keep adding to the newest)
-        if self._head < 0 or number - self._head >= TIME_BUCKETS:
-            for bucket in self._buckets:
-                bucket[0] = bucket[1] = bucket[2] = 0
-            self.calls = self.failures = self.slow = 0
-        else:
-            for n in range(self._head + 1, number + 1):
-                bucket = self._buckets[n % TIME_BUCKETS]
-                self.calls -= bucket[0]
-                self.failures -= bucket[1]
-                self.slow -= bucket[2]
-                bucket[0] = bucket[1] = bucket[2] = 0
-        self._head = number
+        self._ring.slot(math.floor(now / self._width))
 
     def add(self, bits: int, now: float) -> None:
-        self.expire(now)
-        bucket = self._buckets[self._head % TIME_BUCKETS]
-        failed, slow = bits & FAILED, (bits & SLOW) >> 1
-        bucket[0] += 1
-        bucket[1] += failed
-        bucket[2] += slow
-        self.calls += 1
-        self.failures += failed
-        self.slow += slow
+        ring = self._ring
+        slot = ring.slot(math.floor(now / self._width))
+        ring.add(slot, _CALLS)
+        if bits & FAILED:
+            ring.add(slot, _FAILURES)
+        if bits & SLOW:
+            ring.add(slot, _SLOW_CALLS)
 
 
 _Window = _Consecutive | _CountWindow | _TimeWindow
@@ -168,6 +191,11 @@ def _same_window(a: Breaker, b: Breaker) -> bool:
     return a.window == b.window and a.window_size == b.window_size
 
 
+def _thresholds(policy: Breaker) -> tuple[int, int]:
+    # Computed once per policy: the failure and slow-call rates, in millionths.
+    return rate_units(policy.failure_rate_threshold), rate_units(policy.slow_call_rate_threshold)
+
+
 class Circuit:
     """One endpoint's breaker state. Not thread-safe: callers hold a lock around each call.
 
@@ -176,7 +204,8 @@ class Circuit:
     """
 
     __slots__ = (
-        "_call",
+        "_failure_units",
+        "_slow_units",
         "changes",
         "generation",
         "half_open_successes",
@@ -197,13 +226,14 @@ class Circuit:
         self.probes: dict[str, float] = {}
         self.window: _Window = _new_window(policy)
         self.changes: list[tuple[BreakerState, BreakerState]] = []
-        self._call = Admission("call", 0)
+        self._failure_units, self._slow_units = _thresholds(policy)
 
     def reconfigure(self, policy: Breaker) -> None:
         """Apply a new policy to the same state; counts survive if the window is unchanged."""
         if not _same_window(self.policy, policy):
             self.window = _new_window(policy)
         self.policy = policy
+        self._failure_units, self._slow_units = _thresholds(policy)
 
     def tick(self, now: float) -> None:
         """Move open → half_open once ``open_until`` has passed."""
@@ -216,10 +246,7 @@ class Circuit:
         """Admit a call, take a probe slot (``token`` names it) or reject."""
         self.tick(now)
         if self.state == CLOSED:
-            # The hot path: every closed call of a generation gets the same value.
-            if self._call.generation != self.generation:
-                self._call = Admission("call", self.generation)
-            return self._call
+            return Admission("call", self.generation)
         if self.state == OPEN:
             return Admission("rejected", self.generation, self.open_until)
         for held, lease_end in list(self.probes.items()):
@@ -279,12 +306,12 @@ class Circuit:
         policy, window = self.policy, self.window
         if policy.window == "consecutive":
             return window.failures >= policy.failure_threshold
-        if window.calls < policy.minimum_calls:
-            return False
         calls = window.calls
+        if calls < policy.minimum_calls:
+            return False
         return (
-            window.failures >= policy.failure_rate_threshold * calls
-            or window.slow >= policy.slow_call_rate_threshold * calls
+            window.failures * RATE_SCALE >= self._failure_units * calls
+            or window.slow * RATE_SCALE >= self._slow_units * calls
         )
 
     def _trip(self, now: float) -> None:

@@ -23,29 +23,51 @@ A successful call in the closed ``consecutive`` mode with no failure streak writ
 
 from __future__ import annotations
 
-from typing import Final
+from string import Template
+from typing import Final, NamedTuple
 
-__all__ = ["MODES", "REPLY_FIELDS", "SCRIPT"]
+from ._breaker_core import RATE_SCALE, TIME_BUCKETS
+
+__all__ = ["MODES", "REPLY_FIELDS", "SCRIPT", "Reply"]
 
 # Window name -> the script's mode number.
 MODES: Final = {"consecutive": 0, "count": 1, "time": 2}
 
-# The script's arguments: KEYS = hash, window list, probe set; ARGV = the policy as a JSON
-# array [mode, threshold, size, minimum, failure rate, slow rate, reset ms, probes,
-# successes, ttl ms], the admission token, the probe token ('' = absent), and a JSON array
-# [probe generation, probe bits (-1 = ignored), then generation, bits of each pending
-# closed-state outcome].
-#
-# The reply, one string of integers (times in milliseconds from Redis's "now"):
-REPLY_FIELDS: Final = ("st", "gen", "adm", "wait", "open", "fc", "hs", "n", "nf", "ns", "probes")
 
-SCRIPT: Final = r"""
+class Reply(NamedTuple):
+    """The script's reply, one string of integers (times in milliseconds from Redis's
+    "now"); the field names are the script's own variable names."""
+
+    st: int
+    gen: int
+    admitted: int  # 0 none, 1 call, 2 probe
+    wait: int
+    open_left: int
+    fc: int
+    hs: int
+    n: int
+    nf: int
+    ns: int
+    probes: int
+
+
+# The script returns these variables in this order (injected below, so the Lua reply and
+# the Python decoding cannot drift apart).
+REPLY_FIELDS: Final = Reply._fields
+
+# The script's arguments: KEYS = hash, window list, probe set; ARGV = the policy as a JSON
+# array [mode, threshold, size, minimum, failure rate, slow rate (both in millionths,
+# ``rate_units``), reset ms, probes, successes, ttl ms], the admission token, the probe
+# token ('' = absent), and a JSON array [probe generation, probe bits (-1 = ignored), then
+# generation, bits of each pending closed-state outcome]. ``$``-names are filled in from
+# ``_breaker_core`` so both ports share their constants.
+_TEMPLATE: Final = r"""
 local H, W, P = KEYS[1], KEYS[2], KEYS[3]
 -- Few arguments, decoded by cjson (C), and one reply string: redis-py's cost per element
 -- and Lua's string matching are both dearer than that.
 local policy = cjson.decode(ARGV[1])
 local mode, threshold, size, min_calls = policy[1], policy[2], policy[3], policy[4]
-local fail_rate, slow_rate, reset_ms = policy[5], policy[6], policy[7]
+local fail_units, slow_units, reset_ms = policy[5], policy[6], policy[7]
 local max_probes, success_threshold, ttl_ms = policy[8], policy[9], policy[10]
 local admit_token = ARGV[2]               -- '' = no admission asked for
 local finish_token = ARGV[3]              -- '' = no probe to finish
@@ -67,7 +89,8 @@ local nf = tonumber(v[7]) or 0
 local ns = tonumber(v[8]) or 0
 local hd = tonumber(v[9]) or -1
 local dirty = false
-local BUCKETS = 10
+local BUCKETS = $buckets
+local RATE_SCALE = $rate_scale
 
 local function clear_buckets()
   local f = {}
@@ -152,7 +175,8 @@ end
 local function should_trip()
   if mode == 0 then return fc >= threshold end
   if n < min_calls then return false end
-  return nf >= fail_rate * n or ns >= slow_rate * n
+  -- Integers (millionths), as in _breaker_core: no float rounding decides a trip.
+  return nf * RATE_SCALE >= fail_units * n or ns * RATE_SCALE >= slow_units * n
 end
 
 -- open -> half_open once the break is over
@@ -218,5 +242,9 @@ end
 
 local open_left = 0
 if st == 1 then open_left = ou - now end
-return table.concat({st, gen, admitted, wait, open_left, fc, hs, n, nf, ns, probes}, ',')
+return table.concat({$reply}, ',')
 """
+
+SCRIPT: Final = Template(_TEMPLATE).substitute(
+    buckets=TIME_BUCKETS, rate_scale=RATE_SCALE, reply=", ".join(REPLY_FIELDS)
+)

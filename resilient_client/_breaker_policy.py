@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = ["Breaker", "Outcome", "classify_for_breaker"]
 
@@ -57,7 +57,8 @@ class Breaker(BaseModel):
     window_size: int | float = 100
     """Calls (``"count"``, a whole number) or seconds (``"time"``); unused otherwise."""
     minimum_calls: int = Field(10, ge=1)
-    """Calls the window must hold before a rate can open the breaker."""
+    """Calls the window must hold before a rate can open the breaker. Not given with
+    ``window="count"``: at most ``window_size`` (a window of 5 calls could never hold 10)."""
     failure_rate_threshold: float = Field(0.5, gt=0, le=1)
     """Share of failed calls (0 < x ≤ 1) that opens a ``"count"``/``"time"`` breaker."""
     slow_call_duration: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -81,6 +82,8 @@ class Breaker(BaseModel):
     @field_validator("minimum_calls")
     @classmethod
     def _check_minimum_calls(cls, value: int, info: ValidationInfo) -> int:
+        # Runs only for a value given explicitly (pydantic skips defaults), so the error
+        # names the field the caller wrote; the default is clamped in _fit_minimum_calls.
         size = info.data.get("window_size")
         if info.data.get("window") == "count" and size is not None and value > size:
             raise ValueError(
@@ -88,35 +91,34 @@ class Breaker(BaseModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _fit_minimum_calls(self) -> Breaker:
+        # A count window never holds more than window_size calls: with the default
+        # minimum_calls above it, the rate rule could never open the breaker. Clamp the
+        # default as resilience4j does; an explicit value above it was refused above.
+        if (
+            self.window == "count"
+            and "minimum_calls" not in self.model_fields_set
+            and self.minimum_calls > self.window_size
+        ):
+            # Frozen: set the derived value in place; the field stays out of
+            # model_fields_set (it was not given).
+            object.__setattr__(self, "minimum_calls", int(self.window_size))
+        return self
 
-def classify_for_breaker(
-    policy: Breaker,
-    status: int | None,
-    is_transport_error: bool,
-    category: str | None = None,
-) -> Outcome:
+
+def classify_for_breaker(policy: Breaker, status: int, is_transport_error: bool = False) -> Outcome:
     """Whether an attempt's outcome counts against the endpoint's health.
 
-    ``"failure"``: a transport error or timeout (``is_transport_error``), a 5xx other
-    than 501/505, a 408, and a 429 when ``policy.failure_on_429``. ``"ignored"``: any
-    other 4xx, 501 and 505 (the request's fault, which says nothing about the server's
-    health). ``"success"``: a status below 400, or no status and no transport error.
-    ``category`` (an ``rc.ErrorCategory`` or its name), when given for an error status,
-    wins over the status: ``NETWORK``/``TRANSIENT`` are failures, ``THROTTLED`` follows
-    ``failure_on_429``, every other category is ignored.
+    ``"failure"``: a 5xx other than 501/505, a 408, and a 429 when
+    ``policy.failure_on_429``. ``"ignored"``: any other 4xx, 501 and 505 (the request's
+    fault, which says nothing about the server's health). ``"success"``: a status below
+    400. ``is_transport_error=True`` (the attempt got no response: connection error,
+    timeout) is a failure whatever ``status`` says.
     """
     if is_transport_error:
         return "failure"
-    if status is not None and status < 400:
-        return "success"
-    if category is not None:
-        name = str(getattr(category, "name", category)).upper()
-        if name in ("NETWORK", "TRANSIENT"):
-            return "failure"
-        if name == "THROTTLED":
-            return "failure" if policy.failure_on_429 else "ignored"
-        return "ignored"
-    if status is None:
+    if status < 400:
         return "success"
     if status == 429:
         return "failure" if policy.failure_on_429 else "ignored"

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import anyio.to_thread
 
-from ._breaker_core import CLOSED, HALF_OPEN, OPEN, BreakerState, Circuit
-from ._breaker_lua import MODES, SCRIPT
+from ._breaker_core import CLOSED, HALF_OPEN, OPEN, BreakerState, Circuit, rate_units
+from ._breaker_lua import MODES, SCRIPT, Reply
 from ._clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class MemoryBreakerStorage:
                 circuit = self._circuits[request.endpoint] = Circuit(request.policy)
             elif circuit.policy is not request.policy and circuit.policy != request.policy:
                 circuit.reconfigure(request.policy)
-            circuit.tick(now)
+            # No tick of its own: record() and admit() each move a due open state first.
             if request.probe is not None:
                 probe = request.probe
                 circuit.record(probe.generation, probe.token, probe.bits, now)
@@ -405,20 +405,18 @@ class RedisBreakerStorage:
     @staticmethod
     def _decode(request: Exchange, reply: bytes | str) -> SharedView:
         text = reply.decode() if isinstance(reply, bytes) else reply
-        st, gen, admitted, wait, open_left, streak, successes, calls, failures, slow, probes = (
-            int(x) for x in text.split(",")
-        )
+        fields = Reply._make(int(x) for x in text.split(","))
         return SharedView(
-            state=_STATES[st],
-            generation=gen,
-            admitted=_ADMITTED[admitted],
-            retry_after=max(0, wait) / 1000.0,
-            open_remaining=max(0, open_left) / 1000.0,
-            failures=streak if request.policy.window == "consecutive" else failures,
-            calls=calls,
-            slow=slow,
-            successes=successes,
-            probes=probes,
+            state=_STATES[fields.st],
+            generation=fields.gen,
+            admitted=_ADMITTED[fields.admitted],
+            retry_after=max(0, fields.wait) / 1000.0,
+            open_remaining=max(0, fields.open_left) / 1000.0,
+            failures=fields.fc if request.policy.window == "consecutive" else fields.nf,
+            calls=fields.n,
+            slow=fields.ns,
+            successes=fields.hs,
+            probes=fields.probes,
         )
 
 
@@ -430,8 +428,8 @@ def _policy_arg(policy: Breaker, key_ttl: float) -> str:
         policy.failure_threshold,
         repr(float(size)),
         policy.minimum_calls,
-        repr(policy.failure_rate_threshold),
-        repr(policy.slow_call_rate_threshold),
+        rate_units(policy.failure_rate_threshold),
+        rate_units(policy.slow_call_rate_threshold),
         reset_ms,
         policy.half_open_max_calls,
         policy.success_threshold,

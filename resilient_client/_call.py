@@ -268,7 +268,7 @@ class Call:
         else:
             duration = self.clock.monotonic() - self._attempt_started
         if not isinstance(outcome, BaseException):
-            return classify_for_breaker(policy, outcome.status_code, False), duration
+            return classify_for_breaker(policy, outcome.status_code), duration
         if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):
             return "ignored", duration  # ours, a bad URL, or cancelled: says nothing of health
         return "failure", duration
@@ -467,7 +467,7 @@ class Call:
     def _breaker_refuses(self) -> bool:
         if self.breaker is None:
             return False
-        retry_at = self.breaker.snapshot().retry_at
+        retry_at = self.breaker.retry_at()
         if retry_at is None or retry_at <= self.clock.monotonic() + self.planned_delay:
             return False
         if self._observers:

@@ -160,16 +160,14 @@ def merge(base: _M, override: BaseModel) -> _M:
     """
     if type(override) is not type(base):
         raise TypeError(f"cannot merge {type(override).__name__} over {type(base).__name__}")
-    data: dict[str, Any] = {name: getattr(base, name) for name in type(base).model_fields}
+    # Only what either side was given: a default that a validator derives (a count
+    # window's minimum_calls) is derived again for the merged values, not carried over.
+    # The merged model's fields_set is then that union, so it merges on like its parts.
+    data: dict[str, Any] = {name: getattr(base, name) for name in base.model_fields_set}
     for name in override.model_fields_set:
         value = getattr(override, name)
-        current = data[name]
+        current = getattr(base, name)
         if isinstance(value, BaseModel) and type(current) is type(value):
             value = merge(current, value)
         data[name] = value
-    merged = type(base).model_validate(data)
-    # Keep what either side was given, so a merged policy merges on like its parts.
-    object.__setattr__(
-        merged, "__pydantic_fields_set__", base.model_fields_set | override.model_fields_set
-    )
-    return merged
+    return type(base).model_validate(data)

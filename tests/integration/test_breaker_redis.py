@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import multiprocessing
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from breaker_support import EP, SPAWN, breaker_over, call, free_port, run_fleet
 
 # pytest puts this directory on sys.path (tests/ is not a package).
 from redis_server import RedisServer, RedisServerUnavailable, redis_server
@@ -30,17 +29,11 @@ from resilient_client._breaker import (
     Permit,
     Rejection,
 )
-from resilient_client._breaker_storage import (
-    BreakerStorage,
-    MemoryBreakerStorage,
-    RedisBreakerStorage,
-    _key_base,
-)
+from resilient_client._breaker_storage import MemoryBreakerStorage, RedisBreakerStorage, _key_base
 from resilient_client.testing import FakeClock
 
 pytestmark = pytest.mark.integration
 
-EP = "GET /v1/users/{id}"
 _namespaces = itertools.count()
 
 
@@ -78,17 +71,6 @@ def raw(server_up: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
-def breaker_over(storage: BreakerStorage | None, **policy: Any) -> EndpointBreaker:
-    return BreakerRegistry(storage).get(EP, Breaker(**policy))
-
-
-def call(breaker: EndpointBreaker, outcome: Outcome, duration: float = 0.01) -> Permit | Rejection:
-    permit = breaker.admit()
-    if isinstance(permit, Permit):
-        breaker.record(permit, outcome, duration)
-    return permit
-
-
 def end_break(raw: redis.Redis, namespace: str) -> None:
     """Make the open state due now, as if reset_timeout had passed."""
     raw.hset(f"{_key_base(namespace, EP)}:h", "ou", 0)
@@ -117,18 +99,14 @@ def test_half_open_admits_max_calls_across_the_fleet(
     call(breakers[0], "failure")
     breakers[0].admit()
     end_break(raw, namespace)
-    start = threading.Barrier(20)
     results: list[Permit | Rejection] = []
 
-    def worker(breaker: EndpointBreaker) -> None:
+    def worker(index: int, start: threading.Barrier) -> None:
         start.wait()
-        results.append(breaker.admit())
+        results.append(breakers[index % 4].admit())
 
-    threads = [threading.Thread(target=worker, args=(breakers[i % 4],)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_fleet(worker, workers=20, processes=False, timeout=10.0)
+    assert len(results) == 20
     probes = [r for r in results if isinstance(r, Permit)]
     assert len(probes) == 2
     assert all(p.probe for p in probes)
@@ -151,6 +129,40 @@ def test_a_released_probe_frees_the_fleet_slot(
     b.record(probe, "success", 0.01)
     assert isinstance(a.admit(), Permit)
     assert a.snapshot().state == "closed"
+
+
+def test_a_fleet_half_open_rejection_tells_when_to_retry(
+    storage: RedisBreakerStorage, raw: redis.Redis, namespace: str
+) -> None:
+    a = breaker_over(storage, failure_threshold=1, reset_timeout=30.0)
+    b = breaker_over(storage, failure_threshold=1, reset_timeout=30.0)
+    call(a, "failure")
+    a.admit()
+    end_break(raw, namespace)
+    probe = a.admit()
+    assert isinstance(probe, Permit) and probe.probe
+    rejection = b.admit()
+    assert isinstance(rejection, Rejection)
+    assert rejection.state == "half_open"
+    assert rejection.retry_at - time.monotonic() == pytest.approx(30.0, abs=1.0)  # the lease
+    snap = b.snapshot()
+    assert (snap.state, snap.shared, snap.retry_at) == ("half_open", True, rejection.retry_at)
+    assert b.retry_at() == rejection.retry_at
+    a.release(probe)
+    assert isinstance(b.admit(), Permit)
+    assert b.retry_at() is None
+
+
+def test_a_rate_exactly_at_the_threshold_trips_in_redis(storage: RedisBreakerStorage) -> None:
+    # Lua numbers are doubles: 0.07 * 100 is 7.000000000000001 there too.
+    breaker = breaker_over(
+        storage, window="count", window_size=100, minimum_calls=100, failure_rate_threshold=0.07
+    )
+    for outcome in ["success"] * 93 + ["failure"] * 7:
+        assert isinstance(call(breaker, outcome), Permit)  # type: ignore[arg-type]
+    rejection = breaker.admit()  # carries the 100th outcome: 7 of 100 failed
+    assert isinstance(rejection, Rejection)
+    assert rejection.state == "open"
 
 
 def test_every_key_carries_a_ttl(server_up: RedisServer, raw: redis.Redis, namespace: str) -> None:
@@ -279,6 +291,17 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
         {"failure_threshold": 1, "half_open_max_calls": 2, "success_threshold": 3},
         [(F, 0.0), (S, 0.0), (ADVANCE, 0.0), (S, 0.0), (S, 0.0), (IGN, 0.0), (S, 0.0), (S, 0.0)],
     ),
+    # minimum_calls not given: clamped to the window's 5 calls, so it can trip.
+    "count-default-minimum": (
+        {"window": "count", "window_size": 5},
+        [(F, 0.0), (S, 0.0), (F, 0.0), (S, 0.0), (F, 0.0), (F, 0.0), (S, 0.0)],
+    ),
+    # 7 slow calls of 100 at 0.07: exactly the threshold, in integers in both ports.
+    "slow-rate-at-threshold": (
+        {"window": "count", "window_size": 100, "minimum_calls": 100,
+         "slow_call_duration": 1.0, "slow_call_rate_threshold": 0.07},
+        [(S, 0.0)] * 93 + [(S, 1.0)] * 7 + [(S, 0.0), (ADVANCE, 0.0), (S, 0.0)],
+    ),
 }  # fmt: skip
 
 
@@ -314,7 +337,7 @@ def test_redis_decides_like_the_in_process_state_machine(
 
 
 def fleet_worker(
-    url: str | None, namespace: str, port: int, index: int, start: Any, attempts: Any, fast: Any
+    url: str | None, namespace: str, port: int, attempts: Any, fast: Any, index: int, start: Any
 ) -> None:
     """One process calling a dead upstream until its breaker rejects three times in a row."""
     storage = RedisBreakerStorage(url, namespace, timeout=1.0) if url else None
@@ -341,29 +364,9 @@ def fleet_worker(
             breaker.record(permit, outcome, time.monotonic() - began)
 
 
-def dead_port() -> int:
-    with socket.socket() as sock:  # a port nobody listens on: connect errors
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def test_a_fleet_sharing_redis_trips_together(server_up: RedisServer, namespace: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(4)
-    attempts, fast = ctx.Array("i", 4), ctx.Array("i", 4)
-    port = dead_port()
-    workers = [
-        ctx.Process(
-            target=fleet_worker, args=(server_up.url, namespace, port, i, start, attempts, fast)
-        )
-        for i in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
+    attempts, fast = SPAWN.Array("i", 4), SPAWN.Array("i", 4)
+    run_fleet(fleet_worker, server_up.url, namespace, free_port(), attempts, fast)
     assert fast[:] == [1, 1, 1, 1]  # every worker ended failing fast
     assert sum(attempts[:]) <= 5 + 4
 
@@ -371,17 +374,8 @@ def test_a_fleet_sharing_redis_trips_together(server_up: RedisServer, namespace:
 def test_without_shared_state_each_worker_pays_the_threshold() -> None:
     # The baseline: four workers with state of their own (threads with a registry each
     # behave like processes here, and start much faster).
-    start = threading.Barrier(4)
     attempts, fast = [0] * 4, [0] * 4
-    port = dead_port()
-    workers = [
-        threading.Thread(target=fleet_worker, args=(None, "", port, i, start, attempts, fast))
-        for i in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_fleet(fleet_worker, None, "", free_port(), attempts, fast, processes=False)
     assert fast == [1, 1, 1, 1]
     assert attempts == [5, 5, 5, 5]
 

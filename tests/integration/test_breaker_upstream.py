@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from breaker_support import run_fleet
 from drivers import Driver
 from redis_server import RedisServer, RedisServerUnavailable, redis_server
 
@@ -184,7 +184,9 @@ def test_clients_sharing_redis_share_one_breaker(
     assert 3 <= upstream.app.scenario("shared").attempts <= 3 + 1
 
 
-def fleet_worker(base_url: str, redis_url: str | None, namespace: str, start: Any) -> None:
+def fleet_worker(
+    base_url: str, redis_url: str | None, namespace: str, index: int, start: Any
+) -> None:
     storage = rc.RedisBreakerStorage(redis_url, namespace, timeout=1.0) if redis_url else None
     client = rc.ResilientClient(
         base_url=base_url,
@@ -204,31 +206,21 @@ def fleet_worker(base_url: str, redis_url: str | None, namespace: str, start: An
     raise AssertionError("the breaker never opened")
 
 
-def run_fleet(upstream: RunningServer, redis_url: str | None) -> int:
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(4)
-    namespace = f"fleet-{next(_namespaces)}"
-    workers = [
-        ctx.Process(target=fleet_worker, args=(upstream.url, redis_url, namespace, start))
-        for _ in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+def fleet_attempts(upstream: RunningServer, redis_url: str | None) -> int:
+    """Attempts that reached the upstream from 4 worker processes (see fleet_worker)."""
+    run_fleet(fleet_worker, upstream.url, redis_url, f"fleet-{next(_namespaces)}")
     return upstream.app.scenario("fleet").attempts
 
 
 def test_a_fleet_sharing_redis_trips_together(upstream: RunningServer, redis: RedisServer) -> None:
     """4 worker processes against a dead endpoint: at most threshold + 4 attempts reach it."""
-    assert run_fleet(upstream, redis.url) <= 5 + 4
+    assert fleet_attempts(upstream, redis.url) <= 5 + 4
 
 
 def test_a_fleet_without_shared_state_pays_the_threshold_per_process(
     upstream: RunningServer,
 ) -> None:
-    assert run_fleet(upstream, None) == 4 * 5
+    assert fleet_attempts(upstream, None) == 4 * 5
 
 
 def test_breaker_listeners_hear_every_transition(driver: Driver, upstream: RunningServer) -> None:

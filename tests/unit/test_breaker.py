@@ -1,7 +1,8 @@
 """The per-endpoint breaker in one process: policy, trip rules, half-open, observation.
 
-Every test runs on a fake clock except the two no-serialization tests, which measure
-that concurrent calls are not serialized by the breaker's lock.
+Every test runs on a fake clock except the two no-serialization tests, which show that
+concurrent calls are not serialized by the breaker's lock: all of them hold a permit at
+once (a barrier they all must reach), which a lock held across the call would forbid.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from typing import Any
 
 import pybreaker
 import pytest
+from breaker_support import EP, breaker_over, call, run_fleet
 from pydantic import ValidationError
 
 from resilient_client._breaker import (
@@ -21,25 +22,15 @@ from resilient_client._breaker import (
     BreakerRegistry,
     BreakerState,
     EndpointBreaker,
-    Outcome,
     Permit,
     Rejection,
     classify_for_breaker,
 )
 from resilient_client.testing import FakeClock
 
-EP = "GET /v1/users/{id}"
-
 
 def make(clock: FakeClock, **policy: Any) -> EndpointBreaker:
-    return BreakerRegistry(clock=clock).get(EP, Breaker(**policy))
-
-
-def call(breaker: EndpointBreaker, outcome: Outcome, duration: float = 0.01) -> Permit | Rejection:
-    permit = breaker.admit()
-    if isinstance(permit, Permit):
-        breaker.record(permit, outcome, duration)
-    return permit
+    return breaker_over(None, clock, **policy)
 
 
 def admitted(result: Permit | Rejection) -> bool:
@@ -94,6 +85,35 @@ def test_invalid_policy_is_rejected_naming_the_field(kwargs: dict[str, Any], fie
     assert field in {str(loc) for error in info.value.errors() for loc in error["loc"]}
 
 
+def test_an_explicit_minimum_calls_above_a_count_window_is_refused_naming_both() -> None:
+    with pytest.raises(ValidationError) as info:
+        Breaker(window="count", window_size=5, minimum_calls=10)
+    (error,) = info.value.errors()
+    assert error["loc"] == ("minimum_calls",)
+    assert "minimum_calls (10)" in error["msg"] and "window_size (5)" in error["msg"]
+
+
+def test_a_default_minimum_calls_is_clamped_to_a_smaller_count_window() -> None:
+    policy = Breaker(window="count", window_size=5)
+    assert policy.minimum_calls == 5
+    assert "minimum_calls" not in policy.model_fields_set  # still "not given"
+    assert Breaker(window="count", window_size=5, minimum_calls=3).minimum_calls == 3
+    assert Breaker(window="count", window_size=50).minimum_calls == 10
+    assert Breaker(window="time", window_size=5.0).minimum_calls == 10  # seconds, not calls
+    assert Breaker(window="count", window_size=5) == Breaker(
+        window="count", window_size=5, minimum_calls=5
+    )
+
+
+def test_a_small_count_window_with_the_default_minimum_can_trip(clock: FakeClock) -> None:
+    breaker = make(clock, window="count", window_size=5)
+    for _ in range(4):
+        call(breaker, "failure")
+    assert breaker.snapshot().state == "closed"  # 4 calls: fewer than the window
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+
+
 def test_policy_is_frozen_and_a_count_window_size_becomes_an_int() -> None:
     policy = Breaker(window="count", window_size=20.0, minimum_calls=20)
     assert policy.window_size == 20
@@ -103,38 +123,37 @@ def test_policy_is_frozen_and_a_count_window_size_becomes_an_int() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "transport", "category", "on_429", "expected"),
+    ("status", "on_429", "expected"),
     [
-        (None, True, None, False, "failure"),
-        (200, False, None, False, "success"),
-        (304, False, None, False, "success"),
-        (None, False, None, False, "success"),
-        (500, False, None, False, "failure"),
-        (503, False, None, False, "failure"),
-        (501, False, None, False, "ignored"),
-        (408, False, None, False, "failure"),
-        (400, False, None, False, "ignored"),
-        (404, False, None, False, "ignored"),
-        (429, False, None, False, "ignored"),
-        (429, False, None, True, "failure"),
-        (429, False, "THROTTLED", True, "failure"),
-        (500, False, "invalid_request", False, "ignored"),
-        (400, False, "TRANSIENT", False, "failure"),
-        (200, False, "TRANSIENT", False, "success"),
+        (200, False, "success"),
+        (204, False, "success"),
+        (304, False, "success"),
+        (500, False, "failure"),
+        (502, False, "failure"),
+        (503, False, "failure"),
+        (504, False, "failure"),
+        (501, False, "ignored"),
+        (505, False, "ignored"),
+        (408, False, "failure"),
+        (400, False, "ignored"),
+        (404, False, "ignored"),
+        (422, False, "ignored"),
+        (429, False, "ignored"),
+        (429, True, "failure"),
+        (503, True, "failure"),
+        (404, True, "ignored"),
     ],
 )
-def test_classify_for_breaker(
-    status: int | None, transport: bool, category: str | None, on_429: bool, expected: str
-) -> None:
+def test_classify_for_breaker(status: int, on_429: bool, expected: str) -> None:
     policy = Breaker(failure_on_429=on_429)
-    assert classify_for_breaker(policy, status, transport, category) == expected
+    # As the pipeline calls it (it classifies exceptions itself)...
+    assert classify_for_breaker(policy, status, False) == expected
+    assert classify_for_breaker(policy, status) == expected
 
 
-def test_classify_accepts_the_error_category_enum() -> None:
-    from resilient_client import ErrorCategory
-
-    assert classify_for_breaker(Breaker(), 503, False, ErrorCategory.TRANSIENT) == "failure"
-    assert classify_for_breaker(Breaker(), 404, False, ErrorCategory.NOT_FOUND) == "ignored"
+@pytest.mark.parametrize("status", [200, 404, 429, 503])
+def test_a_transport_error_is_a_failure_whatever_the_status(status: int) -> None:
+    assert classify_for_breaker(Breaker(), status, True) == "failure"
 
 
 # -- consecutive -------------------------------------------------------------------------
@@ -258,6 +277,48 @@ def test_slow_calls_trip_on_the_slow_call_rate(clock: FakeClock) -> None:
     assert snap.state == "open"
 
 
+@pytest.mark.parametrize("window", ["count", "time"])
+def test_a_rate_exactly_at_the_threshold_trips(clock: FakeClock, window: str) -> None:
+    # In floating point 0.07 * 100 is 7.000000000000001: 7 failures in 100 calls missed it.
+    breaker = make(
+        clock, window=window, window_size=100, minimum_calls=100, failure_rate_threshold=0.07
+    )
+    for outcome in ["success"] * 93 + ["failure"] * 6:
+        call(breaker, outcome)  # type: ignore[arg-type]
+    assert breaker.snapshot().state == "closed"
+    call(breaker, "failure")
+    snap = breaker.snapshot()
+    assert snap.state == "open"
+
+
+def test_a_slow_call_rate_exactly_at_the_threshold_trips(clock: FakeClock) -> None:
+    breaker = make(
+        clock,
+        window="count",
+        window_size=100,
+        minimum_calls=100,
+        slow_call_duration=1.0,
+        slow_call_rate_threshold=0.07,
+    )
+    for duration in [0.1] * 93 + [1.0] * 6:
+        call(breaker, "success", duration)
+    assert breaker.snapshot().state == "closed"
+    call(breaker, "success", 1.0)
+    assert breaker.snapshot().state == "open"
+
+
+def test_a_tiny_rate_threshold_does_not_trip_without_failures(clock: FakeClock) -> None:
+    # Below a millionth: it must still take a failure to trip.
+    breaker = make(
+        clock, window="count", window_size=10, minimum_calls=10, failure_rate_threshold=1e-9
+    )
+    for _ in range(10):
+        call(breaker, "success")
+    assert breaker.snapshot().state == "closed"
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
+
+
 def test_slow_calls_are_not_detected_without_a_duration(clock: FakeClock) -> None:
     breaker = make(clock, window="count", window_size=5, minimum_calls=5)
     for _ in range(5):
@@ -299,18 +360,14 @@ def test_half_open_admits_exactly_max_calls_of_20_concurrent_threads(
 ) -> None:
     breaker = open_breaker(clock, half_open_max_calls=max_calls)
     clock.advance(5.0)
-    start = threading.Barrier(20)
     results: list[Permit | Rejection] = []
 
-    def worker() -> None:
+    def worker(index: int, start: threading.Barrier) -> None:
         start.wait()
         results.append(breaker.admit())
 
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_fleet(worker, workers=20, processes=False, timeout=10.0)
+    assert len(results) == 20
     assert sum(admitted(r) for r in results) == max_calls
     rejections = [r for r in results if isinstance(r, Rejection)]
     assert all(r.state == "half_open" for r in rejections)
@@ -467,15 +524,50 @@ def test_snapshot_reports_state_counts_and_next_probe(clock: FakeClock) -> None:
         False,
     )
     assert snap.failure_rate is None  # no rate in consecutive mode
+    assert breaker.retry_at() is None
     call(breaker, "failure")
     call(breaker, "failure")
     assert breaker.snapshot().retry_at == pytest.approx(clock.monotonic() + 5.0)
+    assert breaker.retry_at() == breaker.snapshot().retry_at
     clock.advance(5.0)
+    assert breaker.retry_at() is None  # the break is over: the next admission probes
     probe = breaker.admit()
     snap = breaker.snapshot()
     assert (snap.state, snap.probes_in_flight) == ("half_open", 1)
     assert snap.retry_at == pytest.approx(clock.monotonic() + 5.0)  # the slot's lease
+    assert breaker.retry_at() == snap.retry_at
     assert isinstance(probe, Permit)
+    clock.advance(5.0)  # the lease ended: the slot is free again
+    assert breaker.retry_at() is None
+    assert breaker.snapshot().retry_at is None
+
+
+def test_retry_at_is_none_with_a_probe_slot_free(clock: FakeClock) -> None:
+    breaker = open_breaker(clock, half_open_max_calls=2)
+    clock.advance(5.0)
+    assert admitted(breaker.admit())
+    assert breaker.retry_at() is None  # one slot of two is free
+    assert admitted(breaker.admit())
+    assert breaker.retry_at() == pytest.approx(clock.monotonic() + 5.0)
+
+
+def test_an_ignored_closed_call_reads_no_clock(clock: FakeClock) -> None:
+    class CountingClock(FakeClock):
+        reads = 0
+
+        def monotonic(self) -> float:
+            self.reads += 1
+            return super().monotonic()
+
+    counting = CountingClock()
+    breaker = make(counting, window="count", window_size=10, minimum_calls=2)
+    permit = breaker.admit()
+    assert isinstance(permit, Permit)
+    before = counting.reads
+    breaker.record(permit, "ignored", 0.01)
+    assert counting.reads == before  # the lock-free early return: nothing to count
+    snap = breaker.snapshot()
+    assert (snap.state, snap.calls, snap.failures) == ("closed", 0, 0)
 
 
 # -- registry ----------------------------------------------------------------------------
@@ -487,6 +579,27 @@ def test_registry_keeps_one_breaker_per_endpoint(clock: FakeClock) -> None:
     assert registry.get(EP, policy) is registry.get(EP, Breaker())
     assert registry.get(EP, policy) is not registry.get("POST /v1/payments", policy)
     assert [s.endpoint for s in registry.snapshots()] == ["GET /v1/users/{id}", "POST /v1/payments"]
+
+
+def test_a_new_rate_policy_counts_successes_it_would_once_have_skipped(clock: FakeClock) -> None:
+    # The first policy lets a success skip the lock; the second must count every success.
+    registry = BreakerRegistry(clock=clock)
+    breaker = registry.get(EP, Breaker())
+    rated = Breaker(window="count", window_size=4, minimum_calls=4, failure_rate_threshold=0.75)
+    assert registry.get(EP, rated) is breaker
+    for outcome in ("success", "failure", "failure"):
+        call(breaker, outcome)
+    snap = breaker.snapshot()
+    assert (snap.state, snap.calls, snap.failures) == ("closed", 3, 2)
+    call(breaker, "success")  # 2 of 4 failed: below 75 %
+    assert (breaker.snapshot().state, breaker.snapshot().calls) == ("closed", 4)
+    registry.get(EP, Breaker(failure_threshold=2))  # and back to a streak
+    call(breaker, "failure")
+    call(breaker, "success")
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "closed"
+    call(breaker, "failure")
+    assert breaker.snapshot().state == "open"
 
 
 def test_a_new_policy_applies_to_the_same_state(clock: FakeClock) -> None:
@@ -532,34 +645,40 @@ async def test_async_mirrors_behave_like_the_sync_calls(clock: FakeClock) -> Non
 
 def test_concurrent_threads_are_not_serialized_by_the_breaker() -> None:
     breaker = BreakerRegistry().get(EP, Breaker())
-    start = threading.Barrier(8)
+    # All eight must hold a permit at once to pass this barrier: a lock held from admit
+    # to record (pybreaker's call()) would break it after its timeout instead.
+    inside = threading.Barrier(8, timeout=5)
+    permits: list[Permit | Rejection] = []
 
-    def guarded_call() -> None:
+    def guarded_call(index: int, start: threading.Barrier) -> None:
         start.wait()
         permit = breaker.admit()
+        permits.append(permit)
         assert isinstance(permit, Permit)
-        time.sleep(0.1)
+        inside.wait()
         breaker.record(permit, "success", 0.1)
 
-    threads = [threading.Thread(target=guarded_call) for _ in range(8)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    # Serialized (pybreaker's call()) would take >= 0.8 s.
-    assert time.perf_counter() - began < 0.5
+    run_fleet(guarded_call, workers=8, processes=False, timeout=10.0)
+    assert len(permits) == 8
+    assert all(isinstance(permit, Permit) for permit in permits)
+    assert breaker.snapshot().state == "closed"
 
 
 async def test_concurrent_tasks_are_not_serialized_by_the_breaker() -> None:
     breaker = BreakerRegistry().get(EP, Breaker())
+    inside = asyncio.Barrier(8)  # passed only while all eight hold a permit
+    permits: list[Permit | Rejection] = []
 
     async def guarded_call() -> None:
         permit = await breaker.aadmit()
+        permits.append(permit)
         assert isinstance(permit, Permit)
-        await asyncio.sleep(0.1)
+        await inside.wait()
         await breaker.arecord(permit, "success", 0.1)
 
-    began = time.perf_counter()
-    await asyncio.gather(*(guarded_call() for _ in range(8)))
-    assert time.perf_counter() - began < 0.5
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*(guarded_call() for _ in range(8)), return_exceptions=True)
+    assert [r for r in results if r is not None] == []
+    assert len(permits) == 8
+    assert all(isinstance(permit, Permit) for permit in permits)
+    assert breaker.snapshot().state == "closed"

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
+from breaker_support import breaker_over, call, free_port
 
-from resilient_client._breaker import (
-    Breaker,
-    BreakerRegistry,
-    EndpointBreaker,
-    Outcome,
-    Permit,
-    Rejection,
-)
+from resilient_client._breaker import Permit, Rejection
+from resilient_client._breaker_core import RATE_SCALE, TIME_BUCKETS
+from resilient_client._breaker_lua import REPLY_FIELDS, SCRIPT
 from resilient_client._breaker_storage import (
     BreakerStorage,
     BreakerStorageUnavailable,
@@ -31,8 +28,6 @@ from resilient_client._breaker_storage import (
     _key_base,
 )
 from resilient_client.testing import FakeClock
-
-EP = "GET /v1/users/{id}"
 
 
 class Spy:
@@ -79,15 +74,19 @@ def spy(clock: FakeClock) -> Spy:
     return Spy(MemoryBreakerStorage(clock))
 
 
-def breaker_over(storage: BreakerStorage, clock: FakeClock, **policy: Any) -> EndpointBreaker:
-    return BreakerRegistry(storage, clock).get(EP, Breaker(**policy))
+class Checkpointed:
+    """A storage whose async exchange awaits (a checkpoint, under any async library)
+    before it reaches the state, as a network storage does."""
 
+    def __init__(self, inner: BreakerStorage) -> None:
+        self.inner = inner
 
-def call(breaker: EndpointBreaker, outcome: Outcome) -> Permit | Rejection:
-    permit = breaker.admit()
-    if isinstance(permit, Permit):
-        breaker.record(permit, outcome, 0.01)
-    return permit
+    def exchange(self, request: Exchange, /) -> SharedView:
+        return self.inner.exchange(request)
+
+    async def aexchange(self, request: Exchange, /) -> SharedView:
+        await anyio.lowlevel.checkpoint()
+        return self.inner.exchange(request)
 
 
 def test_the_storage_protocol_is_met() -> None:
@@ -240,6 +239,79 @@ async def test_a_cancelled_async_admission_gives_its_probe_slot_back(
     assert probe.probe
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_probe_released_by_a_cancelled_caller_frees_the_shared_slot(
+    clock: FakeClock, backend: str
+) -> None:
+    storage = MemoryBreakerStorage(clock)
+    breaker = breaker_over(Checkpointed(storage), clock, failure_threshold=1, reset_timeout=1.0)
+    other = breaker_over(storage, clock, failure_threshold=1, reset_timeout=1.0)
+    call(breaker, "failure")
+    breaker.admit()  # sends the failure: open
+    clock.advance(1.0)
+
+    async def cancelled_probe() -> bool:
+        probe = await breaker.aadmit()
+        assert isinstance(probe, Permit) and probe.probe
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            try:
+                await anyio.sleep_forever()  # the attempt, cancelled
+            except BaseException:
+                # What AsyncDriver._attempt does, still inside the cancelled scope.
+                await breaker.arecord(probe, "ignored", 0.0)
+                raise
+        return scope.cancelled_caught
+
+    assert anyio.run(cancelled_probe, backend=backend)
+    probe = other.admit()  # the only slot was given back, not left to its lease
+    assert isinstance(probe, Permit) and probe.probe
+
+
+def test_a_shared_half_open_rejection_tells_when_to_retry(clock: FakeClock) -> None:
+    storage = MemoryBreakerStorage(clock)
+    a = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
+    b = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
+    call(a, "failure")
+    a.admit()  # sends the failure: open
+    assert b.retry_at() is None  # b has not heard of it yet
+    assert isinstance(b.admit(), Rejection)
+    assert b.retry_at() == pytest.approx(clock.monotonic() + 5.0)  # open, from the fleet
+    clock.advance(5.0)
+    probe = a.admit()
+    assert isinstance(probe, Permit) and probe.probe
+    clock.advance(1.0)
+    rejection = b.admit()  # every fleet slot is taken; b's mirror holds none of them
+    assert isinstance(rejection, Rejection)
+    assert rejection.state == "half_open"
+    assert rejection.retry_at == pytest.approx(clock.monotonic() + 4.0)  # the lease's end
+    snap = b.snapshot()
+    assert (snap.state, snap.shared, snap.retry_at) == ("half_open", True, rejection.retry_at)
+    assert b.retry_at() == rejection.retry_at
+    clock.advance(4.0)  # the probe's lease is over: b may get the slot
+    assert b.retry_at() is None
+    assert b.snapshot().retry_at is None
+
+
+def test_a_shared_retry_at_is_forgotten_once_admitted(clock: FakeClock) -> None:
+    storage = MemoryBreakerStorage(clock)
+    a = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
+    b = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
+    call(a, "failure")
+    a.admit()
+    clock.advance(5.0)
+    probe = a.admit()
+    assert isinstance(probe, Permit)
+    assert isinstance(b.admit(), Rejection)
+    assert b.retry_at() is not None
+    a.release(probe)
+    probe = b.admit()
+    assert isinstance(probe, Permit) and probe.probe
+    assert b.retry_at() is None
+    b.record(probe, "success", 0.01)
+    assert (b.snapshot().state, b.retry_at()) == ("closed", None)
+
+
 async def test_async_breakers_share_state_with_sync_ones(clock: FakeClock) -> None:
     storage = MemoryBreakerStorage(clock)
     sync = breaker_over(storage, clock, failure_threshold=2)
@@ -251,13 +323,6 @@ async def test_async_breakers_share_state_with_sync_ones(clock: FakeClock) -> No
 
 
 # -- RedisBreakerStorage without a server ------------------------------------------------
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.mark.parametrize(
@@ -277,6 +342,13 @@ def test_redis_storage_rejects_bad_arguments(kwargs: dict[str, Any], message: st
         RedisBreakerStorage(**kwargs)
 
 
+def test_the_lua_port_shares_the_python_ports_constants() -> None:
+    assert f"local BUCKETS = {TIME_BUCKETS}\n" in SCRIPT
+    assert f"local RATE_SCALE = {RATE_SCALE}\n" in SCRIPT
+    assert f"return table.concat({{{', '.join(REPLY_FIELDS)}}}, ',')" in SCRIPT
+    assert "$" not in SCRIPT
+
+
 def test_keys_keep_the_endpoint_readable_and_cluster_safe() -> None:
     assert _key_base("svc", "GET /v1/users/{id}") == "svc:breaker:{GET /v1/users/%7Bid%7D}"
     assert _key_base("svc", "GET /a%7Bb") != _key_base("svc", "GET /a{b")
@@ -286,7 +358,7 @@ def test_unreachable_redis_warns_once_per_interval_and_skips_retries(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     storage = RedisBreakerStorage(
-        f"redis://127.0.0.1:{closed_port()}/0",
+        f"redis://127.0.0.1:{free_port()}/0",
         warn_interval=30.0,
         reconnect_interval=1.0,
         clock=clock,
@@ -308,7 +380,7 @@ def test_unreachable_redis_warns_once_per_interval_and_skips_retries(
 
 
 async def test_unreachable_redis_falls_back_on_the_async_path(clock: FakeClock) -> None:
-    storage = RedisBreakerStorage(f"redis://127.0.0.1:{closed_port()}/0", clock=clock)
+    storage = RedisBreakerStorage(f"redis://127.0.0.1:{free_port()}/0", clock=clock)
     breaker = breaker_over(storage, clock, failure_threshold=2)
     for _ in range(2):
         permit = await breaker.aadmit()

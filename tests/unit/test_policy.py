@@ -79,3 +79,13 @@ def test_merged_policy_merges_on_like_its_parts() -> None:
     second = merge(rc.Policy(timeouts=rc.Timeouts(total=9.0)), first)
     assert second.timeouts.read == 2.0
     assert second.timeouts.total == 9.0
+
+
+def test_merge_derives_defaults_anew_for_the_merged_values() -> None:
+    # Nobody set minimum_calls: a count window of 5 clamps it to 5, merged or not.
+    base = rc.Breaker(window="count", window_size=100)
+    merged = merge(base, rc.Breaker(window_size=5))
+    assert (merged.window, merged.window_size, merged.minimum_calls) == ("count", 5, 5)
+    assert merged.model_fields_set == {"window", "window_size"}
+    explicit = merge(rc.Breaker(window="count", minimum_calls=20), rc.Breaker(window_size=50))
+    assert explicit.minimum_calls == 20
