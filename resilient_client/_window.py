@@ -1,4 +1,5 @@
-"""A sliding window of counters in time buckets, shared by the retry budget and the throttle.
+"""A sliding window of counters in time buckets, shared by the retry budget, the throttle
+and the breaker's time window.
 
 Three counters per bucket over a ring of ``slots`` buckets, with running sums kept by
 subtract-on-expiry: adding and reading are O(1) and allocate nothing, whatever the call

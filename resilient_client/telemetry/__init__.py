@@ -78,9 +78,9 @@ recorded only from an allow-list, never ``Authorization``, ``Cookie``, ``Set-Coo
 messages are not recorded, only ``error.type``.
 """
 
+from .._redact import Redaction, redact_text, redact_url
 from ._configure import TelemetryProviders, configure_telemetry
 from ._observer import OpenTelemetryObserver
-from ._redact import Redaction, redact_text, redact_url
 
 __all__ = [
     "OpenTelemetryObserver",

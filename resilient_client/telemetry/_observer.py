@@ -59,12 +59,12 @@ from .._events import (
     RetryRefused,
     RetryScheduled,
 )
+from .._redact import DEFAULT_REDACTION, Redaction
 from ..problems import REQUEST_ID_HEADERS
 from ..problems._headers import response_request_id
 from . import _semconv as sc
 from ._metrics import Instruments, attempt_attributes, call_attributes
 from ._propagation import HEADER_SETTER, context_with, inject
-from ._redact import DEFAULT_REDACTION, Redaction
 
 if TYPE_CHECKING:
     from .._call import Call

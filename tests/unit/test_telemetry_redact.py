@@ -11,12 +11,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from resilient_client.telemetry import Redaction, redact_text, redact_url
-from resilient_client.telemetry._redact import (
+from resilient_client._redact import (
     ALWAYS_SENSITIVE_HEADERS,
     DEFAULT_SENSITIVE_QUERY_PARAMETERS,
     SEMCONV_SENSITIVE_QUERY_PARAMETERS,
 )
+from resilient_client.telemetry import Redaction, redact_text, redact_url
 
 
 def test_credentials_in_the_url_become_redacted_placeholders() -> None:
