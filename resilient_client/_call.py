@@ -6,54 +6,40 @@ outcome is retried, how long to wait, when to stop, what the caller sees - is a 
 of :class:`Call`, over the injected clock. The retry loop itself is tenacity's
 (``_loop.py``), fed by these decisions; every decision is also announced as a typed
 event (``_events.py``) to the pipeline's observers.
+
+:class:`Call` is one object in three modules: this one holds its state, the headers it
+sets once and the bookkeeping of each attempt; ``_call_decisions.py`` admission and
+retry decisions; ``_call_end.py`` what the caller sees at the end.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import _exceptions
-from ._breaker import Outcome, Permit, Rejection, classify_for_breaker
+from ._call_decisions import CallDecisions
+from ._call_end import CallEnd
 from ._context import current_correlation_id
 from ._endpoints import Endpoint, PhaseTable, phase_table
 from ._events import (
     AttemptEnded,
     AttemptStarted,
-    CallEnded,
-    CallRejected,
     CallStarted,
     Event,
-    RetryRefused,
-    RetryScheduled,
 )
 from ._headers import add_header, first_value
-from ._idempotency import new_idempotency_key
-from ._info import ResilienceInfo
-from ._logging import logger
+from ._idempotency import IdempotencyRule, new_idempotency_key
 from ._policy import Policy
 from ._retry import (
-    FINAL_SUCCESS,
-    Failure,
     Verdict,
-    backoff_delay,
-    classify_exception,
-    judge_failure,
-    judge_status,
     status_is_candidate,
 )
 from .problems import (
     DEFAULT_MAX_BODY_BYTES,
-    parse_problem,
-    raise_for_error,
-    retry_after_seconds,
     server_retry_hint,
 )
-from .problems._headers import response_request_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -79,26 +65,11 @@ EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
 # Error bodies up to the parser's own bound are read inside the attempt, so the retry
 # decision can see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
-# A success with no slow-call rule to time it against.
-_PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
 # Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
 _OVERLOAD_STATUSES = frozenset({429, 503, 529})
 
 
-@lru_cache(maxsize=64)
-def _lower_name(header: str) -> bytes:
-    """A header name as httpx's triples hold it, made once per name."""
-    return header.lower().encode("latin-1")
-
-
-def _notice(message: str | None, call: Call) -> None:
-    """Log the start of a refusal episode (budget, bulkhead, throttle): once, not per call."""
-    if message is not None:
-        extra = {"endpoint": call.endpoint.key, "correlation_id": call.correlation_id}
-        logger.warning(message, extra=extra)
-
-
-class Call:
+class Call(CallDecisions, CallEnd):
     """One logical call: its attempts, its deadline and the decisions about them."""
 
     __slots__ = (
@@ -161,6 +132,7 @@ class Call:
             total = endpoint.total
             self._attempt_cap = endpoint.attempt
             self._phases = endpoint.phases
+            idempotency = endpoint.idempotency
         else:
             self.breaker = endpoint.breaker if policy.breaker is not None else None
             self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
@@ -170,6 +142,7 @@ class Call:
             total, self._attempt_cap = timeouts.total, timeouts.attempt
             if not explicit:
                 self._phases = phase_table(timeouts)
+            idempotency = IdempotencyRule(policy.idempotency)
         if explicit:  # a timeout= given for the call, or the client's
             self._phases = phase_table(extensions.get("timeout") or {})
         self.deadline = None if total is None else started + total
@@ -185,7 +158,7 @@ class Call:
         self._previous_delay: float | None = None
         self._judged: object = None
         self._problem: Problem | None = None
-        self.idempotency_key = self._set_idempotency_key()
+        self.idempotency_key = self._set_idempotency_key(idempotency)
         self.correlation_id = self._set_correlation_id()
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -203,22 +176,20 @@ class Call:
 
     # -- headers set once per call -------------------------------------------------
 
-    def _set_idempotency_key(self) -> str | None:
+    def _set_idempotency_key(self, rule: IdempotencyRule) -> str | None:
         request = self.request
-        idempotency = self.policy.idempotency
-        key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
-        header = idempotency.header if idempotency is not None else "Idempotency-Key"
         # A key the caller sent counts on any method: a keyed PUT's 409 is retried too.
-        present = first_value(request.headers, _lower_name(header))
+        present = first_value(request.headers, rule.lower_name)
         if present is not None:
             return present.strip('"')
-        if key is None and idempotency is not None and request.method in idempotency.methods:
-            key = new_idempotency_key()
+        key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
         if key is None:
-            return None
-        if not isinstance(key, str) or not key:
+            if request.method not in rule.methods:
+                return None
+            key = new_idempotency_key()
+        elif not isinstance(key, str) or not key:
             raise TypeError(f'extensions["{EXT_IDEMPOTENCY_KEY}"] must be a non-empty str')
-        request.headers[header] = idempotency.encode(key) if idempotency is not None else key
+        request.headers[rule.header] = rule.encode(key)
         return key
 
     def _set_correlation_id(self) -> str | None:
@@ -234,69 +205,6 @@ class Call:
         # ASCII: correlation_id() checks a caller's id; ours is hex.
         add_header(headers, pipeline.correlation_raw, key, value)
         return value
-
-    # -- admission ------------------------------------------------------------------
-
-    def shed(self) -> None:
-        """Raise ``LoadShedError`` if the adaptive throttle sheds this call."""
-        throttle = self.throttle
-        if throttle is not None and throttle.should_reject():
-            key = self.endpoint.key
-            _notice(throttle.take_refusal_notice(key), self)
-            raise self._rejected(
-                self._pipeline.flavor.LoadShedError(key, request=self.request), "throttle"
-            )
-
-    def admitted(self, decision: Permit | Rejection) -> Permit:
-        """The breaker's permit for the next attempt; ``CircuitOpenError`` if it refused."""
-        if isinstance(decision, Rejection):
-            error = self._pipeline.flavor.CircuitOpenError(
-                decision.endpoint, decision.retry_at, request=self.request
-            )
-            raise self._rejected(error, "breaker")
-        return decision
-
-    def breaker_result(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
-        """What an attempt's outcome means to the breaker, and how long the attempt took."""
-        assert self.breaker is not None
-        policy = self.breaker.policy  # the endpoint's: an override only switches it off
-        # The duration matters only to a slow-call rule: skip the clock read otherwise.
-        if policy.slow_call_duration is None:
-            if not isinstance(outcome, BaseException) and outcome.status_code < 400:
-                return _PLAIN_SUCCESS  # the common case, decided without classifying
-            duration = 0.0
-        else:
-            duration = self.clock.monotonic() - self._attempt_started
-        if not isinstance(outcome, BaseException):
-            return classify_for_breaker(policy, outcome.status_code), duration
-        if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):
-            return "ignored", duration  # ours, a bad URL, or cancelled: says nothing of health
-        return "failure", duration
-
-    def bulkhead_wait(self) -> float:
-        """Seconds a call may wait for a bulkhead slot: ``max_wait``, cut to the deadline."""
-        assert self.bulkhead is not None  # asked only of calls that have one
-        wait = self.bulkhead.policy.max_wait
-        if self.deadline is not None:
-            wait = min(wait, self.deadline - self.clock.monotonic())
-        return wait
-
-    def bulkhead_full(self) -> Exception:
-        """The error for a call that got no bulkhead slot in time."""
-        assert self.bulkhead is not None
-        key = self.endpoint.key
-        _notice(self.bulkhead.take_refusal_notice(key), self)
-        return self._rejected(
-            self._pipeline.flavor.BulkheadFull(key, request=self.request), "bulkhead"
-        )
-
-    def _rejected(
-        self, error: Exception, kind: Literal["breaker", "bulkhead", "throttle"]
-    ) -> Exception:
-        """``error``, for a call refused locally, once its observers were told."""
-        if self._observers:
-            self._emit(CallRejected(kind))
-        return error
 
     # -- one attempt ----------------------------------------------------------------
 
@@ -376,266 +284,3 @@ class Call:
             return False
         length = response.headers.get("content-length")
         return length is not None and length.isdigit() and int(length) <= ERROR_BODY_LIMIT
-
-    # -- decisions --------------------------------------------------------------------
-
-    def judge(self, outcome: httpx.Response | BaseException) -> Verdict:
-        """Whether this outcome is retried (cached: tenacity and the fast path both ask)."""
-        if self._judged is outcome:
-            return self.verdict  # type: ignore[return-value] # set with _judged
-        retry = self.policy.retry
-        keyed = self.idempotency_key is not None
-        method = self.request.method
-        if isinstance(outcome, BaseException):
-            verdict = judge_failure(classify_exception(outcome), method, keyed, self.replayable)
-            if retry is None and verdict.retry:
-                verdict = Verdict(False, "retry_off")
-        elif outcome.status_code < 400:
-            verdict = FINAL_SUCCESS
-        elif retry is None:
-            verdict = Verdict(False, "retry_off")
-        else:
-            hint = server_retry_hint(outcome.headers)
-            problem = None
-            # Only a body already read is parsed: parsing an unread stream would consume
-            # what the caller is about to read.
-            if outcome.is_stream_consumed and status_is_candidate(
-                outcome.status_code, keyed, retry, hint
-            ):
-                problem = self.problem(outcome)
-            verdict = judge_status(
-                outcome.status_code, method, keyed, self.replayable, retry, hint, problem
-            )
-        self._judged = outcome
-        self.verdict = verdict
-        return verdict
-
-    def problem(self, response: httpx.Response) -> Problem:
-        """The response's problem, parsed once per attempt."""
-        if self._problem is None:
-            self._problem = parse_problem(response, now=self.clock.wall())
-        return self._problem
-
-    def next_delay(self, outcome: httpx.Response | BaseException) -> float:
-        """The wait before the next attempt: the server's hint, else the backoff."""
-        retry = self.policy.retry
-        assert retry is not None  # only asked after a verdict to retry
-        hint: float | None = None
-        if retry.respect_retry_after and not isinstance(outcome, BaseException):
-            hint = retry_after_seconds(outcome.headers, now=self.clock.wall())
-            if hint is None and self._problem is not None:
-                hint = self._problem.retry_after
-        if hint is not None:
-            delay = hint
-            if hint > retry.max_retry_after:
-                self.stop_reason = "retry_after_too_long"
-        else:
-            rnd = self.clock.random()
-            delay = backoff_delay(retry.backoff, self.attempts, self._previous_delay, rnd)
-        self.planned_delay = delay
-        return delay
-
-    def stops(self) -> bool:
-        """Whether the call ends now with its last outcome instead of waiting to retry.
-
-        Checked in order: attempts, Retry-After cap, deadline, an open breaker that would
-        still refuse when the wait ends (no spinning against it), then the retry budget
-        (last, so a retry token is spent only on a retry that really happens).
-        """
-        retry = self.policy.retry
-        if self.stop_reason is None:
-            if retry is None or self.attempts >= retry.max_attempts:
-                self.stop_reason = "max_attempts"
-            elif self.deadline is not None and (
-                self.clock.monotonic() + self.planned_delay >= self.deadline
-            ):
-                self.stop_reason = "deadline"
-            elif self._breaker_refuses():
-                self.stop_reason = "breaker"
-            elif not self._budget_allows():
-                self.stop_reason = "budget"
-        if self.stop_reason is not None:
-            return True
-        assert self.verdict is not None
-        reason = self.verdict.reason
-        self.retry_reasons += (reason,)
-        self._previous_delay = self.planned_delay
-        if self._observers:
-            self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
-        return False
-
-    def _breaker_refuses(self) -> bool:
-        if self.breaker is None:
-            return False
-        retry_at = self.breaker.retry_at()
-        if retry_at is None or retry_at <= self.clock.monotonic() + self.planned_delay:
-            return False
-        if self._observers:
-            self._emit(RetryRefused(self.attempts, "breaker"))
-        return True
-
-    def _budget_allows(self) -> bool:
-        budget = self.budget
-        if budget is None or budget.try_retry():
-            return True
-        _notice(budget.take_refusal_notice(self.endpoint.key), self)
-        if self._observers:
-            self._emit(RetryRefused(self.attempts, "budget"))
-        return False
-
-    # -- the end ------------------------------------------------------------------------
-
-    def fallback(self, failure: httpx.Response | BaseException) -> httpx.Response | None:
-        """The policy's fallback answer for a failed call, or ``None`` (no fallback).
-
-        Asked at most once per call: a final 5xx that the fallback declined does not ask
-        again when ``raise_for_error`` turns it into an ``ApiError``.
-        """
-        fallback = self.policy.fallback
-        if fallback is None or self._fallback_asked:
-            return None
-        self._fallback_asked = True
-        response = fallback(self.request, failure)
-        if response is None:
-            return None
-        self.fallback_used = True
-        response.request = self.request
-        response.extensions["resilience"] = self.info(response)
-        return response
-
-    def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
-        """Announce the end of the call, once: the drivers' last word on every path."""
-        if self._observers:
-            self._emit(_new_tuple(CallEnded, (response, error, self.fallback_used)))
-
-    @property
-    def final_reason(self) -> str | None:
-        """Why the call ended where it did: its stop reason, else its last verdict's."""
-        if self.stop_reason is None and self.verdict is not None:
-            return self.verdict.reason
-        return self.stop_reason
-
-    def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
-        request_id = None if response is None else response_request_id(response.headers)
-        return _new_tuple(
-            ResilienceInfo,
-            (
-                self.endpoint.key,
-                self.attempts,
-                self.clock.monotonic() - self.started,
-                self.idempotency_key,
-                self.correlation_id,
-                request_id,
-                self.retry_reasons,
-                self.final_reason,
-                self.fallback_used,
-            ),
-        )
-
-    def conclude(self, outcome: httpx.Response | BaseException) -> httpx.Response:
-        """The call's last outcome as the caller sees it: :meth:`finish`ed, the fallback's
-        answer for a failure, or the failure raised."""
-        if not isinstance(outcome, BaseException):
-            return self.finish(outcome)
-        error = outcome
-        if (
-            isinstance(error, self._pipeline.flavor.TimeoutException)
-            and not isinstance(error, _exceptions.DeadlineExceededMixin)
-            and self.deadline_passed()
-        ):
-            error = self.deadline_exceeded()
-        # Asked before anything is logged: a failure the fallback answers is no failure.
-        replacement = self.fallback(error)
-        if replacement is not None:
-            return replacement
-        info = self.info()
-        self._log(info, logging.ERROR, None, None, type(error).__name__)
-        if self.attempts > 1:
-            error.add_note(
-                f"resilient_client: endpoint {info.endpoint!r}, {info.attempts} attempts "
-                f"in {info.elapsed:.3f}s, stopped by {info.stop_reason}"
-            )
-        if error is outcome:
-            raise outcome
-        raise error from outcome
-
-    def recover(self, exc: Exception) -> httpx.Response:
-        """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised; the
-        call's end is announced either way, even if the fallback itself raises."""
-        try:
-            fallback = self.fallback(exc)
-        except Exception as error:
-            self.ended(None, error)
-            raise
-        if fallback is None:
-            self.ended(None, exc)
-            raise exc
-        return fallback
-
-    def finish(self, response: httpx.Response) -> httpx.Response:
-        """Attach the call's record; raise an ``ApiError`` if the client asked for that."""
-        status = response.status_code
-        if (status >= 500 or status == 429) and self.policy.fallback is not None:
-            replacement = self.fallback(response)
-            if replacement is not None:
-                return replacement
-        info = self.info(response)
-        response.extensions["resilience"] = info
-        if status >= 400:
-            level = logging.WARNING if status < 500 else logging.ERROR
-            raising = self._pipeline.raise_for_error
-            # Parsed only for a reader: the log (when on) or the ApiError. An unread
-            # stream is parsed only for the error, as the caller will not read it then.
-            problem = None
-            if raising or (response.is_stream_consumed and logger.isEnabledFor(level)):
-                problem = self.problem(response)
-            self._log(info, level, status, problem)
-            if raising:
-                response.request = self.request  # the client would set it only later
-                raise_for_error(
-                    response, error_class=self._pipeline.flavor.api_error_class, problem=problem
-                )
-        elif self.attempts > 1:
-            self._log(info, logging.DEBUG, status, None)
-        return response
-
-    def deadline_passed(self) -> bool:
-        return self.deadline is not None and self.clock.monotonic() >= self.deadline
-
-    def deadline_exceeded(self) -> _exceptions.DeadlineExceededMixin:
-        total = self.policy.timeouts.total or 0.0
-        self.stop_reason = "deadline"
-        return self._pipeline.flavor.DeadlineExceeded(
-            self.endpoint.key, self.attempts, total, request=self.request
-        )
-
-    def attempt_timed_out(self) -> Exception:
-        """The error for an attempt cut short by its :attr:`limit` - an attempt failure like
-        any read timeout, whether the cap or the deadline set the limit (:meth:`conclude`
-        reports a call that ran out of time as ``DeadlineExceeded``)."""
-        return self._pipeline.flavor.AttemptTimeout(self.limit or 0.0, request=self.request)
-
-    def _log(
-        self,
-        info: ResilienceInfo,
-        level: int,
-        status: int | None,
-        problem: Problem | None,
-        error: str | None = None,
-    ) -> None:
-        if not logger.isEnabledFor(level):
-            return
-        fields: dict[str, Any] = {
-            "endpoint": info.endpoint,
-            "status": status,
-            "category": problem.category.value if problem is not None else error and "network",
-            "code": problem.code if problem is not None else None,
-            "request_id": (problem.request_id if problem is not None else None) or info.request_id,
-            "attempts": info.attempts,
-            "correlation_id": info.correlation_id,
-            "error": error,
-        }
-        what = f"status {status}" if status is not None else error
-        verb = "recovered" if level == logging.DEBUG else "failed"
-        message = f"call to {info.endpoint} {verb} after {info.attempts} attempt(s): {what}"
-        self._pipeline.failures.emit(level, message, fields)

@@ -19,6 +19,7 @@ from ._breaker import BreakerRegistry
 from ._budget import RetryBudgetState
 from ._bulkhead import BulkheadState
 from ._clock import Clock
+from ._idempotency import IdempotencyRule
 from ._policy import Policy, Timeouts, merge
 from ._routing import Router, parse_endpoint_key
 from ._throttle import ThrottleState
@@ -52,6 +53,7 @@ class Endpoint:
         "breaker",
         "budget",
         "bulkhead",
+        "idempotency",
         "key",
         "phases",
         "policy",
@@ -67,6 +69,7 @@ class Endpoint:
         self.phases = phase_table(timeouts)
         self.total = timeouts.total
         self.attempt = timeouts.attempt
+        self.idempotency = IdempotencyRule(policy.idempotency)
         self.breaker = None if policy.breaker is None else breakers.get(key, policy.breaker)
         self.budget = None if policy.budget is None else RetryBudgetState(policy.budget, clock)
         self.bulkhead = None if policy.bulkhead is None else BulkheadState(policy.bulkhead, clock)

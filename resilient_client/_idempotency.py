@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from ._headers import is_header_name
 
-__all__ = ["Idempotency", "idempotency_key_for", "new_idempotency_key"]
+__all__ = ["Idempotency", "IdempotencyRule", "idempotency_key_for", "new_idempotency_key"]
 
 
 class Idempotency(BaseModel):
@@ -51,6 +51,27 @@ class Idempotency(BaseModel):
             escaped = key.replace("\\", "\\\\").replace('"', '\\"')
             return f'"{escaped}"'
         return key
+
+
+class IdempotencyRule:
+    """An :class:`Idempotency` policy as every call reads it, made once per endpoint.
+
+    pydantic models answer attribute reads at four times a slot's cost, and every call
+    asks which header to look for, its lower-cased name and the keyed methods. With the
+    policy off (``None``) a key the caller sends in the default header still counts.
+    """
+
+    __slots__ = ("header", "lower_name", "methods", "policy")
+
+    def __init__(self, policy: Idempotency | None) -> None:
+        self.policy = policy
+        self.header = "Idempotency-Key" if policy is None else policy.header
+        self.lower_name = self.header.lower().encode("latin-1")
+        self.methods: frozenset[str] = frozenset() if policy is None else policy.methods
+
+    def encode(self, key: str) -> str:
+        """The header value for ``key``: the policy's format, the bare key with none."""
+        return key if self.policy is None else self.policy.encode(key)
 
 
 def new_idempotency_key() -> str:
