@@ -192,10 +192,10 @@ class Call(CallDecisions, CallEnd):
         request.headers[rule.header] = rule.encode(key)
         return key
 
-    def _set_correlation_id(self) -> str | None:
+    def _set_correlation_id(self) -> str:
         pipeline = self._pipeline
-        if pipeline.correlation_header is None:
-            return current_correlation_id()
+        if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one
+            return current_correlation_id() or os.urandom(16).hex()
         headers = self.request.headers
         key = pipeline.correlation_key
         present = first_value(headers, key)

@@ -58,7 +58,7 @@ class CallDecisions:
         budget: RetryBudgetState | None
         bulkhead: BulkheadState | None
         clock: Clock
-        correlation_id: str | None
+        correlation_id: str
         deadline: float | None
         endpoint: Endpoint
         idempotency_key: str | None

@@ -42,7 +42,7 @@ class CallEnd:
         _fallback_asked: bool
         attempts: int
         clock: Clock
-        correlation_id: str | None
+        correlation_id: str
         deadline: float | None
         endpoint: Endpoint
         fallback_used: bool

@@ -40,17 +40,17 @@ _CLIENT_KEYWORDS = frozenset(
 )
 
 
-def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+def load_config(path_or_mapping: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
     """Read a client configuration; returns keyword arguments for the clients.
 
-    ``source`` is a path to a ``.toml``, ``.yaml`` or ``.yml`` file (YAML needs the
+    ``path_or_mapping`` is a path to a ``.toml``, ``.yaml`` or ``.yml`` file (YAML needs the
     ``yaml`` extra), or a mapping of the same structure. Usage:
     ``rc.ResilientClient(**rc.load_config("api.toml"))``. Raises ``ValueError`` (naming
     file, key and field) for anything malformed, ``FileNotFoundError`` for a missing file.
     """
-    if isinstance(source, Mapping):
-        return _build(source, "<mapping>")
-    path = Path(source)
+    if isinstance(path_or_mapping, Mapping):
+        return _build(path_or_mapping, "<mapping>")
+    path = Path(path_or_mapping)
     return _build(_read(path), str(path))
 
 

@@ -17,11 +17,12 @@ class ResilienceInfo(NamedTuple):
     - ``attempts``: attempts made, the first included.
     - ``elapsed``: seconds from the start of the call to its end, waits included.
     - ``idempotency_key``: the key sent with every attempt, or ``None``.
-    - ``correlation_id``: the id sent in the correlation header.
+    - ``correlation_id``: the call's correlation id: the one sent in the correlation
+      header (kept for logs and spans when the client sends none).
     - ``request_id``: the server's own request id from the last response, if it sent one.
     - ``retry_reasons``: why each retry was made, e.g. ``("status_503", "timeout")``.
     - ``stop_reason``: why no further attempt was made: ``"success"``, ``"max_attempts"``,
-      ``"deadline"``, ``"retry_after_too_long"``, ``"budget"``, or the last verdict's
+      ``"deadline"``, ``"retry_after_too_long"``, ``"breaker"``, ``"budget"``, or the last verdict's
       reason (``"status_not_retryable"``, ``"method_not_retryable"``, ...).
     - ``fallback``: the response came from the policy's fallback, not the server.
     """
@@ -30,7 +31,7 @@ class ResilienceInfo(NamedTuple):
     attempts: int
     elapsed: float
     idempotency_key: str | None
-    correlation_id: str | None
+    correlation_id: str
     request_id: str | None = None
     retry_reasons: tuple[str, ...] = ()
     stop_reason: str | None = None

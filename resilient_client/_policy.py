@@ -133,7 +133,8 @@ class Policy(BaseModel):
     parameters come from the endpoint's policy, and a per-call override can only switch
     them off. ``fallback(request, failure)`` is called when a call fails - ``failure``
     is the exception about to be raised (an open breaker, a deadline, the last transport
-    error...) or the final 5xx/429 response - and may return a response to use instead
+    error, an ``ApiError`` with ``raise_for_error=True``...) or the final 5xx/429
+    response - and may return a response to use instead
     (``ResilienceInfo.fallback`` is then true) or ``None``. It is a plain function, run
     on the caller's thread or event loop: keep it quick (a cache lookup, a default).
     """

@@ -348,9 +348,10 @@ class OpenTelemetryObserver:
             span = state.span
             # The call's identity goes on its span with its outcome, in one set_attributes
             # call (each costs the SDK a lock and a validation pass).
-            attributes: Attrs = {sc.ENDPOINT: call.endpoint.key}
-            if call.correlation_id is not None:
-                attributes[sc.CORRELATION_ID] = call.correlation_id
+            attributes: Attrs = {
+                sc.ENDPOINT: call.endpoint.key,
+                sc.CORRELATION_ID: call.correlation_id,
+            }
             if call.idempotency_key is not None:
                 attributes[sc.IDEMPOTENCY_KEY] = call.idempotency_key
             attributes[sc.ATTEMPTS] = call.attempts

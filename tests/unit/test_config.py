@@ -79,3 +79,11 @@ def test_unknown_format(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ValueError, match="unknown configuration format"):
         rc.load_config(path)
+
+
+def test_the_argument_goes_by_the_name_api_md_gives_it(tmp_path: Path) -> None:
+    path = tmp_path / "api.toml"
+    path.write_text(TOML)
+    by_path = rc.load_config(path_or_mapping=path)
+    by_mapping = rc.load_config(path_or_mapping={"policy": {"retry": {"max_attempts": 4}}})
+    assert by_path["policy"].retry.max_attempts == by_mapping["policy"].retry.max_attempts == 4

@@ -538,3 +538,15 @@ def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -
     assert call.breaker_result(error)[0] == "failure"  # as the sync driver's ReadTimeout
     with pytest.raises(rc.DeadlineExceeded):  # yet the caller learns the deadline passed
         call.conclude(error)
+
+
+def test_a_client_that_sends_no_correlation_header_still_has_an_id_per_call(
+    driver: Driver,
+) -> None:
+    client, transport, _ = make(driver, [503, 200, 200], correlation_header=None)
+    first = info(driver.request(client, "GET", URL)).correlation_id
+    second = info(driver.request(client, "GET", URL)).correlation_id
+    assert len(first) == 32 and len(second) == 32 and first != second
+    assert all("x-correlation-id" not in sent.headers for sent in transport.requests)
+    with rc.correlation_id("trace-me-43"):
+        assert info(driver.request(client, "GET", URL)).correlation_id == "trace-me-43"
