@@ -24,7 +24,7 @@ import pybreaker
 import redis
 
 from resilient_client._breaker import Breaker, BreakerRegistry, EndpointBreaker, Permit
-from resilient_client._breaker_storage import RedisBreakerStorage
+from resilient_client._breaker_redis import RedisBreakerStorage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 from redis_server import RedisServerUnavailable, redis_server

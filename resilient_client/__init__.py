@@ -6,7 +6,7 @@ for the pipeline and the policy reference.
 """
 
 from ._breaker import Breaker
-from ._breaker_storage import RedisBreakerStorage
+from ._breaker_redis import RedisBreakerStorage
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._client import AsyncResilientClient, ResilientClient

@@ -1,10 +1,10 @@
 """The breaker's state machine: pure decisions, no I/O, no locks, no clock reads.
 
 A :class:`Circuit` is one endpoint's state. Every method takes ``now`` (seconds on one
-monotonic clock) and mutates only the circuit, so the drivers in ``_breaker.py`` hold a
-lock for O(1) work and never across a guarded call. ``_breaker_lua.py`` is a port of
-this file to Redis Lua for fleet-wide state; the two must decide alike (the storage
-tests run one scenario through both).
+monotonic clock) and mutates only the circuit, so the steps of ``_breaker_steps.py``, run
+by the drivers in ``_breaker.py``, hold a lock for O(1) work and never across a guarded
+call. ``_breaker_lua.py`` is a port of this file to Redis Lua for fleet-wide state; the
+two must decide alike (the storage tests run one scenario through both).
 
 ::
 

@@ -1,7 +1,7 @@
 """The :class:`Breaker` policy and the classification of outcomes for it.
 
 A frozen value, validated at construction (``pydantic.ValidationError`` naming the
-field); the state it governs lives in ``_breaker.py``.
+field); the state it governs lives in ``_breaker_steps.py``, driven by ``_breaker.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Where breaker state is shared: the storage protocol, in-process and Redis backends.
+"""Where breaker state is shared: the storage protocol, its messages, the in-process backend.
 
 Without a storage (``breaker_storage=None``) each :class:`~._breaker.EndpointBreaker`
 keeps its state to itself. With one, the breaker asks the storage once per call, through
@@ -9,28 +9,22 @@ breaker goes on with its in-process state until the storage answers again.
 
 Times cross the storage boundary only as durations (seconds from the storage's "now"):
 processes of a fleet do not share a monotonic clock.
+
+This module is the contract every backend meets, with :class:`MemoryBreakerStorage` as
+the reference one (the same :class:`~._breaker_core.Circuit` a lone breaker runs). The
+Redis backend, with its optional dependency and wire format, is ``_breaker_redis.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import logging
-import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-import anyio.to_thread
-
-from ._breaker_core import CLOSED, HALF_OPEN, OPEN, BreakerState, Circuit, rate_units
-from ._breaker_lua import MODES, SCRIPT, Reply
+from ._breaker_core import OPEN, BreakerState, Circuit
 from ._clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
-
     from ._breaker_policy import Breaker
 
 __all__ = [
@@ -39,11 +33,8 @@ __all__ = [
     "Exchange",
     "MemoryBreakerStorage",
     "ProbeResult",
-    "RedisBreakerStorage",
     "SharedView",
 ]
-
-logger = logging.getLogger("resilient_client.breaker")
 
 
 class BreakerStorageUnavailable(Exception):
@@ -120,7 +111,8 @@ class MemoryBreakerStorage:
     """Breaker state shared within this process.
 
     Clients (sync and async) built with the same instance share their breakers, as
-    processes sharing one :class:`RedisBreakerStorage` do. ``clock`` times the open state.
+    processes sharing one :class:`~._breaker_redis.RedisBreakerStorage` do. ``clock``
+    times the open state.
     """
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -167,272 +159,3 @@ class MemoryBreakerStorage:
 
     async def aexchange(self, request: Exchange, /) -> SharedView:
         return self.exchange(request)
-
-
-_STATES: tuple[BreakerState, BreakerState, BreakerState] = (CLOSED, OPEN, HALF_OPEN)
-_ADMITTED: tuple[None, Literal["call"], Literal["probe"]] = (None, "call", "probe")
-
-
-def _key_base(namespace: str, endpoint: str) -> str:
-    # Braces delimit Redis Cluster hash tags and appear in endpoint keys ("{id}"):
-    # escape them (and the escape character) so the tag is exactly the endpoint.
-    escaped = endpoint.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
-    return f"{namespace}:breaker:{{{escaped}}}"
-
-
-class RedisBreakerStorage:
-    """Breaker state shared by every process naming the same Redis and ``namespace``.
-
-    A fleet trips together: the failures of all processes count toward one breaker per
-    endpoint, and half-open admits at most ``half_open_max_calls`` probes fleet-wide.
-    Each call costs one Redis round trip (a Lua script) while the breaker is closed; a
-    half-open probe's outcome costs one more.
-
-    Args:
-        url: ``redis://``, ``rediss://`` or ``unix://`` URL (redis-py syntax). Nothing
-            connects until the first call.
-        namespace: prefix of every key; breakers are shared per namespace and endpoint.
-        timeout: seconds allowed for connecting and for each Redis command (default 0.05).
-        key_ttl: seconds a key outlives its last write (default 3600; never less than
-            twice a breaker's ``reset_timeout``), so abandoned endpoints leave nothing.
-        warn_interval: at most one WARNING per this many seconds while Redis fails.
-        reconnect_interval: after a failure, seconds during which calls do not try Redis
-            at all (default 1.0; 0 = try on every call).
-        clock: times ``warn_interval`` and ``reconnect_interval``.
-
-    When Redis fails or is slow, calls go on with each breaker's in-process state (a
-    warning is logged, nothing is raised) and share again once Redis answers.
-    Raises ``ValueError`` for a malformed URL or a non-positive ``timeout``/``key_ttl``.
-    Under asyncio, I/O uses ``redis.asyncio`` (one connection pool per event loop); under
-    another async library (trio) each call runs the sync client in a worker thread.
-    """
-
-    def __init__(
-        self,
-        url: str = "redis://localhost:6379/0",
-        namespace: str = "resilient-client",
-        *,
-        timeout: float = 0.05,
-        key_ttl: float = 3600.0,
-        warn_interval: float = 30.0,
-        reconnect_interval: float = 1.0,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        for name, value in (("timeout", timeout), ("key_ttl", key_ttl)):
-            if not (math.isfinite(value) and value > 0.0):
-                raise ValueError(f"{name} must be a positive finite number of seconds")
-        for name, value in (
-            ("warn_interval", warn_interval),
-            ("reconnect_interval", reconnect_interval),
-        ):
-            if not value >= 0.0:
-                raise ValueError(f"{name} must be >= 0 seconds")
-        if not namespace:
-            raise ValueError("namespace must not be empty")
-        self._url = url  # may hold a password: never logged
-        self.namespace = namespace
-        self._timeout = timeout
-        self._key_ttl = key_ttl
-        self._warn_interval = warn_interval
-        self._reconnect_interval = reconnect_interval
-        self._clock = clock
-        try:
-            import redis
-            import redis.asyncio
-            import redis.asyncio.retry
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-        except ImportError as exc:  # an optional dependency
-            raise ImportError(
-                "RedisBreakerStorage needs redis-py: pip install 'resilient-client[redis]'"
-            ) from exc
-        self._redis = redis
-        # Fall back at once: no redis-py retries (its default retries with backoff).
-        self._sync = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
-        self._async_retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
-        self._errors = (redis.RedisError, OSError)
-        self._sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
-        # One client per event loop (redis.asyncio connections belong to a loop). Not weak:
-        # a client refers to its loop, so a weak key would never die; closed loops' clients
-        # are dropped when another loop comes along.
-        self._async: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
-        self._keys: dict[str, list[str]] = {}
-        self._policy_args: dict[str, tuple[Breaker, str]] = {}  # by endpoint
-        self._lock = threading.Lock()
-        self._round_trips = 0
-        self._down = False
-        self._next_try = 0.0
-        self._next_warning = 0.0
-
-    @property
-    def round_trips(self) -> int:
-        """Redis commands sent so far (each a round trip), counted for benchmarks."""
-        return self._round_trips
-
-    def __repr__(self) -> str:
-        return f"RedisBreakerStorage(namespace={self.namespace!r})"
-
-    # -- the two drivers: structurally identical, one blocking, one awaiting ------------
-
-    def exchange(self, request: Exchange, /) -> SharedView:
-        keys, args = self._encode(request)
-        self._may_try()
-        try:
-            self._count()
-            try:
-                reply = self._sync.evalsha(self._sha, 3, *keys, *args)
-            except self._redis.exceptions.NoScriptError:  # a new server: EVAL caches it again
-                self._count()
-                reply = self._sync.eval(SCRIPT, 3, *keys, *args)
-        except self._errors as exc:
-            self._failed(exc)
-            raise BreakerStorageUnavailable(str(exc)) from exc
-        self._succeeded()
-        return self._decode(request, reply)
-
-    async def aexchange(self, request: Exchange, /) -> SharedView:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not asyncio (trio): keep the loop free with a worker thread
-            return await anyio.to_thread.run_sync(self.exchange, request)
-        keys, args = self._encode(request)
-        self._may_try()
-        client = self._async_client(loop)
-        try:
-            self._count()
-            try:
-                reply = await client.evalsha(self._sha, 3, *keys, *args)
-            except self._redis.exceptions.NoScriptError:
-                self._count()
-                reply = await client.eval(SCRIPT, 3, *keys, *args)
-        except self._errors as exc:
-            self._failed(exc)
-            raise BreakerStorageUnavailable(str(exc)) from exc
-        self._succeeded()
-        return self._decode(request, reply)
-
-    def close(self) -> None:
-        """Close the sync connection pool (the async pools close with :meth:`aclose`)."""
-        self._sync.close()
-
-    async def aclose(self) -> None:
-        """Close the connection pool of the running event loop."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        client = self._async.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-
-    # -- health: fall back fast, warn rarely, recover on the first answer ---------------
-
-    def _may_try(self) -> None:
-        if self._down and self._clock.monotonic() < self._next_try:
-            raise BreakerStorageUnavailable("Redis unavailable; retrying later")
-
-    def _failed(self, exc: BaseException) -> None:
-        now = self._clock.monotonic()
-        with self._lock:
-            self._down = True
-            self._next_try = now + self._reconnect_interval
-            warn = now >= self._next_warning
-            if warn:
-                self._next_warning = now + self._warn_interval
-        if warn:
-            logger.warning(
-                "breaker storage %r unreachable (%s: %s); breakers use in-process state",
-                self,
-                type(exc).__name__,
-                exc,
-            )
-
-    def _succeeded(self) -> None:
-        if self._down:
-            with self._lock:
-                was_down, self._down = self._down, False
-            if was_down:
-                logger.info("breaker storage %r reachable again; breakers are shared", self)
-
-    def _count(self) -> None:
-        with self._lock:
-            self._round_trips += 1
-
-    # -- wire format ----------------------------------------------------------------------
-
-    def _async_client(self, loop: asyncio.AbstractEventLoop) -> redis.asyncio.Redis:
-        client = self._async.get(loop)
-        if client is None:
-            with self._lock:
-                for closed in [other for other in self._async if other.is_closed()]:
-                    del self._async[closed]
-            client = self._redis.asyncio.Redis.from_url(
-                self._url,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=self._async_retry,
-            )
-            self._async[loop] = client
-        return client
-
-    def _encode(self, request: Exchange) -> tuple[list[str], list[str]]:
-        keys = self._keys.get(request.endpoint)
-        if keys is None:
-            base = _key_base(self.namespace, request.endpoint)
-            keys = self._keys[request.endpoint] = [f"{base}:h", f"{base}:w", f"{base}:p"]
-        policy = request.policy
-        cached = self._policy_args.get(request.endpoint)
-        if cached is None or (cached[0] is not policy and cached[0] != policy):
-            cached = (policy, _policy_arg(policy, self._key_ttl))
-            self._policy_args[request.endpoint] = cached
-        probe = request.probe
-        return keys, [
-            cached[1],
-            request.admit_token or "",
-            probe.token if probe else "",
-            "[{},{}{}]".format(
-                probe.generation if probe else 0,
-                -1 if probe is None or probe.bits is None else probe.bits,
-                "".join(f",{generation},{bits}" for generation, bits in request.pending),
-            ),
-        ]
-
-    @staticmethod
-    def _decode(request: Exchange, reply: bytes | str) -> SharedView:
-        text = reply.decode() if isinstance(reply, bytes) else reply
-        fields = Reply._make(int(x) for x in text.split(","))
-        return SharedView(
-            state=_STATES[fields.st],
-            generation=fields.gen,
-            admitted=_ADMITTED[fields.admitted],
-            retry_after=max(0, fields.wait) / 1000.0,
-            open_remaining=max(0, fields.open_left) / 1000.0,
-            failures=fields.fc if request.policy.window == "consecutive" else fields.nf,
-            calls=fields.n,
-            slow=fields.ns,
-            successes=fields.hs,
-            probes=fields.probes,
-        )
-
-
-def _policy_arg(policy: Breaker, key_ttl: float) -> str:
-    size = policy.window_size * 1000.0 if policy.window == "time" else policy.window_size
-    reset_ms = max(1, round(policy.reset_timeout * 1000.0))
-    values = (
-        MODES[policy.window],
-        policy.failure_threshold,
-        repr(float(size)),
-        policy.minimum_calls,
-        rate_units(policy.failure_rate_threshold),
-        rate_units(policy.slow_call_rate_threshold),
-        reset_ms,
-        policy.half_open_max_calls,
-        policy.success_threshold,
-        max(round(key_ttl * 1000.0), 2 * reset_ms),
-    )
-    return "[" + ",".join(str(v) for v in values) + "]"

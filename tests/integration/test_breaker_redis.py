@@ -29,7 +29,8 @@ from resilient_client._breaker import (
     Permit,
     Rejection,
 )
-from resilient_client._breaker_storage import MemoryBreakerStorage, RedisBreakerStorage, _key_base
+from resilient_client._breaker_redis import RedisBreakerStorage, _key_base
+from resilient_client._breaker_storage import MemoryBreakerStorage
 from resilient_client.testing import FakeClock
 
 pytestmark = pytest.mark.integration

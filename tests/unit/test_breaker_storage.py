@@ -18,14 +18,13 @@ from breaker_support import breaker_over, call, free_port
 from resilient_client._breaker import Permit, Rejection
 from resilient_client._breaker_core import RATE_SCALE, TIME_BUCKETS
 from resilient_client._breaker_lua import REPLY_FIELDS, SCRIPT
+from resilient_client._breaker_redis import RedisBreakerStorage, _key_base
 from resilient_client._breaker_storage import (
     BreakerStorage,
     BreakerStorageUnavailable,
     Exchange,
     MemoryBreakerStorage,
-    RedisBreakerStorage,
     SharedView,
-    _key_base,
 )
 from resilient_client.testing import FakeClock
 
