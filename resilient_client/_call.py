@@ -142,7 +142,11 @@ class Call(CallDecisions, CallEnd):
             total, self._attempt_cap = timeouts.total, timeouts.attempt
             if not explicit:
                 self._phases = phase_table(timeouts)
-            idempotency = IdempotencyRule(policy.idempotency)
+            idempotency = (
+                endpoint.idempotency
+                if policy.idempotency is endpoint.policy.idempotency  # merge kept it
+                else IdempotencyRule(policy.idempotency)
+            )
         if explicit:  # a timeout= given for the call, or the client's
             self._phases = phase_table(extensions.get("timeout") or {})
         self.deadline = None if total is None else started + total

@@ -2,8 +2,10 @@
 how long, or does the call stop here.
 
 A mixin of :class:`~resilient_client._call.Call`, kept apart so the retry and admission
-rules read in one place. Every method is sans-IO: it reads the call, its endpoint's state
-and the injected clock, records what it decided on the call and tells the observers.
+rules read in one place. No method sends anything: each reads the call, its endpoint's
+state and the injected clock, records what it decided on the call and tells the observers
+(and the log, once per refusal episode). The one read is :meth:`problem`, which may read a
+bounded error body not yet read.
 """
 
 from __future__ import annotations
@@ -75,8 +77,9 @@ class CallDecisions:
         def _emit(self, event: Event) -> None: ...
 
     else:
-        # Empty slots keep Call free of a __dict__; hidden from mypy, which would take
-        # them for the whole layout and refuse every attribute declared above.
+        # Empty slots keep Call free of a __dict__. Hidden from mypy, which would refuse
+        # this mixin's own assignments to Call's slots; tests/unit/test_call_layout.py
+        # checks the declarations above against Call.__slots__ instead.
         __slots__ = ()
 
     def _notice(self, message: str | None) -> None:

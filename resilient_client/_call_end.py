@@ -60,8 +60,9 @@ class CallEnd:
         def problem(self, response: httpx.Response) -> Problem: ...
 
     else:
-        # Empty slots keep Call free of a __dict__; hidden from mypy, which would take
-        # them for the whole layout and refuse every attribute declared above.
+        # Empty slots keep Call free of a __dict__. Hidden from mypy, which would refuse
+        # this mixin's own assignments to Call's slots; tests/unit/test_call_layout.py
+        # checks the declarations above against Call.__slots__ instead.
         __slots__ = ()
 
     def fallback(self, failure: httpx.Response | BaseException) -> httpx.Response | None:

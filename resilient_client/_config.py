@@ -40,14 +40,26 @@ _CLIENT_KEYWORDS = frozenset(
 )
 
 
-def load_config(path_or_mapping: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
+
+
+def load_config(
+    path_or_mapping: ConfigSource | None = None, *, source: ConfigSource | None = None
+) -> dict[str, Any]:
     """Read a client configuration; returns keyword arguments for the clients.
 
     ``path_or_mapping`` is a path to a ``.toml``, ``.yaml`` or ``.yml`` file (YAML needs the
-    ``yaml`` extra), or a mapping of the same structure. Usage:
-    ``rc.ResilientClient(**rc.load_config("api.toml"))``. Raises ``ValueError`` (naming
-    file, key and field) for anything malformed, ``FileNotFoundError`` for a missing file.
+    ``yaml`` extra), or a mapping of the same structure; ``source=`` is its older name,
+    still accepted. Usage: ``rc.ResilientClient(**rc.load_config("api.toml"))``. Raises
+    ``ValueError`` (naming file, key and field) for anything malformed,
+    ``FileNotFoundError`` for a missing file, ``TypeError`` unless exactly one of the two
+    is given.
     """
+    if (path_or_mapping is None) == (source is None):
+        raise TypeError("load_config() takes one configuration: path_or_mapping (or source=)")
+    if path_or_mapping is None:
+        path_or_mapping = source
+    assert path_or_mapping is not None
     if isinstance(path_or_mapping, Mapping):
         return _build(path_or_mapping, "<mapping>")
     path = Path(path_or_mapping)

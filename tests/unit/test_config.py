@@ -87,3 +87,11 @@ def test_the_argument_goes_by_the_name_api_md_gives_it(tmp_path: Path) -> None:
     by_path = rc.load_config(path_or_mapping=path)
     by_mapping = rc.load_config(path_or_mapping={"policy": {"retry": {"max_attempts": 4}}})
     assert by_path["policy"].retry.max_attempts == by_mapping["policy"].retry.max_attempts == 4
+
+
+def test_the_older_argument_name_still_works_and_one_source_is_required() -> None:
+    assert rc.load_config(source={"policy": {"retry": None}})["policy"].retry is None
+    with pytest.raises(TypeError, match="one configuration"):
+        rc.load_config()
+    with pytest.raises(TypeError, match="one configuration"):
+        rc.load_config({}, source={})

@@ -550,3 +550,29 @@ def test_a_client_that_sends_no_correlation_header_still_has_an_id_per_call(
     assert all("x-correlation-id" not in sent.headers for sent in transport.requests)
     with rc.correlation_id("trace-me-43"):
         assert info(driver.request(client, "GET", URL)).correlation_id == "trace-me-43"
+
+
+def test_a_per_call_override_can_switch_idempotency_keys_off(driver: Driver) -> None:
+    client, transport, _ = make(driver, [503, 200])
+    off = rc.Policy(idempotency=None)
+    response = driver.request(client, "POST", URL, json={}, extensions={"resilience": off})
+    assert response.status_code == 503  # unkeyed POST: not retried
+    assert len(transport.requests) == 1
+    assert "idempotency-key" not in transport.requests[0].headers
+    assert info(response).idempotency_key is None
+
+
+def test_a_per_call_override_can_name_another_idempotency_header_and_format(
+    driver: Driver,
+) -> None:
+    client, transport, _ = make(driver, [503, 200, 503, 200])
+    other = rc.Idempotency(methods=frozenset({"put"}), header="X-Request-Key", format="sf-string")
+    override = rc.Policy(idempotency=other)
+    response = driver.request(client, "PUT", URL, extensions={"resilience": override})
+    key = info(response).idempotency_key
+    assert response.status_code == 200 and key is not None
+    assert [r.headers["x-request-key"] for r in transport.requests] == [f'"{key}"'] * 2
+    assert all("idempotency-key" not in r.headers for r in transport.requests)
+    # The endpoint's own rule is untouched by the override: a POST still gets its key.
+    response = driver.request(client, "POST", URL, json={})
+    assert response.status_code == 200 and "idempotency-key" in transport.requests[-1].headers

@@ -1,0 +1,45 @@
+"""Call is one slotted object over three modules: the mixins' declarations must match it.
+
+The mixins declare the attributes they use for the type checker only, so nothing at run
+time ties them to ``Call.__slots__``: these tests do.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+
+import pytest
+
+from resilient_client import _call_decisions, _call_end
+from resilient_client._call import Call
+
+
+def _declared(module: object, class_name: str) -> set[str]:
+    """Names annotated in the class's ``if TYPE_CHECKING:`` block."""
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    block = next(n for n in cls.body if isinstance(n, ast.If))
+    assert ast.unparse(block.test) == "TYPE_CHECKING"
+    return {
+        n.target.id
+        for n in block.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    }
+
+
+@pytest.mark.parametrize(
+    ("module", "class_name"),
+    [(_call_decisions, "CallDecisions"), (_call_end, "CallEnd")],
+)
+def test_every_attribute_a_mixin_declares_is_a_slot_of_call(
+    module: object, class_name: str
+) -> None:
+    declared = _declared(module, class_name)
+    assert declared, "no declarations found: the test no longer reads the mixin"
+    assert declared <= set(Call.__slots__), declared - set(Call.__slots__)
+
+
+def test_a_call_has_no_instance_dict() -> None:
+    assert Call.__dictoffset__ == 0
+    assert all(getattr(base, "__slots__", None) == () for base in Call.__mro__[1:-1])
