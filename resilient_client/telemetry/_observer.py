@@ -31,22 +31,23 @@ sets of each outcome - is built once per route (method, endpoint and origin) and
 reused; the call span gets all its attributes in one ``set_attributes`` when it ends
 (each call costs the SDK a lock and a validation pass); trace context goes straight into
 httpx's header storage (``_propagation``). Most of what remains is the SDK's own work.
+
+This module holds what each event does to spans and metrics. The rest lives apart: the
+configuration, the once-per-call gate and the route caches in ``_observer_base.py`` (a
+base class, so the handlers read them as their own attributes), the per-route and
+per-call records in ``_observer_state.py``, trace context and the current context in
+``_propagation.py``, names and attribute values in ``_semconv.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from collections.abc import Callable, Iterable
-from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry import context, metrics, propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, StatusCode
-from opentelemetry.util.types import AttributeValue
 
 from .._events import (
     AttemptEnded,
@@ -59,12 +60,15 @@ from .._events import (
     RetryRefused,
     RetryScheduled,
 )
-from .._redact import DEFAULT_REDACTION, Redaction
+from .._redact import Redaction
 from ..problems import REQUEST_ID_HEADERS
 from ..problems._headers import response_request_id
 from . import _semconv as sc
-from ._metrics import Instruments, attempt_attributes, call_attributes
-from ._propagation import HEADER_SETTER, context_with, inject
+from ._metrics import attempt_attributes, call_attributes
+from ._observer_base import ObserverBase
+from ._observer_state import Attrs, CallState
+from ._propagation import HEADER_SETTER, HTTP_SUPPRESSED, context_with, current_context, inject
+from ._semconv import fast_protocol_version  # per attempt: no attribute hop through sc
 
 if TYPE_CHECKING:
     from .._call import Call
@@ -73,127 +77,15 @@ __all__ = ["OpenTelemetryObserver"]
 
 _log = logging.getLogger("resilient_client.telemetry")
 
-# Where opentelemetry-instrumentation's is_http_instrumentation_enabled() looks; private,
-# so a future API that moves it disables suppression (and the instrumentor test fails).
-_SUPPRESS_HTTP: str | None = getattr(context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None)
-# What the call's context sets besides its span.
-_CALL_VALUES: dict[str, object] = {} if _SUPPRESS_HTTP is None else {_SUPPRESS_HTTP: True}
-
 # Enum members are looked up through a descriptor on each access: once, here.
 _INTERNAL, _CLIENT, _ERROR = SpanKind.INTERNAL, SpanKind.CLIENT, StatusCode.ERROR
 
-_SCOPE = "resilient_client"
-_ROUTE_CACHE_LIMIT = 4096  # routes; unknown methods and hosts are caller-chosen
-_OUTCOME_CACHE_LIMIT = 16384  # metric attribute sets kept, all routes together
-
-Attrs = dict[str, AttributeValue]
-
-
-class _Route:
-    """What the calls of one method, endpoint and origin share: the span name and the
-    attributes that do not change from call to call, built on the first call.
-
-    Attribute dicts kept here are handed to the SDK, which copies them, and never
-    modified after they are built.
-    """
-
-    __slots__ = ("attempts", "calls", "method", "metric", "name", "other")
-
-    def __init__(self, observer: OpenTelemetryObserver, method: str, key: str, url: Any) -> None:
-        known = method if method in observer._methods else "_OTHER"
-        template = sc.url_template(key)
-        prefix = "HTTP" if known == "_OTHER" else known
-        self.name = prefix if template is None else f"{prefix} {template}"
-        self.method = known
-        self.other = known == "_OTHER"  # http.request.method_original is recorded
-        metric: Attrs = {sc.HTTP_REQUEST_METHOD: known, sc.SERVER_ADDRESS: url.host}
-        port = sc.server_port(url)
-        if port is not None:
-            metric[sc.SERVER_PORT] = port
-        if template is not None:
-            metric[sc.URL_TEMPLATE] = template
-        self.metric = metric  # http.client.request.duration's, and the attempt spans'
-        # Completed metric attributes by outcome: of attempts by (status code, protocol
-        # version, error type), of calls by (outcome, error type).
-        self.attempts: dict[tuple[int | None, str | None, str | None], Attrs] = {}
-        self.calls: dict[tuple[str, str | None], Attrs] = {}
-
-
-class _CallState:
-    """What the observer keeps for one call, in ``call.observation``."""
-
-    __slots__ = (
-        "attach",
-        "attempt_attributes",
-        "attempt_span",
-        "context",
-        "ended",
-        "last_request_id",
-        "last_response",
-        "metered",
-        "recording",
-        "rejected",
-        "route",
-        "span",
-        "token",
-    )
-
-    def __init__(
-        self, span: trace.Span, route: _Route | None, recording: bool, metered: bool
-    ) -> None:
-        self.span = span
-        self.route = route
-        self.recording = recording
-        self.metered = metered
-        self.context: context.Context | None = None
-        self.attempt_attributes: Attrs = {}
-        self.attempt_span: trace.Span | None = None
-        self.token: Token[context.Context] | None = None
-        self.rejected: str | None = None
-        self.ended = False
-        self.attach = False
-        self.last_response: httpx.Response | None = None  # the last attempt's, for its id
-        self.last_request_id: str | None = None
-
-
 # The state of every call with nothing to record (ended from the start: nothing to end).
-_PASSTHROUGH = _CallState(trace.INVALID_SPAN, None, recording=False, metered=False)
+_PASSTHROUGH = CallState(trace.INVALID_SPAN, None, recording=False, metered=False)
 _PASSTHROUGH.ended = True
 
 
-# httpx's http_version extension values -> network.protocol.version.
-_VERSIONS: dict[object, str] = {b"HTTP/1.1": "1.1", b"HTTP/2": "2", b"HTTP/1.0": "1.0"}
-
-
-def _protocol_version(response: httpx.Response) -> str | None:
-    """:func:`sc.protocol_version`, from a table for the usual values of an
-    ``httpx.Response`` (which keeps the version as bytes in ``extensions`` and decodes it
-    on each ``http_version`` read)."""
-    if type(response) is httpx.Response:
-        raw = response.extensions.get("http_version", b"HTTP/1.1")
-        if type(raw) is bytes and raw in _VERSIONS:
-            return _VERSIONS[raw]
-    return sc.protocol_version(response)
-
-
-def _context_reader() -> Callable[[], Context]:
-    """The cheapest way to read the current OpenTelemetry context.
-
-    The API's ``context.get_current()`` goes through two Python calls to a ``ContextVar``;
-    the untraced fast path asks it on every call, so read the variable itself when the
-    runtime context is the API's default one.
-    """
-    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if isinstance(variable, ContextVar):
-        return variable.get
-    return context.get_current
-
-
-_current_context = _context_reader()
-
-
-class OpenTelemetryObserver:
+class OpenTelemetryObserver(ObserverBase):
     """Traces every call and attempt, records metrics, and propagates trace context.
 
     ``tracer_provider`` / ``meter_provider``: where spans and measurements go; ``None``
@@ -222,23 +114,9 @@ class OpenTelemetryObserver:
         request_id_headers: Iterable[str] = REQUEST_ID_HEADERS,
         recorded_headers: Iterable[str] = (),
     ) -> None:
-        self._redaction = redaction if redaction is not None else DEFAULT_REDACTION
-        self._recorded = self._redaction.check_recorded_headers(recorded_headers)
-        request_ids = tuple(name.lower() for name in request_id_headers)
-        # The default tuple itself when equal to it: its rank table is built already.
-        self._request_ids = request_ids
-        if request_ids == REQUEST_ID_HEADERS:
-            self._request_ids = REQUEST_ID_HEADERS
-        version = str(getattr(sys.modules.get("resilient_client"), "__version__", ""))
-        self._tracer = trace.get_tracer(_SCOPE, version or None, tracer_provider)
-        # Explicit providers, or a global SDK once seen (it can be set only once): every
-        # call is observed from then on.
-        self._always = tracer_provider is not None or meter_provider is not None
-        self._recheck_at = 0.0
-        self._instruments = Instruments(_SCOPE, version, meter_provider)
-        self._methods = sc.known_methods()
-        self._routes: dict[tuple[str, str, str, str, int | None], _Route] = {}
-        self._outcomes_cached = 0  # entries in the routes' metric attribute caches
+        super().__init__(
+            tracer_provider, meter_provider, redaction, request_id_headers, recorded_headers
+        )
         self._handlers: dict[type[Event], Callable[[Any, Any], None]] = {
             CallStarted: self._call_started,
             AttemptStarted: self._attempt_started,
@@ -249,28 +127,6 @@ class OpenTelemetryObserver:
             CallEnded: self._call_ended,
             BreakerStateChanged: self._breaker_changed,
         }
-
-    def wants_call(self) -> bool:
-        """Whether the next call needs this observer at all (asked once per call).
-
-        Without a tracer or meter SDK and with nothing in the caller's context to
-        propagate (no span, no baggage), it would only make no-op spans: the pipeline
-        then skips building its events for the call - the untraced fast path.
-        """
-        if self._always:
-            return True
-        # get_tracer_provider() reads os.environ: ask it (and the meter provider) at most
-        # once a second, so an SDK configured later is picked up within a second.
-        now = time.monotonic()
-        if now >= self._recheck_at:
-            if (
-                not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-                or self._instruments.enabled()
-            ):
-                self._always = True
-                return True
-            self._recheck_at = now + 1.0
-        return bool(_current_context())
 
     def on_event(self, call: Call | None, event: Event) -> None:
         """Receive one pipeline event. Never raises: a telemetry fault must not fail a call."""
@@ -290,7 +146,7 @@ class OpenTelemetryObserver:
     def _call_started(self, call: Call, event: CallStarted) -> None:
         request = call.request
         route = self._route(request.method, call.endpoint.key, request.url)
-        parent = _current_context()
+        parent = current_context()
         span = self._tracer.start_span(route.name, parent, _INTERNAL)
         recording = span.is_recording()
         metered = self._instruments.enabled()
@@ -300,12 +156,12 @@ class OpenTelemetryObserver:
             # (its baggage, say), and nothing is kept for the call.
             call.observation = _PASSTHROUGH
             return
-        state = _CallState(span, route, recording, metered)
+        state = CallState(span, route, recording, metered)
         call.observation = state
         if traced:
             # The context every attempt runs in: the call's span, and HTTP
             # instrumentation suppressed. Built once per call, not once per attempt.
-            state.context = context_with(parent, span, _CALL_VALUES)
+            state.context = context_with(parent, span, HTTP_SUPPRESSED)
             state.attach = True
         else:
             # Metrics only: no trace to continue, the caller's context is propagated as is.
@@ -321,13 +177,13 @@ class OpenTelemetryObserver:
 
     def _call_ended(self, call: Call, event: CallEnded) -> None:
         state = call.observation
-        if isinstance(state, _CallState):
+        if isinstance(state, CallState):
             self._end_call(call, state, event.response, event.error, event.fallback)
 
     def _end_call(
         self,
         call: Call,
-        state: _CallState,
+        state: CallState,
         response: httpx.Response | None,
         error: BaseException | None,
         fallback: bool = False,
@@ -397,7 +253,7 @@ class OpenTelemetryObserver:
         if state is _PASSTHROUGH:
             propagate.inject(call.request.headers, setter=HEADER_SETTER)
             return
-        if not isinstance(state, _CallState) or state.context is None:
+        if not isinstance(state, CallState) or state.context is None:
             return
         headers = call.request.headers
         ctx = state.context
@@ -427,7 +283,7 @@ class OpenTelemetryObserver:
 
     def _attempt_ended(self, call: Call, event: AttemptEnded) -> None:
         state = call.observation
-        if not isinstance(state, _CallState):
+        if not isinstance(state, CallState):
             return
         self._detach(state)
         if not (state.recording or state.metered):
@@ -435,7 +291,7 @@ class OpenTelemetryObserver:
         response, error = event.response, event.error
         status = response.status_code if response is not None else None
         error_type = sc.error_type_of(status, error)
-        version = _protocol_version(response) if response is not None else None
+        version = fast_protocol_version(response) if response is not None else None
         span = state.attempt_span
         if span is not None:
             state.attempt_span = None
@@ -467,7 +323,7 @@ class OpenTelemetryObserver:
                 self._keep(route.attempts, outcome_key, metric)
             self._instruments.request_duration.record(event.duration, metric)
 
-    def _detach(self, state: _CallState) -> None:
+    def _detach(self, state: CallState) -> None:
         """Leave the attempt's context, if the call entered one."""
         token = state.token
         if token is not None:
@@ -478,7 +334,7 @@ class OpenTelemetryObserver:
 
     def _retry_scheduled(self, call: Call, event: RetryScheduled) -> None:
         state = call.observation
-        if not isinstance(state, _CallState):
+        if not isinstance(state, CallState):
             return
         if state.recording:
             state.span.add_event(
@@ -494,7 +350,7 @@ class OpenTelemetryObserver:
 
     def _retry_refused(self, call: Call, event: RetryRefused) -> None:
         state = call.observation
-        if not isinstance(state, _CallState):
+        if not isinstance(state, CallState):
             return
         if state.recording:
             state.span.add_event(
@@ -505,7 +361,7 @@ class OpenTelemetryObserver:
 
     def _call_rejected(self, call: Call, event: CallRejected) -> None:
         state = call.observation
-        if not isinstance(state, _CallState) or state is _PASSTHROUGH:
+        if not isinstance(state, CallState) or state is _PASSTHROUGH:
             return
         state.rejected = event.kind
         if state.recording:
@@ -518,23 +374,6 @@ class OpenTelemetryObserver:
             self._instruments.breaker_changed(event.endpoint, event.old, event.new)
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _route(self, method: str, key: str, url: Any) -> _Route:
-        """The route of a call: its method, endpoint key and origin."""
-        cache_key = (method, key, url.scheme, url.host, url.port)
-        route = self._routes.get(cache_key)
-        if route is None:
-            route = _Route(self, method, key, url)
-            if len(self._routes) < _ROUTE_CACHE_LIMIT:
-                self._routes[cache_key] = route
-        return route
-
-    def _keep(self, cache: dict[Any, Attrs], outcome_key: Any, metric: Attrs) -> None:
-        """Cache a route's metric attribute set, while all routes together hold fewer
-        than :data:`_OUTCOME_CACHE_LIMIT`."""
-        if self._outcomes_cached < _OUTCOME_CACHE_LIMIT:
-            self._outcomes_cached += 1
-            cache[outcome_key] = metric
 
     def _request_id(self, response: httpx.Response) -> str | None:
         return response_request_id(response.headers, names=self._request_ids)

@@ -15,11 +15,17 @@ and scans the headers for each field. Here:
   still goes through its propagator. Any other propagator configuration is used as is,
   with :data:`HEADER_SETTER`.
 - :func:`context_with` builds a context with several values set in one copy instead of
-  one copy per value (``set_span_in_context`` and ``set_value`` copy it each).
+  one copy per value (``set_span_in_context`` and ``set_value`` copy it each);
+  :data:`HTTP_SUPPRESSED` holds the values that make ``opentelemetry-instrumentation-httpx``
+  skip an attempt the observer traces already.
+- :func:`current_context` reads the current context straight from its ``ContextVar``,
+  for the untraced fast path, which asks on every call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import baggage, context, propagate, trace
@@ -31,7 +37,14 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from .._headers import put_triple, set_header
 
-__all__ = ["HEADER_SETTER", "SPAN_KEY", "context_with", "inject"]
+__all__ = [
+    "HEADER_SETTER",
+    "HTTP_SUPPRESSED",
+    "SPAN_KEY",
+    "context_with",
+    "current_context",
+    "inject",
+]
 
 
 class _HeaderSetter(Setter[Any]):
@@ -66,6 +79,32 @@ def _baggage_key() -> str | None:
 
 
 _BAGGAGE_KEY = _baggage_key()
+
+
+# Where opentelemetry-instrumentation's is_http_instrumentation_enabled() looks; private,
+# so a future API that moves it disables suppression (and the instrumentor test fails).
+_SUPPRESS_HTTP: str | None = getattr(context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", None)
+
+HTTP_SUPPRESSED: dict[str, object] = {} if _SUPPRESS_HTTP is None else {_SUPPRESS_HTTP: True}
+"""Context values that suppress HTTP instrumentation, for :func:`context_with`."""
+
+
+def _context_reader() -> Callable[[], Context]:
+    """The cheapest way to read the current OpenTelemetry context.
+
+    The API's ``context.get_current()`` goes through two Python calls to a ``ContextVar``;
+    the untraced fast path asks it on every call, so read the variable itself when the
+    runtime context is the API's default one.
+    """
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if isinstance(variable, ContextVar):
+        return variable.get
+    return context.get_current
+
+
+current_context = _context_reader()
+"""The current OpenTelemetry context, as ``context.get_current()`` returns it."""
 
 
 def context_with(parent: Context, span: trace.Span, extra: dict[str, object]) -> Context:

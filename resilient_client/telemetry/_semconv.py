@@ -20,6 +20,7 @@ __all__ = [
     "call_outcome",
     "error_type",
     "error_type_of",
+    "fast_protocol_version",
     "is_cancellation",
     "known_methods",
     "protocol_version",
@@ -116,6 +117,21 @@ def protocol_version(response: httpx.Response) -> str | None:
     if version.startswith("HTTP/"):
         return version[5:]
     return None
+
+
+# httpx's http_version extension values -> network.protocol.version.
+_VERSIONS: dict[object, str] = {b"HTTP/1.1": "1.1", b"HTTP/2": "2", b"HTTP/1.0": "1.0"}
+
+
+def fast_protocol_version(response: httpx.Response) -> str | None:
+    """:func:`protocol_version`, from a table for the usual values of an
+    ``httpx.Response`` (which keeps the version as bytes in ``extensions`` and decodes it
+    on each ``http_version`` read): the observer asks it once per attempt."""
+    if type(response) is httpx.Response:
+        raw = response.extensions.get("http_version", b"HTTP/1.1")
+        if type(raw) is bytes and raw in _VERSIONS:
+            return _VERSIONS[raw]
+    return protocol_version(response)
 
 
 def is_cancellation(error: BaseException) -> bool:
