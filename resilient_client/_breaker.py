@@ -194,8 +194,10 @@ class EndpointBreaker(BreakerSteps):
 
     async def arecord(self, permit: Permit, outcome: Outcome, duration: float) -> None:
         """:meth:`record` for async callers."""
-        if self._storage is None:
-            return self.record(permit, outcome, duration)  # no I/O: the sync path
+        if self._storage is None or permit.token is None:
+            # No I/O (a closed-state outcome travels with the next admission): the sync
+            # path, shortcuts included, so the decisions are written once.
+            return self.record(permit, outcome, duration)
         request = self._begin_record(permit, self._bits(outcome, duration))
         if request is None:  # counted here, or sent with the next admission
             return

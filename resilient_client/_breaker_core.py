@@ -168,8 +168,7 @@ class _TimeWindow:
 
     def add(self, bits: int, now: float) -> None:
         ring = self._ring
-        slot = ring.slot(math.floor(now / self._width))
-        ring.add(slot, _CALLS)
+        slot = ring.add_at(math.floor(now / self._width), _CALLS)
         if bits & FAILED:
             ring.add(slot, _FAILURES)
         if bits & SLOW:

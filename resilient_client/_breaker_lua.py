@@ -13,7 +13,8 @@ the storage's ``key_ttl`` whenever it is written:
 ``<base>:h``       hash: ``st`` (0 closed, 1 open, 2 half_open), ``gen``, ``ou`` (open until,
                    ms), ``fc`` (failure streak), ``hs`` (probe successes), ``n``/``nf``/``ns``
                    (calls, failures, slow calls in the window), ``hd`` (newest time bucket),
-                   ``c<i>``/``f<i>``/``s<i>`` (time bucket ``i``'s counts)
+                   ``c<i>``/``f<i>``/``s<i>`` (time bucket ``i``'s counts), ``ws`` (the
+                   window, mode and size, those counts belong to)
 ``<base>:w``       list: the count window's outcome bits, newest first
 ``<base>:p``       sorted set: half-open probe tokens scored by lease end (ms)
 =================  ==========================================================================
@@ -78,7 +79,7 @@ local finish_gen, finish_bits = outcomes[1], outcomes[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local v = redis.call('HMGET', H, 'st', 'gen', 'ou', 'fc', 'hs', 'n', 'nf', 'ns', 'hd')
+local v = redis.call('HMGET', H, 'st', 'gen', 'ou', 'fc', 'hs', 'n', 'nf', 'ns', 'hd', 'ws')
 local st = tonumber(v[1]) or 0
 local gen = tonumber(v[2]) or 0
 local ou = tonumber(v[3]) or 0
@@ -88,6 +89,7 @@ local n = tonumber(v[6]) or 0
 local nf = tonumber(v[7]) or 0
 local ns = tonumber(v[8]) or 0
 local hd = tonumber(v[9]) or -1
+local ws = mode .. ':' .. size
 local dirty = false
 local BUCKETS = $buckets
 local RATE_SCALE = $rate_scale
@@ -100,11 +102,17 @@ local function clear_buckets()
   redis.call('HDEL', H, unpack(f))
 end
 
-local function reset_counts()
-  fc, hs, n, nf, ns = 0, 0, 0, 0, 0
+-- A new window (_new_window): no streak, no calls, no time buckets.
+local function reset_window()
+  fc, n, nf, ns = 0, 0, 0, 0
   if mode == 1 then redis.call('DEL', W) end
-  if mode == 2 and hd >= 0 then clear_buckets() end
+  if hd >= 0 then clear_buckets() end
   hd = -1
+end
+
+local function reset_counts()
+  reset_window()
+  hs = 0
   redis.call('DEL', P)
 end
 
@@ -179,6 +187,14 @@ local function should_trip()
   return nf * RATE_SCALE >= fail_units * n or ns * RATE_SCALE >= slow_units * n
 end
 
+-- counts kept for another window (the policy changed) are dropped, as Circuit.reconfigure
+-- does: a streak must not carry over, nor buckets numbered for another size
+if v[10] and v[10] ~= ws then
+  redis.call('DEL', W)
+  reset_window()
+  dirty = true
+end
+
 -- open -> half_open once the break is over
 if st == 1 and now >= ou then
   hs = 0
@@ -235,7 +251,7 @@ end
 
 if dirty then
   redis.call('HSET', H, 'st', st, 'gen', gen, 'ou', ou, 'fc', fc, 'hs', hs,
-             'n', n, 'nf', nf, 'ns', ns, 'hd', hd)
+             'n', n, 'nf', nf, 'ns', ns, 'hd', hd, 'ws', ws)
   redis.call('PEXPIRE', H, ttl_ms)
   if mode == 1 then redis.call('PEXPIRE', W, ttl_ms) end
 end

@@ -124,8 +124,8 @@ class RedisBreakerStorage:
         # a client refers to its loop, so a weak key would never die; closed loops' clients
         # are dropped when another loop comes along.
         self._async: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
-        self._keys: dict[str, list[str]] = {}
-        self._policy_args: dict[str, tuple[Breaker, str]] = {}  # by endpoint
+        # By endpoint: the policy last seen, its keys and its encoded policy argument.
+        self._encoded: dict[str, tuple[Breaker, list[str], str]] = {}
         self._lock = threading.Lock()
         self._round_trips = 0
         self._down = False
@@ -244,18 +244,20 @@ class RedisBreakerStorage:
         return client
 
     def _encode(self, request: Exchange) -> tuple[list[str], list[str]]:
-        keys = self._keys.get(request.endpoint)
-        if keys is None:
-            base = _key_base(self.namespace, request.endpoint)
-            keys = self._keys[request.endpoint] = [f"{base}:h", f"{base}:w", f"{base}:p"]
         policy = request.policy
-        cached = self._policy_args.get(request.endpoint)
+        cached = self._encoded.get(request.endpoint)
         if cached is None or (cached[0] is not policy and cached[0] != policy):
-            cached = (policy, _policy_arg(policy, self._key_ttl))
-            self._policy_args[request.endpoint] = cached
+            base = _key_base(self.namespace, request.endpoint)
+            keys = [f"{base}:h", f"{base}:w", f"{base}:p"]
+            cached = self._encoded[request.endpoint] = (
+                policy,
+                keys,
+                _policy_arg(policy, self._key_ttl),
+            )
+        _, keys, policy_arg = cached
         probe = request.probe
         return keys, [
-            cached[1],
+            policy_arg,
             request.admit_token or "",
             probe.token if probe else "",
             "[{},{}{}]".format(

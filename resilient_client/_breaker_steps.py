@@ -207,7 +207,8 @@ class BreakerSteps:
             self._shared_retry_at = now + view.retry_after if view.retry_after > 0 else None
             self._circuit.follow(view.state, now + view.open_remaining)
             changes = self._drain()
-        self._notify(changes)
+        if changes:
+            self._notify(changes)
         return now
 
     def _drain(self) -> list[tuple[BreakerState, BreakerState]]:

@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,8 @@ __all__ = ["Bulkhead", "BulkheadSnapshot", "BulkheadState"]
 _EPISODE_GAP = 10.0
 
 _WAITING, _GRANTED, _ABANDONED = 0, 1, 2
+
+_Handle = TypeVar("_Handle")  # what a waiter waits on: a locked lock, or an event
 
 
 class Bulkhead(BaseModel):
@@ -128,27 +131,16 @@ class BulkheadState:
         ``timeout <= 0`` tries once without waiting; ``math.inf`` waits as long as it
         takes. Returns ``False`` (counted as a rejection) if no slot came in time.
         """
-        lock = self._lock
-        lock.acquire()  # not `with`: see the module docstring
-        try:
-            if self._take_locked():
-                return True
-            if timeout <= 0:
-                self._reject_locked()
-                return False
-            gate = threading.Lock()
-            gate.acquire()
-            waiter = _Waiter(gate.release)
-            self._waiters.append(waiter)
-        finally:
-            lock.release()
+        entered = self._enter(timeout, _thread_waker)
+        if isinstance(entered, bool):  # a slot at once, or refused at once
+            return entered
+        waiter, gate = entered
         try:
             gate.acquire(timeout=-1 if timeout > threading.TIMEOUT_MAX else timeout)
         except BaseException:  # KeyboardInterrupt while waiting must not leak a slot
-            if self._abandon(waiter, timed_out=False):
-                self.release()
+            self._leave(waiter, timed_out=False)
             raise
-        return self._abandon(waiter, timed_out=True)
+        return self._leave(waiter, timed_out=True)
 
     # The timeout is the bulkhead's own wait (max_wait, cut to the deadline): a caller's
     # cancel scope could not tell "no slot in time" from "cancelled".
@@ -160,27 +152,17 @@ class BulkheadState:
         cancelled while waiting leaves no slot behind: one handed to it in the same
         instant is passed on to the next waiter.
         """
-        lock = self._lock
-        lock.acquire()
-        try:
-            if self._take_locked():
-                return True
-            if timeout <= 0:
-                self._reject_locked()
-                return False
-            event, wake = _async_waker()  # quick and non-blocking: one critical section
-            waiter = _Waiter(wake)
-            self._waiters.append(waiter)
-        finally:
-            lock.release()
+        entered = self._enter(timeout, _async_waker)
+        if isinstance(entered, bool):  # a slot at once, or refused at once
+            return entered
+        waiter, event = entered
         try:
             with anyio.move_on_after(timeout):
                 await event.wait()
         except BaseException:  # cancelled from outside
-            if self._abandon(waiter, timed_out=False):
-                self.release()
+            self._leave(waiter, timed_out=False)
             raise
-        return self._abandon(waiter, timed_out=True)
+        return self._leave(waiter, timed_out=True)
 
     def release(self) -> None:
         """Give a slot back: to the first waiter if any, else to the pool.
@@ -242,31 +224,60 @@ class BulkheadState:
                 rejected_total=self._rejected_total,
             )
 
-    def _abandon(self, waiter: _Waiter, *, timed_out: bool) -> bool:
-        """Stop waiting; ``True`` if the slot was handed over first (the caller owns it).
+    # -- the steps both drivers share; they differ only in how a waiter waits -----------
 
-        Only a wait that ran out counts as a rejection; a cancelled one does not.
+    def _enter(
+        self, timeout: float, waker: Callable[[], tuple[_Handle, Callable[[], object]]]
+    ) -> bool | tuple[_Waiter, _Handle]:
+        """A free slot (``True``), a refusal with no time to wait (``False``), or a place
+        in the queue and the handle to wait on, made by ``waker`` (quick, non-blocking:
+        the queue is joined in the same critical section that found every slot taken)."""
+        lock = self._lock
+        lock.acquire()  # not `with`: see the module docstring
+        try:
+            if self._in_flight < self._max:
+                self._in_flight += 1
+                self._acquired_total += 1
+                return True
+            if timeout <= 0:
+                self._reject_locked()
+                return False
+            handle, wake = waker()
+            waiter = _Waiter(wake)
+            self._waiters.append(waiter)
+            return waiter, handle
+        finally:
+            lock.release()
+
+    def _leave(self, waiter: _Waiter, *, timed_out: bool) -> bool:
+        """Stop waiting; ``True`` if the slot was handed over and the caller owns it.
+
+        A wait that ran out counts as a rejection. A cancelled one does not, and keeps
+        nothing: a slot handed to it in the same instant goes on to the next waiter.
         """
         with self._lock:
-            if waiter.state == _GRANTED:
-                return True
             if waiter.state == _WAITING:
                 waiter.state = _ABANDONED
                 self._waiters.remove(waiter)
                 if timed_out:
                     self._reject_locked()
+                return False
+            granted = waiter.state == _GRANTED
+        if granted and not timed_out:
+            self.release()
             return False
-
-    def _take_locked(self) -> bool:
-        if self._in_flight < self._max:
-            self._in_flight += 1
-            self._acquired_total += 1
-            return True
-        return False
+        return granted
 
     def _reject_locked(self) -> None:
         self._rejected_total += 1
         self._episodes.refused(self._now())
+
+
+def _thread_waker() -> tuple[threading.Lock, Callable[[], object]]:
+    """A locked lock for the calling thread to wait on, and what opens it."""
+    gate = threading.Lock()
+    gate.acquire()
+    return gate, gate.release
 
 
 def _async_waker() -> tuple[anyio.Event, Callable[[], object]]:

@@ -47,7 +47,9 @@ from ._window import BucketRing
 __all__ = ["AdaptiveThrottle", "ThrottleSnapshot", "ThrottleState"]
 
 _BUCKETS = 10
-_REQUESTS, _ACCEPTS, _REJECTED = 0, 1, 2  # the counters of the ring
+# The counters of the ring, one per request: accepted by the upstream, refused by it for
+# overload, shed here. Requests are their sum, so counting a request is one ring call.
+_ACCEPTED, _REFUSED, _SHED = 0, 1, 2
 
 
 class AdaptiveThrottle(BaseModel):
@@ -149,8 +151,7 @@ class ThrottleState:
             probability = self._probability_locked()
             if probability == 0.0 or self._random() >= probability:
                 return False
-            ring.add(slot, _REQUESTS)
-            ring.add(slot, _REJECTED)
+            ring.add(slot, _SHED)
             self._rejected_total += 1
             # A rejection after a full window without any starts a new episode: worth
             # one log line, the rejections that follow are not.
@@ -166,11 +167,7 @@ class ThrottleState:
         lock = self._lock
         lock.acquire()
         try:
-            ring = self._ring
-            slot = ring.slot(index)
-            ring.add(slot, _REQUESTS)
-            if accepted:
-                ring.add(slot, _ACCEPTS)
+            self._ring.add_at(index, _ACCEPTED if accepted else _REFUSED)
         finally:
             lock.release()
 
@@ -193,7 +190,7 @@ class ThrottleState:
         with self._lock:
             if not self._episodes.take():
                 return None
-            requests, accepts = self._ring.sums[_REQUESTS], self._ring.sums[_ACCEPTS]
+            requests, accepts = sum(self._ring.sums), self._ring.sums[_ACCEPTED]
             probability = self._probability_locked()
         return (
             f"adaptive throttle shedding calls for endpoint {endpoint!r}: "
@@ -211,17 +208,18 @@ class ThrottleState:
         index = floor(self._now() * self._per_second)
         with self._lock:
             self._ring.slot(index)
-            requests, accepts, rejected = self._ring.sums
+            accepts, refused, shed = self._ring.sums
             return ThrottleSnapshot(
-                requests=requests,
+                requests=accepts + refused + shed,
                 accepts=accepts,
-                rejected=rejected,
+                rejected=shed,
                 probability=self._probability_locked(),
                 rejected_total=self._rejected_total,
             )
 
     def _probability_locked(self) -> float:
-        requests, accepts, _ = self._ring.sums
+        accepts, refused, shed = self._ring.sums
+        requests = accepts + refused + shed
         if requests < self._min_requests:
             return 0.0
         excess = requests - self._k * accepts

@@ -48,15 +48,16 @@ class BucketRing:
         self.head = index
         return index % slots
 
-    def add_at(self, index: int, counter: int) -> None:
-        """Count one for ``counter`` in bucket ``index``: :meth:`slot` and :meth:`add` in one
-        call, for the hot path."""
+    def add_at(self, index: int, counter: int) -> int:
+        """Count one for ``counter`` in bucket ``index`` and return its slot: :meth:`slot`
+        and :meth:`add` in one call, for the hot path (no frame while the head stays)."""
         head = self.head
         slot = head % self._slots if index <= head else self.slot(index)
         self._counts[counter][slot] += 1
         self.sums[counter] += 1
+        return slot
 
-    def add(self, slot: int, counter: int, amount: int = 1) -> None:
-        """Count ``amount`` in ``slot`` for ``counter`` (0, 1 or 2)."""
-        self._counts[counter][slot] += amount
-        self.sums[counter] += amount
+    def add(self, slot: int, counter: int) -> None:
+        """Count one in ``slot`` for ``counter`` (0, 1 or 2)."""
+        self._counts[counter][slot] += 1
+        self.sums[counter] += 1

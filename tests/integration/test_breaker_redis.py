@@ -386,3 +386,32 @@ def test_redis_server_helper_reports_a_missing_binary(monkeypatch: pytest.Monkey
     with pytest.raises(RedisServerUnavailable, match="apt-get install redis-server"):  # noqa: SIM117
         with redis_server():
             pass
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"failure_threshold": 5}, {"window": "count", "window_size": 10}),
+        (
+            {"window": "time", "window_size": 10.0, "minimum_calls": 50},
+            {"window": "time", "window_size": 60.0, "minimum_calls": 50},
+        ),
+    ],
+)
+def test_a_window_change_drops_the_old_windows_counts_in_redis_as_in_memory(
+    storage: RedisBreakerStorage, first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    clock = FakeClock()
+    traces = []
+    for over in (storage, MemoryBreakerStorage(clock)):
+        registry = BreakerRegistry(over, clock)
+        trace: list[object] = []
+        for policy, failures in ((first, 4), (second, 2), (first, 4)):
+            breaker = registry.get(EP, Breaker(**policy))
+            for _ in range(failures):
+                trace.append(type(call(breaker, "failure")).__name__)
+                clock.advance(1.0)
+            trace.append(breaker.snapshot().calls)
+        traces.append(trace)
+    assert traces[0] == traces[1]
+    assert all(step == "Permit" for step in traces[0] if isinstance(step, str))

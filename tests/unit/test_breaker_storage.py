@@ -388,3 +388,19 @@ async def test_unreachable_redis_falls_back_on_the_async_path(clock: FakeClock) 
     assert isinstance(await breaker.aadmit(), Rejection)
     await storage.aclose()
     storage.close()
+
+
+async def test_an_async_record_of_a_closed_call_makes_no_exchange(
+    spy: Spy, clock: FakeClock
+) -> None:
+    breaker = breaker_over(spy, clock, failure_threshold=5)
+    permit = await breaker.aadmit()
+    assert isinstance(permit, Permit)
+    await breaker.arecord(permit, "failure", 0.01)
+    assert len(spy.exchanges) == 1  # the admission's
+    second = await breaker.aadmit()
+    assert isinstance(second, Permit)
+    await breaker.arecord(second, "ignored", 0.01)
+    await breaker.aadmit()
+    assert len(spy.exchanges) == 3  # admissions only: the outcomes rode along
+    assert [len(e.pending) for e in spy.exchanges] == [0, 1, 0]
