@@ -80,7 +80,6 @@ class Call(CallDecisions, CallEnd):
         "_observers",
         "_phases",
         "_pipeline",
-        "_previous_delay",
         "_problem",
         "attempts",
         "breaker",
@@ -157,9 +156,8 @@ class Call(CallDecisions, CallEnd):
         self.retry_reasons: tuple[str, ...] = ()
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
-        self.planned_delay = 0.0
+        self.planned_delay = 0.0  # also the last retry's delay, for "decorrelated"
         self.observation: Any = None
-        self._previous_delay: float | None = None
         self._judged: object = None
         self._problem: Problem | None = None
         self.idempotency_key = self._set_idempotency_key(idempotency)

@@ -53,7 +53,6 @@ class CallDecisions:
         _pipeline: Pipeline
         _attempt_started: float
         _judged: object
-        _previous_delay: float | None
         _problem: Problem | None
         attempts: int
         breaker: EndpointBreaker | None
@@ -205,8 +204,10 @@ class CallDecisions:
             if hint > retry.max_retry_after:
                 self.stop_reason = "retry_after_too_long"
         else:
+            # planned_delay still holds the last retry's delay; its 0.0 before the first
+            # counts as none, since "decorrelated" never starts below `initial`.
             rnd = self.clock.random()
-            delay = backoff_delay(retry.backoff, self.attempts, self._previous_delay, rnd)
+            delay = backoff_delay(retry.backoff, self.attempts, self.planned_delay, rnd)
         self.planned_delay = delay
         return delay
 
@@ -234,7 +235,6 @@ class CallDecisions:
         assert self.verdict is not None
         reason = self.verdict.reason
         self.retry_reasons += (reason,)
-        self._previous_delay = self.planned_delay
         if self._observers:
             self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
         return False

@@ -1,8 +1,8 @@
 """The retry loop: tenacity's ``Retrying`` / ``AsyncRetrying``, fed by the call's decisions.
 
 tenacity asks, after each attempt: *retry?* (``Call.judge``), *how long to wait?*
-(``Call.next_delay``: Retry-After or backoff), *stop?* (``stop_after_attempt`` or
-``Call.stops``: deadline, Retry-After too long, budget). It then sleeps through the
+(``Call.next_delay``: Retry-After or backoff), *stop?* (``Call.stops``: attempts,
+Retry-After too long, deadline, breaker, budget). It then sleeps through the
 injected clock and calls the attempt again. The first attempt of every call runs
 outside tenacity: a call that succeeds at once never builds a loop (measured: the async
 loop alone costs about a quarter of a raw httpx call). Only when that attempt asks for a

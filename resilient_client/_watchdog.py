@@ -80,7 +80,6 @@ class Watchdog:
     """Every live :class:`Guard` of one event loop, and the one timer that enforces them."""
 
     __slots__ = (
-        "__weakref__",
         "_armed_at",
         "_heap",
         "_loop_ref",

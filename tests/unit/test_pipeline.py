@@ -357,6 +357,7 @@ def test_a_correlation_id_the_caller_sent_is_kept_not_doubled(driver: Driver) ->
     client, transport, _ = make(driver, [503, 200], correlation_header="X-Trace-Ref")
     headers = {"Accept": "application/json", "x-trace-REF": "from-caller-7"}
     response = driver.request(client, "GET", URL, headers=headers)
+    assert len(transport.requests) == 2  # the 503 and its retry: the loop checks both
     for sent in transport.requests:
         assert sent.headers.get_list("X-Trace-Ref") == ["from-caller-7"]
     assert info(response).correlation_id == "from-caller-7"
@@ -576,3 +577,13 @@ def test_a_per_call_override_can_name_another_idempotency_header_and_format(
     # The endpoint's own rule is untouched by the override: a POST still gets its key.
     response = driver.request(client, "POST", URL, json={})
     assert response.status_code == 200 and "idempotency-key" in transport.requests[-1].headers
+
+
+def test_decorrelated_backoff_follows_the_wait_a_retry_after_set(driver: Driver) -> None:
+    # "Decorrelated" draws the next delay from the last one actually waited, hint included.
+    backoff = rc.Backoff(initial=0.1, max=5.0, jitter="decorrelated")
+    policy = rc.Policy(retry=rc.Retry(max_attempts=3, backoff=backoff))
+    script = [httpx.Response(429, headers={"Retry-After": "0.3"}), 503, 200]
+    client, _, clock = make(driver, script, policy=policy, clock=FakeClock(fixed=0.5))
+    assert driver.request(client, "GET", URL).status_code == 200
+    assert clock.sleeps == pytest.approx([0.3, 0.1 + 0.5 * (3 * 0.3 - 0.1)])
