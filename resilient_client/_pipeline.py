@@ -74,14 +74,23 @@ class Pipeline:
         self.correlation_raw = (correlation_header or "").encode("ascii")
         self.correlation_key = self.correlation_raw.lower()
         self.raise_for_error = raise_for_error
-        self.extra_observers = tuple(observers)
         self.telemetry: OpenTelemetryObserver | None = None
-        if telemetry:
-            # Through the OpenTelemetry API: providers set globally later are picked up,
-            # and with none (and nothing to propagate) a call skips its events entirely.
+        observers = tuple(observers)
+        if telemetry or observers:
             from .telemetry import OpenTelemetryObserver
 
-            self.telemetry = OpenTelemetryObserver(tracer_provider, meter_provider)
+            traced = [o for o in observers if isinstance(o, OpenTelemetryObserver)]
+            if len(traced) > 1:
+                # They would share each call's span and context slot, and detach each
+                # other's contexts out of order. One SDK provider exports to many backends.
+                raise ValueError("observers= may hold one OpenTelemetryObserver, not several")
+            if traced:  # the caller's choice of what to record replaces the client's own
+                self.telemetry = traced[0]
+            elif telemetry:
+                # Through the OpenTelemetry API: providers set globally later are picked
+                # up, and with none (and nothing to propagate) a call skips its events.
+                self.telemetry = OpenTelemetryObserver(tracer_provider, meter_provider)
+        self.extra_observers = tuple(o for o in observers if o is not self.telemetry)
         self.observers = self.extra_observers
         if self.telemetry is not None:
             self.observers = (self.telemetry, *self.extra_observers)

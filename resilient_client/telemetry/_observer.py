@@ -100,6 +100,10 @@ class OpenTelemetryObserver(ObserverBase):
     ``recorded_headers``: request and response headers recorded as
     ``http.request.header.<name>`` / ``http.response.header.<name>`` (default none).
 
+    Passed in a client's ``observers=``, it replaces the client's own observer (a client
+    runs one: two would share each call's span); the client's ``tracer_provider`` and
+    ``meter_provider`` are then unused.
+
     Raises ``ValueError`` when ``recorded_headers`` names a sensitive header
     (``Authorization``, ``Cookie``...). Exception messages are never recorded, only
     their type (``error.type``): a message can quote a header or a body.
@@ -177,18 +181,7 @@ class OpenTelemetryObserver(ObserverBase):
 
     def _call_ended(self, call: Call, event: CallEnded) -> None:
         state = call.observation
-        if isinstance(state, CallState):
-            self._end_call(call, state, event.response, event.error, event.fallback)
-
-    def _end_call(
-        self,
-        call: Call,
-        state: CallState,
-        response: httpx.Response | None,
-        error: BaseException | None,
-        fallback: bool = False,
-    ) -> None:
-        if state.ended:
+        if not isinstance(state, CallState) or state.ended:
             return
         state.ended = True
         self._detach(state)
@@ -197,6 +190,7 @@ class OpenTelemetryObserver(ObserverBase):
         if state.attempt_span is not None:  # an attempt never reported: don't leak its span
             state.attempt_span.end()
             state.attempt_span = None
+        response, error, fallback = event.response, event.error, event.fallback
         status = response.status_code if response is not None else None
         error_type = sc.error_type_of(status, error)
         outcome = sc.call_outcome(error_type, error, state.rejected is not None, fallback)

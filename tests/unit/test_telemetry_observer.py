@@ -495,3 +495,36 @@ def test_a_sampled_out_call_still_tells_downstream_it_is_not_sampled(driver: Dri
     assert len(set(sent)) == 1
     assert int(sent[0].rpartition("-")[2], 16) & 0x01 == 0  # the sampled bit is off
     assert exporter.get_finished_spans() == ()
+
+
+def test_an_observer_passed_in_observers_replaces_the_clients_own(
+    driver: Driver, otel: Otel
+) -> None:
+    # Both used to run: each overwrote the other's call state, the client's own spans
+    # were lost, and an attempt's context was left attached after the call.
+    own = Otel()
+    started: list[str] = []  # the client's own observer never ends what it starts then
+
+    class Started(SimpleSpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            started.append(span.name)
+
+    own.tracer_provider.add_span_processor(Started(InMemorySpanExporter()))
+    transport = ScriptedTransport([503, 200])
+    c = client(driver, otel.observer(), transport, tracer_provider=own.tracer_provider)
+    before = dict(context.get_current())
+    driver.request(c, "GET", "/x")
+    assert dict(context.get_current()) == before
+    call_span = otel.call_span()
+    attempts = otel.attempt_spans()
+    assert len(attempts) == 2
+    assert {s.parent.span_id if s.parent else None for s in attempts} == {call_span.context.span_id}
+    assert own.spans() == [] and started == []
+    own.shutdown()
+
+
+def test_two_opentelemetry_observers_on_one_client_are_refused(driver: Driver) -> None:
+    first = OpenTelemetryObserver(NoOpTracerProvider(), NoOpMeterProvider())
+    second = OpenTelemetryObserver(NoOpTracerProvider(), NoOpMeterProvider())
+    with pytest.raises(ValueError, match="one OpenTelemetryObserver"):
+        client(driver, [first, second], ScriptedTransport([200]))
