@@ -171,7 +171,7 @@ async def test_an_outside_cancellation_during_a_guard_stays_a_cancellation() -> 
             await asyncio.Event().wait()
 
     task = asyncio.create_task(guarded())
-    await asyncio.sleep(0.01)
+    await settle(lambda: guards)  # inside its guard, waiting
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -18,7 +18,7 @@ from opentelemetry.instrumentation.httpx import (
     HTTPX2ClientInstrumentor,
     HTTPXClientInstrumentor,
 )
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 from otel_support import Otel, attrs, traceparent
 
 import resilient_client as rc
@@ -46,12 +46,13 @@ def test_a_call_retried_twice_is_one_trace_of_a_call_span_and_three_attempt_span
     assert response.status_code == 200
 
     spans = otel.spans()
-    (call,) = [s for s in spans if s.kind is SpanKind.INTERNAL]
-    attempts = [s for s in spans if s.kind is SpanKind.CLIENT]
+    call, attempts = otel.call_span(), otel.attempt_spans()
     assert len(attempts) == 3
     assert {s.name for s in spans} == {"GET /flaky/{name}"}
     assert {s.context.trace_id for s in spans} == {call.context.trace_id}
-    assert {s.parent.span_id for s in attempts if s.parent} == {call.context.span_id}
+    # Every attempt's parent (an attempt without one would show as None, not be skipped).
+    parents = {s.parent.span_id if s.parent else None for s in attempts}
+    assert parents == {call.context.span_id}
     assert [attrs(s).get("http.request.resend_count") for s in attempts] == [None, 1, 2]
     assert [s.status.status_code for s in attempts] == [
         StatusCode.ERROR,
@@ -140,7 +141,7 @@ def test_an_active_httpx_instrumentation_does_not_trace_attempts_twice(
     client = traced(driver, upstream, otel, endpoints=ENDPOINTS)
     driver.request(client, "GET", "/flaky/once?fail=1&status=503")
     assert len(otel.spans(contrib)) == 1
-    attempts = [s for s in otel.spans() if s.kind is SpanKind.CLIENT]
+    attempts = otel.attempt_spans()
     received = upstream.app.scenario("once").requests
     assert [r.headers["traceparent"] for r in received] == [traceparent(s) for s in attempts]
 
@@ -181,7 +182,8 @@ def test_secrets_appear_in_no_span_metric_log_or_exception(
     assert CANARY in sent.query and "authorization" in sent.headers  # the secrets did travel
     spans = otel.spans()
     assert len(spans) >= 12
-    attempts = [s for s in spans if s.kind is SpanKind.CLIENT]
+    attempts = otel.attempt_spans()
+    assert len(attempts) == 3 + 3 + 3 + 1  # retried, final 503, dropped, tripping
     assert all("REDACTED:REDACTED@" in str(attrs(s)["url.full"]) for s in attempts)
     assert any(e.name == "resilient_client.rejected" for s in spans for e in s.events)
     assert caplog.records  # the failures were logged

@@ -18,15 +18,11 @@ import httpx2
 import openai
 import pytest
 from drivers import Driver, Responses
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from otel_support import Otel, attrs
 
 import resilient_client as rc
 from resilient_client import httpx2 as rc2
 from resilient_client.chaos import RunningServer
-from resilient_client.telemetry import OpenTelemetryObserver
 from resilient_client.testing import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -171,30 +167,19 @@ def test_resilience_info_is_reachable_through_the_sdks_raw_response(
     assert info.correlation_id == wire["x-correlation-id"]
 
 
-def test_each_attempt_is_a_span_under_one_call_span(sdk: Sdk) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+def test_each_attempt_is_a_span_under_one_call_span(sdk: Sdk, otel: Otel) -> None:
     endpoint = f"POST /vendor/{{name}}/{sdk.vendor}/v1/**"
-    client = sdk.make(
-        "chat",
-        endpoints={endpoint: rc.Policy()},
-        observers=[OpenTelemetryObserver(tracer_provider=provider)],
-    )
-    try:
-        sdk.text(client)
-        spans = exporter.get_finished_spans()
-    finally:
-        provider.shutdown()
+    client = sdk.make("chat", endpoints={endpoint: rc.Policy()}, observers=[otel.observer()])
+    sdk.text(client)
 
-    attempts = [s for s in spans if s.kind is SpanKind.CLIENT]
-    (call,) = [s for s in spans if s.kind is SpanKind.INTERNAL]
-    attributes = [dict(s.attributes or {}) for s in attempts]
+    attempts = otel.attempt_spans()
+    call = otel.call_span()
+    attributes = [attrs(s) for s in attempts]
     assert [a["http.response.status_code"] for a in attributes] == [429, 500, 200]
     assert [a.get("http.request.resend_count") for a in attributes] == [None, 1, 2]
     assert all(s.parent is not None and s.parent.span_id == call.context.span_id for s in attempts)
     assert call.name == endpoint
-    assert dict(call.attributes or {})["resilient_client.attempts"] == 3
+    assert attrs(call)["resilient_client.attempts"] == 3
 
 
 # --- two retry layers multiply ----------------------------------------------------------------
@@ -234,15 +219,17 @@ def test_default_breaker_cuts_the_multiplied_storm(sdk: Sdk, upstream: RunningSe
 # --- why the httpx2 namespace exists ----------------------------------------------------------
 
 
-def test_anthropic_sdk_rejects_an_httpx_client() -> None:
-    with rc.ResilientClient() as http, pytest.raises(TypeError, match="httpx2"):
-        anthropic.Anthropic(api_key="test-key", http_client=http)  # type: ignore[arg-type]
-
-
-async def test_async_anthropic_sdk_rejects_an_httpx_client() -> None:
-    async with rc.AsyncResilientClient() as http:
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_anthropic_sdk_rejects_an_httpx_client(kind: str) -> None:
+    # Not the integration ``driver`` fixture: its httpx2 flavours are what the SDK takes.
+    httpx_driver = Driver(kind)
+    try:
+        http = httpx_driver.client()
+        sdk_class = anthropic.AsyncAnthropic if httpx_driver.is_async else anthropic.Anthropic
         with pytest.raises(TypeError, match="httpx2"):
-            anthropic.AsyncAnthropic(api_key="test-key", http_client=http)  # type: ignore[arg-type]
+            sdk_class(api_key="test-key", http_client=http)
+    finally:
+        httpx_driver.close()
 
 
 def test_openai_sdk_still_takes_an_httpx_client_through_its_legacy_path(

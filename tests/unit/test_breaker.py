@@ -551,7 +551,7 @@ def test_retry_at_is_none_with_a_probe_slot_free(clock: FakeClock) -> None:
     assert breaker.retry_at() == pytest.approx(clock.monotonic() + 5.0)
 
 
-def test_an_ignored_closed_call_reads_no_clock(clock: FakeClock) -> None:
+def test_an_ignored_closed_call_reads_no_clock() -> None:
     class CountingClock(FakeClock):
         reads = 0
 

@@ -65,7 +65,9 @@ def test_the_problem_the_info_and_the_spans_report_the_same_request_id(
     info: rc.ResilienceInfo = response.extensions["resilience"]
     assert info.request_id == "r-2"
     assert parse_problem(response).request_id == "r-2"
-    for span in otel.spans():
+    spans = otel.spans()
+    assert len(spans) == 2  # the call's and its attempt's: the loop below checks both
+    for span in spans:
         assert attrs(span)["resilient_client.request_id"] == "r-2"
 
 
@@ -83,5 +85,7 @@ def test_configured_request_id_headers_read_a_repeated_header_the_same_way(
 
     driver.request(client, "GET", "/x")
 
-    for span in otel.spans():
+    spans = otel.spans()
+    assert len(spans) == 2  # the call's and its attempt's: the loop below checks both
+    for span in spans:
         assert attrs(span)["resilient_client.request_id"] == "t-2"
