@@ -4,8 +4,9 @@ They are real ``httpx.Client`` / ``httpx.AsyncClient`` subclasses: httpx builds 
 transports exactly as it would (``limits=``, ``verify=``, ``http2=``, proxies from the
 environment, ``mounts=``), and each is then wrapped in the resilient transport, all
 sharing one pipeline so endpoint state is per client, not per mount. The clients add
-two facts the transport cannot see on its own: whether the caller streams the body,
-and whether a ``timeout=`` was given explicitly.
+two facts the transport cannot see on its own: whether the caller streams the body
+(``send``), and whether a request's timeout was given explicitly (the client's default
+timeout is marked, see ``_flavor.ClientDefaultTimeout``).
 
 The behaviour lives in mixins parameterised by a :class:`~resilient_client._flavor.Flavor`,
 so ``resilient_client.httpx2`` declares the same clients over httpx2 without a copy.
@@ -20,7 +21,7 @@ import httpx
 
 from ._breaker import BreakerSnapshot
 from ._breaker_storage import BreakerStorage
-from ._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
+from ._call import EXT_STREAM
 from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
 from ._flavor import HTTPX, Flavor
@@ -35,17 +36,13 @@ __all__ = ["AsyncResilientClient", "ClientMixin", "ResilientClient"]
 _CLIENT_DEFAULT: Any = object()
 
 
-def _client_default(client: Any, value: Any) -> Any:
-    return client._flavor.use_client_default if value is _CLIENT_DEFAULT else value
-
-
 class ClientMixin:
     """Everything both clients (and both libraries' clients) add to httpx's."""
 
     _flavor: ClassVar[Flavor]
     _driver: ClassVar[type[Any]]  # the resilient transport class that wraps each transport
     _pipeline: Pipeline
-    _explicit_timeout: bool
+    _timeout: Any
     _transport: Any
     _mounts: dict[Any, Any]
 
@@ -65,7 +62,6 @@ class ClientMixin:
         observers: Iterable[Observer] = (),
         **kwargs: Any,
     ) -> None:
-        self._explicit_timeout = "timeout" in kwargs
         self._pipeline = Pipeline(
             policy,
             endpoints,
@@ -80,8 +76,15 @@ class ClientMixin:
             meter_provider=meter_provider,
             telemetry=telemetry,
             flavor=self._flavor,
+            request_timeouts=True,
         )
         super().__init__(**kwargs)
+        if "timeout" not in kwargs:
+            # Marked, so that the pipeline tells a request carrying the client's default
+            # (the policy's timeouts apply) from one given a timeout= (it is honoured).
+            # A timeout set on the client later is a timeout= too. (_timeout: httpx's
+            # own attribute since 0.18, as _transport and _mounts below.)
+            self._timeout = self._flavor.client_default_timeout(self._timeout)
         # httpx built its transports (default, proxies, mounts) as usual; wrap each.
         # (_transport and _mounts are httpx's own attributes, stable since 0.18.)
         driver, pipeline = self._driver, self._pipeline
@@ -103,46 +106,10 @@ class ClientMixin:
         """Each endpoint's breaker: state, counts, and when it lets a probe through next."""
         return {snapshot.endpoint: snapshot for snapshot in self._pipeline.breakers.snapshots()}
 
-    def build_request(
-        self,
-        method: str,
-        url: Any,
-        *,
-        content: Any = None,
-        data: Any = None,
-        files: Any = None,
-        json: Any = None,
-        params: Any = None,
-        headers: Any = None,
-        cookies: Any = None,
-        timeout: Any = _CLIENT_DEFAULT,
-        extensions: Any = None,
-    ) -> httpx.Request:
-        """httpx's ``build_request``; marks a ``timeout=`` given for this call."""
-        # Keywords spelt out rather than **kwargs: this runs on every request, and
-        # repacking httpx's nine keywords cost a microsecond.
-        if timeout is _CLIENT_DEFAULT:
-            timeout = self._flavor.use_client_default
-        # Resolves to the library's BaseClient.build_request in every client's MRO.
-        request: httpx.Request = super().build_request(  # type: ignore[misc]
-            method,
-            url,
-            content=content,
-            data=data,
-            files=files,
-            json=json,
-            params=params,
-            headers=headers,
-            cookies=cookies,
-            timeout=timeout,
-            extensions=extensions,
-        )
-        if self._explicit_timeout or timeout is not self._flavor.use_client_default:
-            request.extensions[EXT_EXPLICIT_TIMEOUT] = True
-        return request
-
 
 class SyncSendMixin:
+    _flavor: ClassVar[Flavor]
+
     def send(
         self,
         request: httpx.Request,
@@ -156,13 +123,19 @@ class SyncSendMixin:
         response: httpx.Response = super().send(  # type: ignore[misc]
             request,
             stream=stream,
-            auth=_client_default(self, auth),
-            follow_redirects=_client_default(self, follow_redirects),
+            auth=self._flavor.use_client_default if auth is _CLIENT_DEFAULT else auth,
+            follow_redirects=(
+                self._flavor.use_client_default
+                if follow_redirects is _CLIENT_DEFAULT
+                else follow_redirects
+            ),
         )
         return response
 
 
 class AsyncSendMixin:
+    _flavor: ClassVar[Flavor]
+
     async def send(
         self,
         request: httpx.Request,
@@ -176,8 +149,12 @@ class AsyncSendMixin:
         response: httpx.Response = await super().send(  # type: ignore[misc]
             request,
             stream=stream,
-            auth=_client_default(self, auth),
-            follow_redirects=_client_default(self, follow_redirects),
+            auth=self._flavor.use_client_default if auth is _CLIENT_DEFAULT else auth,
+            follow_redirects=(
+                self._flavor.use_client_default
+                if follow_redirects is _CLIENT_DEFAULT
+                else follow_redirects
+            ),
         )
         return response
 

@@ -17,12 +17,9 @@ await. Keep them that way - any ``if`` that is not about I/O belongs in ``Call``
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
-import anyio
 import httpx
 import tenacity
 
@@ -34,13 +31,9 @@ from ._flavor import HTTPX, Flavor
 from ._loop import AsyncReplay, Replay, loop_arguments
 from ._pipeline import EndpointHealth, Pipeline
 from ._policy import Policy
-from ._watchdog import Watchdog, watchdog_for
+from ._watchdog import guard_attempt, leave
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
-
-
-# An attempt with no cap and no deadline runs unguarded.
-_NO_LIMIT = nullcontext()
 
 
 class _Driver:
@@ -114,7 +107,8 @@ class SyncDriver(_Driver):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            call.shed()
+            if call.throttle is not None:  # off by default: skip the frame
+                call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
                 raise call.bulkhead_full()
@@ -194,17 +188,14 @@ async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
 class AsyncDriver(_Driver):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
-    # The last asyncio loop, and its watchdog (never None: no running loop means trio).
-    _loop: object = object()
-    _watchdog: Watchdog  # kept to skip the registry
-
     def _default_inner(self) -> Any:
         return self._flavor.default_async_transport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            call.shed()
+            if call.throttle is not None:  # off by default: skip the frame
+                call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
                 raise call.bulkhead_full()
@@ -251,17 +242,22 @@ class AsyncDriver(_Driver):
             permit = call.admitted(decision)
         try:
             request = call.start_attempt()
+            limit = call.limit
+            guard = None if limit is None else guard_attempt(limit)
             try:
-                with self._attempt_scope(call.limit):
-                    response: httpx.Response = await self._inner.handle_async_request(request)
-                    if call.reads_body(response):
-                        try:
-                            await response.aread()
-                        except BaseException:
-                            await response.aclose()
-                            raise
-            except TimeoutError as exc:
-                raise call.attempt_timed_out() from exc
+                response: httpx.Response = await self._inner.handle_async_request(request)
+                if call.reads_body(response):
+                    try:
+                        await response.aread()
+                    except BaseException:
+                        await response.aclose()
+                        raise
+            except BaseException as exc:
+                if (guard is not None and leave(guard, exc)) or isinstance(exc, TimeoutError):
+                    raise call.attempt_timed_out() from exc
+                raise
+            if guard is not None:
+                leave(guard, None)
         except BaseException as exc:  # cancellation too: observers must see every end
             call.attempt_ended(exc)
             if breaker is not None and permit is not None:
@@ -279,22 +275,6 @@ class AsyncDriver(_Driver):
             else:
                 await breaker.arecord(permit, *result)
         return response
-
-    def _attempt_scope(self, limit: float | None) -> AbstractContextManager[object]:
-        """The cancel scope that ends an attempt at ``limit`` seconds, whatever it awaits.
-
-        Under asyncio, a guard of the loop's one shared timer (``_watchdog.py``: a
-        timer per attempt cost ~5 % of a call); under trio, anyio's cancel scope.
-        """
-        if limit is None:
-            return _NO_LIMIT
-        loop = asyncio._get_running_loop()
-        if loop is not self._loop:
-            if loop is None:
-                return anyio.fail_after(limit)
-            # Held strongly, as the client's connections are: they belong to that loop.
-            self._loop, self._watchdog = loop, watchdog_for(loop)
-        return self._watchdog.guard(limit, loop)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -316,7 +296,7 @@ class ResilientTransport(SyncDriver, httpx.BaseTransport):
 class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
     """The async mirror of :class:`ResilientTransport` (inner: ``httpx.AsyncHTTPTransport()``).
 
-    Each attempt also runs under a cancel scope of its limit (:attr:`Call.limit`), so an
+    Each attempt also runs under a guard of its limit (:attr:`Call.limit`), so an
     attempt never outlives its cap or the deadline, whatever the server trickles.
     """
 

@@ -19,7 +19,16 @@ import pytest
 from waiting import settle
 
 import resilient_client as rc
-from resilient_client._watchdog import _COMPACT_MIN, Guard, Watchdog, watchdog_for
+from resilient_client._watchdog import (
+    _COMPACT_MIN,
+    _FIRED,
+    _TASK,
+    _WHEN,
+    Watchdog,
+    guard_attempt,
+    leave,
+    watchdog_for,
+)
 
 SLACK = 0.4  # how late a timer may fire on a busy machine before a test calls it broken
 HANG = 3.0  # bounds a test whose guard never fires: a failure, not a stuck run
@@ -48,9 +57,39 @@ def fresh() -> Watchdog:
     return Watchdog(asyncio.get_running_loop())
 
 
+class Guarded:
+    """A guard as a ``with`` block: the driver's two steps, ``Watchdog.guard`` on the way
+    in and ``leave`` on the way out (a timeout raised as ``TimeoutError``), and what the
+    tests read of it."""
+
+    def __init__(self, watchdog: Watchdog, limit: float) -> None:
+        self._watchdog, self._limit = watchdog, limit
+        self.guard: list[Any] = []
+
+    def __enter__(self) -> Guarded:
+        self.guard = self._watchdog.guard(self._limit)
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, traceback: object) -> None:
+        if leave(self.guard, exc):
+            raise TimeoutError from exc
+
+    @property
+    def when(self) -> float:
+        return float(self.guard[_WHEN])
+
+    @property
+    def fired(self) -> bool:
+        return bool(self.guard[_FIRED])
+
+    @property
+    def done(self) -> bool:
+        return self.guard[_TASK] is None
+
+
 def consistent(watchdog: Watchdog) -> None:
     """``dead`` counts exactly the guards left but still in the heap."""
-    assert watchdog.dead == sum(guard.done for _, _, guard in watchdog._heap)
+    assert watchdog.dead == sum(guard[_TASK] is None for guard in watchdog._heap)
 
 
 def busy_wait_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
@@ -69,7 +108,7 @@ async def test_an_await_past_its_limit_raises_timeout_error() -> None:
 
     for body in (lambda: asyncio.sleep(5), lambda: asyncio.Event().wait()):
         start = loop.time()
-        with pytest.raises(TimeoutError), watchdog.guard(0.02):
+        with pytest.raises(TimeoutError), Guarded(watchdog, 0.02):
             await body()
         elapsed = loop.time() - start
         assert 0.02 - 1e-6 <= elapsed < 0.02 + SLACK
@@ -83,7 +122,7 @@ async def test_an_await_past_its_limit_raises_timeout_error() -> None:
 
 @bounded
 async def test_the_timeout_error_chains_the_cancellation() -> None:
-    with pytest.raises(TimeoutError) as caught, fresh().guard(0.01):
+    with pytest.raises(TimeoutError) as caught, Guarded(fresh(), 0.01):
         await asyncio.sleep(5)
     assert isinstance(caught.value.__cause__, asyncio.CancelledError)
 
@@ -93,7 +132,7 @@ async def test_the_timeout_error_chains_the_cancellation() -> None:
 async def test_a_limit_already_passed_times_out_at_the_first_await(limit: float) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
-    with pytest.raises(TimeoutError), fresh().guard(limit):
+    with pytest.raises(TimeoutError), Guarded(fresh(), limit):
         await asyncio.sleep(5)
     assert loop.time() - start < SLACK
 
@@ -102,7 +141,7 @@ async def test_a_limit_already_passed_times_out_at_the_first_await(limit: float)
 async def test_a_timeout_can_be_caught_inside_the_task_and_work_goes_on() -> None:
     watchdog = fresh()
     try:
-        with watchdog.guard(0.01) as guard:
+        with Guarded(watchdog, 0.01) as guard:
             await asyncio.Event().wait()
     except TimeoutError:
         pass
@@ -119,7 +158,7 @@ async def test_a_timeout_can_be_caught_inside_the_task_and_work_goes_on() -> Non
 @bounded
 async def test_a_body_done_in_time_raises_nothing_and_leaves_the_task_alone() -> None:
     watchdog = fresh()
-    with watchdog.guard(0.01) as guard:
+    with Guarded(watchdog, 0.01) as guard:
         await asyncio.sleep(0)
     assert guard.done and not guard.fired
 
@@ -134,7 +173,7 @@ async def test_a_body_done_in_time_raises_nothing_and_leaves_the_task_alone() ->
 @bounded
 async def test_a_body_without_await_is_not_cut_even_with_no_time_left() -> None:
     watchdog = fresh()
-    with watchdog.guard(0) as guard:
+    with Guarded(watchdog, 0) as guard:
         total = sum(range(10))
     assert total == 45 and not guard.fired
     await asyncio.sleep(0.02)  # the (already due) timer runs here: nothing to cancel
@@ -147,10 +186,10 @@ async def test_a_live_guard_behind_a_done_one_still_fires_at_its_own_limit() -> 
     """The timer, armed for a guard already left, re-arms for the next live one."""
     watchdog = fresh()
     loop = asyncio.get_running_loop()
-    with watchdog.guard(0.01):
+    with Guarded(watchdog, 0.01):
         pass
     start = loop.time()
-    with pytest.raises(TimeoutError), watchdog.guard(0.05):
+    with pytest.raises(TimeoutError), Guarded(watchdog, 0.05):
         await asyncio.Event().wait()
     elapsed = loop.time() - start
     assert 0.05 - 1e-6 <= elapsed < 0.05 + SLACK
@@ -163,10 +202,10 @@ async def test_a_live_guard_behind_a_done_one_still_fires_at_its_own_limit() -> 
 @bounded
 async def test_an_outside_cancellation_during_a_guard_stays_a_cancellation() -> None:
     watchdog = fresh()
-    guards: list[Guard] = []
+    guards: list[Guarded] = []
 
     async def guarded() -> None:
-        with watchdog.guard(5) as guard:
+        with Guarded(watchdog, 5) as guard:
             guards.append(guard)
             await asyncio.Event().wait()
 
@@ -193,12 +232,12 @@ async def test_an_outside_cancellation_at_the_guards_expiry_still_wins(
     """
     watchdog = fresh()
     loop = asyncio.get_running_loop()
-    guards: list[Guard] = []
+    guards: list[Guarded] = []
 
     async def guarded() -> None:
         me = asyncio.current_task()
         assert me is not None
-        with watchdog.guard(0.005) as guard:
+        with Guarded(watchdog, 0.005) as guard:
             guards.append(guard)
             if outside_first:
                 loop.call_soon(me.cancel)
@@ -225,7 +264,7 @@ async def test_a_cancellation_pending_before_the_guard_does_not_hide_its_timeout
         await asyncio.sleep(0)
     assert task.cancelling() == 1  # cancelled once, not uncancelled: cleanup in progress
     try:
-        with pytest.raises(TimeoutError), fresh().guard(0.01):
+        with pytest.raises(TimeoutError), Guarded(fresh(), 0.01):
             await asyncio.sleep(5)
         assert task.cancelling() == 1
     finally:
@@ -238,13 +277,13 @@ async def test_a_cancellation_pending_before_the_guard_does_not_hide_its_timeout
 @bounded
 async def test_nested_guards_the_outer_one_expiring_times_out_at_the_outer() -> None:
     watchdog = fresh()
-    guards: list[Guard] = []
+    guards: list[Guarded] = []
     reached_after_inner: list[bool] = []
 
     async def nested() -> None:
-        with watchdog.guard(0.02) as outer:
+        with Guarded(watchdog, 0.02) as outer:
             guards.append(outer)
-            with watchdog.guard(5) as inner:
+            with Guarded(watchdog, 5) as inner:
                 guards.append(inner)
                 await asyncio.sleep(5)
             reached_after_inner.append(True)  # the inner guard must not swallow it
@@ -260,8 +299,8 @@ async def test_nested_guards_the_outer_one_expiring_times_out_at_the_outer() -> 
 @bounded
 async def test_nested_guards_the_inner_one_expiring_leaves_the_outer_running() -> None:
     watchdog = fresh()
-    with watchdog.guard(5) as outer:
-        with pytest.raises(TimeoutError), watchdog.guard(0.01) as inner:
+    with Guarded(watchdog, 5) as outer:
+        with pytest.raises(TimeoutError), Guarded(watchdog, 0.01) as inner:
             await asyncio.sleep(5)
         await asyncio.sleep(0.02)  # the outer body goes on, uncancelled
     assert inner.fired and not outer.fired
@@ -281,7 +320,7 @@ async def test_concurrent_guards_only_those_past_their_limit_time_out_in_order()
 
     async def run(name: str, limit: float, work: float) -> None:
         try:
-            with watchdog.guard(limit):
+            with Guarded(watchdog, limit):
                 await asyncio.sleep(work)
         except TimeoutError:
             events.append((name, "timeout", loop.time() - start))
@@ -309,7 +348,7 @@ async def test_concurrent_guards_only_those_past_their_limit_time_out_in_order()
     for name in "abc":
         assert spec[name][0] - 1e-6 <= at[name] < spec[name][0] + SLACK
     # Only the in-time guard whose limit is yet to come is still in the heap, left (dead).
-    assert [guard.done for _, _, guard in watchdog._heap] == [True]
+    assert [guard[_TASK] is None for guard in watchdog._heap] == [True]
     consistent(watchdog)
 
 
@@ -317,10 +356,10 @@ async def test_concurrent_guards_only_those_past_their_limit_time_out_in_order()
 async def test_an_earlier_limit_entered_after_a_later_one_rearms_the_timer() -> None:
     watchdog = fresh()
     loop = asyncio.get_running_loop()
-    long_guards: list[Guard] = []
+    long_guards: list[Guarded] = []
 
     async def long_wait() -> None:
-        with watchdog.guard(10) as guard:
+        with Guarded(watchdog, 10) as guard:
             long_guards.append(guard)
             await asyncio.Event().wait()
 
@@ -329,7 +368,7 @@ async def test_an_earlier_limit_entered_after_a_later_one_rearms_the_timer() -> 
     assert watchdog._armed_at == long_guards[0].when
 
     start = loop.time()
-    with pytest.raises(TimeoutError), watchdog.guard(0.01):
+    with pytest.raises(TimeoutError), Guarded(watchdog, 0.01):
         await asyncio.sleep(0.5)  # without the re-arm this sleep ends first: no TimeoutError
     elapsed = loop.time() - start
     assert 0.01 - 1e-6 <= elapsed < 0.3
@@ -350,7 +389,7 @@ async def test_an_earlier_limit_entered_after_a_later_one_rearms_the_timer() -> 
 async def test_sequential_guards_leave_a_small_heap() -> None:
     watchdog = fresh()
     for _ in range(10_000):
-        with watchdog.guard(60):
+        with Guarded(watchdog, 60):
             pass
     # Compaction happens on entry once more than _COMPACT_MIN dead outnumber the live.
     assert len(watchdog._heap) <= _COMPACT_MIN + 2
@@ -366,7 +405,7 @@ async def test_a_burst_of_concurrent_guards_is_compacted_once_they_are_left() ->
 
     async def hold() -> None:
         nonlocal inside
-        with watchdog.guard(60):
+        with Guarded(watchdog, 60):
             inside += 1
             await release.wait()
 
@@ -378,12 +417,12 @@ async def test_a_burst_of_concurrent_guards_is_compacted_once_they_are_left() ->
     assert watchdog.dead == 1_000
     consistent(watchdog)
 
-    with watchdog.guard(60):
+    with Guarded(watchdog, 60):
         pass
     assert len(watchdog._heap) <= 1 and watchdog.dead <= 1  # rebuilt on that entry
     consistent(watchdog)
     for _ in range(5_000):
-        with watchdog.guard(60):
+        with Guarded(watchdog, 60):
             pass
     assert len(watchdog._heap) <= _COMPACT_MIN + 2
     consistent(watchdog)
@@ -396,14 +435,14 @@ async def test_live_guards_survive_compaction_and_still_fire() -> None:
     start = loop.time()
 
     async def wait_for_timeout() -> float:
-        with pytest.raises(TimeoutError), watchdog.guard(0.05):
+        with pytest.raises(TimeoutError), Guarded(watchdog, 0.05):
             await asyncio.Event().wait()
         return loop.time() - start
 
     live = asyncio.create_task(wait_for_timeout())
     await asyncio.sleep(0)
     for _ in range(1_000):  # many compactions while the live guard sits in the heap
-        with watchdog.guard(60):
+        with Guarded(watchdog, 60):
             pass
     assert len(watchdog._heap) <= _COMPACT_MIN + 2
     elapsed = await live
@@ -431,7 +470,7 @@ async def test_watchdog_for_is_one_per_loop() -> None:
 
 def test_watchdog_for_a_loop_works_on_that_loop() -> None:
     async def main() -> bool:
-        with pytest.raises(TimeoutError), watchdog_for(asyncio.get_running_loop()).guard(0.01):
+        with pytest.raises(TimeoutError), Guarded(watchdog_for(asyncio.get_running_loop()), 0.01):
             await asyncio.sleep(5)
         return True
 
@@ -442,7 +481,7 @@ def test_watchdog_for_a_loop_works_on_that_loop() -> None:
 def test_watchdog_for_does_not_keep_a_closed_loop_alive() -> None:
     async def use() -> weakref.ref[asyncio.AbstractEventLoop]:
         loop = asyncio.get_running_loop()
-        with watchdog_for(loop).guard(0.01):
+        with Guarded(watchdog_for(loop), 0.01):
             await asyncio.sleep(0)
         return weakref.ref(loop)
 
@@ -486,6 +525,48 @@ async def test_guard_from_a_plain_loop_callback_raises_runtime_error() -> None:
     error = await outcome
     assert isinstance(error, RuntimeError) and "running task" in str(error)
     assert watchdog._heap == [] and watchdog._timer is None
+
+
+# -- the driver's entry point -------------------------------------------------------------------
+
+
+def test_guard_attempt_guards_with_the_running_loops_own_watchdog() -> None:
+    """One loop after another (``asyncio.run`` twice): each attempt is guarded by its
+    own loop's watchdog, never by the one remembered from the loop before."""
+    seen: list[tuple[Watchdog, Watchdog]] = []
+
+    async def one() -> None:
+        guard = guard_attempt(5)
+        assert isinstance(guard, list)
+        seen.append((guard[5], watchdog_for(asyncio.get_running_loop())))
+        assert not leave(guard, None)
+
+    asyncio.run(one())
+    asyncio.run(one())
+    assert [mine for mine, _ in seen] == [loops for _, loops in seen]
+    assert seen[0][0] is not seen[1][0]
+
+
+def test_guard_attempt_under_trio_after_an_asyncio_loop_is_gone() -> None:
+    """The remembered watchdog's loop is gone (its weak reference answers None, as the
+    running loop does under trio): still anyio's cancel scope, which cuts the block."""
+    trio = pytest.importorskip("trio")
+
+    async def on_asyncio() -> None:
+        assert not leave(guard_attempt(5), None)
+
+    asyncio.run(on_asyncio())
+    gc.collect()
+
+    async def on_trio() -> bool:
+        guard = guard_attempt(0.01)
+        try:
+            await trio.sleep(HANG)
+        except BaseException as exc:
+            return leave(guard, exc)
+        return leave(guard, None)
+
+    assert trio.run(on_trio) is True
 
 
 # -- through the public client ---------------------------------------------------------------------

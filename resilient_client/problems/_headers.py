@@ -10,7 +10,7 @@ from typing import TypeGuard
 
 import httpx
 
-from .._headers import first_value, lower_names, triples
+from .._headers import LOWER_NAME, first_value, triples
 
 __all__ = [
     "REQUEST_ID_HEADERS",
@@ -136,8 +136,10 @@ def response_request_id(
     # One pass over httpx's own triples: the pipeline calls this for every response, and
     # six Headers.get() scans cost ~10 us (building first_values, ~3 us more than this).
     rank_of, wanted = _DEFAULT_RANKS if names is REQUEST_ID_HEADERS else _ranks(names)
-    stored = triples(headers)
-    if wanted.isdisjoint(lower_names(stored)):
+    stored = getattr(headers, "_list", None)  # triples(), inlined: a frame per response
+    if stored is None:
+        stored = triples(headers)
+    if wanted.isdisjoint(map(LOWER_NAME, stored)):  # lower_names(), inlined
         return None  # the common answer, found without a Python step per header
     best_rank, best = len(names), None
     for _, lower_name, raw_value in stored:

@@ -107,6 +107,34 @@ def test_deadline_ends_a_stalled_call_on_time(driver: Driver, upstream: RunningS
     assert 0.35 < elapsed < 1.4  # deadline plus scheduling noise on a busy 2-core machine
 
 
+def test_the_policys_read_timeout_applies_unless_the_call_names_one(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    """Real time: a 0.3 s stall cuts a call naming no timeout at the policy's 0.1 s read
+    timeout; a call asking for httpx's default 5 s (the client's own) gets its 5 s."""
+    policy = rc.Policy(timeouts=rc.Timeouts(read=0.1), retry=None)
+    client = driver.client(base_url=upstream.url, policy=policy)
+    with pytest.raises(driver.lib.ReadTimeout):
+        driver.request(client, "GET", "/stall/policy?seconds=0.3")
+    response = driver.request(client, "GET", "/stall/call?seconds=0.3", timeout=5.0)
+    assert response.status_code == 200
+
+
+def test_the_clients_default_timeout_is_still_the_librarys_timeout(driver: Driver) -> None:
+    """Marked for the pipeline, otherwise the library's own Timeout: type, repr, equality
+    either way round, and what httpx copies onto a request."""
+    client = driver.client()
+    timeout, plain = client.timeout, driver.lib.Timeout(5.0)
+    assert isinstance(timeout, driver.lib.Timeout)
+    assert repr(timeout) == repr(plain) == "Timeout(timeout=5.0)"
+    assert timeout == plain and plain == timeout
+    assert timeout != driver.lib.Timeout(6.0) and driver.lib.Timeout(6.0) != timeout
+    assert timeout != "5.0"
+    assert timeout.as_dict() == plain.as_dict()
+    request = client.build_request("GET", "http://api.test/")
+    assert dict(request.extensions["timeout"]) == plain.as_dict()
+
+
 def test_attempt_cap_cuts_one_attempt_and_the_retry_succeeds(
     driver: Driver, upstream: RunningServer
 ) -> None:

@@ -190,6 +190,47 @@ def test_explicit_timeout_on_a_call_is_honoured_for_each_attempt(driver: Driver)
     assert [r.extensions["timeout"]["read"] for r in transport.requests] == [1.5, 1.5]
 
 
+# The policy's phases, as the transport sees them for a call that names no timeout.
+POLICY_PHASES = {"connect": 1.0, "read": 2.0, "write": 3.0, "pool": 4.0}
+PHASED = rc.Policy(timeouts=rc.Timeouts(**POLICY_PHASES))
+
+
+def sent_timeouts(transport: ScriptedTransport) -> list[dict[str, float | None]]:
+    return [dict(r.extensions["timeout"]) for r in transport.requests]
+
+
+def test_a_call_naming_no_timeout_gets_the_policys_not_the_clients_default(
+    driver: Driver,
+) -> None:
+    client, transport, _ = make(driver, [200], policy=PHASED)
+    driver.request(client, "GET", URL)
+    assert sent_timeouts(transport) == [POLICY_PHASES]
+
+
+def test_a_call_timeout_equal_to_the_clients_default_is_still_honoured(driver: Driver) -> None:
+    """httpx's default is 5 s; a caller who asks for 5 s gets 5 s, not the policy's."""
+    client, transport, _ = make(driver, [200], policy=PHASED)
+    assert client.timeout == driver.lib.Timeout(5.0)
+    driver.request(client, "GET", URL, timeout=5.0)
+    assert sent_timeouts(transport) == [dict.fromkeys(POLICY_PHASES, 5.0)]
+
+
+def test_a_timeout_set_on_the_client_later_is_honoured(driver: Driver) -> None:
+    client, transport, _ = make(driver, [200, 200], policy=PHASED)
+    driver.request(client, "GET", URL)
+    client.timeout = 7.0
+    driver.request(client, "GET", URL)
+    assert sent_timeouts(transport) == [POLICY_PHASES, dict.fromkeys(POLICY_PHASES, 7.0)]
+
+
+def test_a_client_timeout_is_honoured_and_a_timeout_extension_too(driver: Driver) -> None:
+    client, transport, _ = make(driver, [200, 200], policy=PHASED, timeout=6.0)
+    driver.request(client, "GET", URL)
+    chosen = {"connect": 0.5, "read": 0.6, "write": 0.7, "pool": 0.8}
+    driver.request(client, "GET", URL, extensions={"timeout": chosen})
+    assert sent_timeouts(transport) == [dict.fromkeys(POLICY_PHASES, 6.0), chosen]
+
+
 def test_transport_failures_of_idempotent_calls_are_retried(driver: Driver) -> None:
     script = [
         httpx.ConnectError("refused"),
