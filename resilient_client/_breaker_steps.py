@@ -62,7 +62,7 @@ class BreakerSteps:
         self, endpoint: str, policy: Breaker, storage: BreakerStorage | None, clock: Clock
     ) -> None:
         self.endpoint = endpoint
-        self.policy = policy
+        self._policy = policy
         self._storage = storage
         # No shared storage: every decision is in memory, so the async driver may call
         # admit / record without awaiting aadmit / arecord.
@@ -80,13 +80,17 @@ class BreakerSteps:
         self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
         self._quiet_eligible = _quiet_eligible(policy, storage)
 
+    @property
+    def policy(self) -> Breaker:
+        return self._policy
+
     def reconfigure(self, policy: Breaker) -> None:
         """Use ``policy`` from now on; the state (and, for the same window, counts) stays."""
         with self._lock:
             # The flag first: a success racing this call may then be counted in vain, but
             # is never skipped by a window that now counts successes.
             self._quiet_eligible = _quiet_eligible(policy, self._storage)
-            self.policy = policy
+            self._policy = policy
             self._circuit.reconfigure(policy)
 
     # -- the steps both drivers share (no I/O; the lock is held for O(1) work) ----------
@@ -100,7 +104,7 @@ class BreakerSteps:
             bits = 0
         else:
             raise ValueError(f"outcome must be 'success', 'failure' or 'ignored', not {outcome!r}")
-        slow = self.policy.slow_call_duration
+        slow = self._policy.slow_call_duration
         if slow is not None and duration >= slow:
             bits |= SLOW
         return bits
@@ -113,10 +117,10 @@ class BreakerSteps:
         return pending
 
     def _begin_admit(self) -> Exchange:
-        return Exchange(self.endpoint, self.policy, self._take_pending(), _new_token())
+        return Exchange(self.endpoint, self._policy, self._take_pending(), _new_token())
 
     def _release_request(self, token: str) -> Exchange:
-        return Exchange(self.endpoint, self.policy, probe=ProbeResult(token, -1, None))
+        return Exchange(self.endpoint, self._policy, probe=ProbeResult(token, -1, None))
 
     def _begin_record(self, permit: Permit, bits: int | None) -> Exchange | None:
         if not permit.shared:
@@ -130,7 +134,7 @@ class BreakerSteps:
                         self._pending.append((permit.generation, bits))
             return None
         probe = ProbeResult(permit.token, permit.generation, bits)
-        return Exchange(self.endpoint, self.policy, self._take_pending(), probe=probe)
+        return Exchange(self.endpoint, self._policy, self._take_pending(), probe=probe)
 
     def _admit_locally(self, failed: Exchange | None) -> Permit | Rejection:
         now = self._clock.monotonic()
@@ -248,7 +252,7 @@ class BreakerSteps:
             return None
         if self._storage is not None and not self._fallback:
             at = self._shared_retry_at
-        elif len(circuit.probes) >= self.policy.half_open_max_calls:
+        elif len(circuit.probes) >= self._policy.half_open_max_calls:
             at = min(circuit.probes.values())
         else:
             at = None
@@ -273,7 +277,7 @@ class BreakerSteps:
                 failures, calls, slow = window.failures, window.calls, window.slow
                 successes, probes = circuit.half_open_successes, len(circuit.probes)
             retry_at = self._retry_at(now)
-        rated = self.policy.window != "consecutive" and calls > 0
+        rated = self._policy.window != "consecutive" and calls > 0
         return BreakerSnapshot(
             endpoint=self.endpoint,
             state=state,

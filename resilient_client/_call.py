@@ -29,8 +29,7 @@ from ._events import (
     CallStarted,
     Event,
 )
-from ._flavor import ClientDefaultTimeouts
-from ._headers import add_header, first_value, lower_names, triples
+from ._headers import add_header, first_value
 from ._idempotency import IdempotencyRule, new_idempotency_key
 from ._policy import Policy
 from ._retry import (
@@ -53,13 +52,15 @@ if TYPE_CHECKING:
 _new_tuple = tuple.__new__
 _CALL_STARTED = CallStarted()
 
-__all__ = ["EXT_IDEMPOTENCY_KEY", "EXT_POLICY", "EXT_STREAM", "Call"]
+__all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_IDEMPOTENCY_KEY", "EXT_POLICY", "EXT_STREAM", "Call"]
 
 # Request extensions the pipeline reads. The first two are public (API.md §1).
 EXT_POLICY = "resilience"
 EXT_IDEMPOTENCY_KEY = "idempotency_key"
-# Set by ResilientClient: whether the caller streams the body.
+# Set by ResilientClient: whether the caller streams the body, and whether the
+# request's timeout was given explicitly rather than httpx's client default.
 EXT_STREAM = "resilient_client.stream"
+EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
 
 # Error bodies up to the parser's own bound are read inside the attempt, so the retry
 # decision can see the problem; larger ones are judged on status and headers alone.
@@ -118,10 +119,7 @@ class Call(CallDecisions, CallEnd):
         self.policy = policy
         self.started = self._attempt_started = started = clock.monotonic()
         extensions = request.extensions
-        # A timeout= given for the call, or the client's: it replaces the policy's phases.
-        explicit = extensions.get("timeout") if pipeline.request_timeouts else None
-        if type(explicit) is ClientDefaultTimeouts:
-            explicit = None
+        explicit = extensions.get(EXT_EXPLICIT_TIMEOUT)
         self._phases: PhaseTable
         # The endpoint's state, minus what a per-call override switched off (an override
         # cannot change its parameters: they are the endpoint's).
@@ -141,15 +139,15 @@ class Call(CallDecisions, CallEnd):
             self.throttle = endpoint.throttle if policy.throttle is not None else None
             timeouts = policy.timeouts
             total, self._attempt_cap = timeouts.total, timeouts.attempt
-            if explicit is None:
+            if not explicit:
                 self._phases = phase_table(timeouts)
             idempotency = (
                 endpoint.idempotency
                 if policy.idempotency is endpoint.policy.idempotency  # merge kept it
                 else IdempotencyRule(policy.idempotency)
             )
-        if explicit is not None:
-            self._phases = phase_table(explicit)
+        if explicit:  # a timeout= given for the call, or the client's
+            self._phases = phase_table(extensions.get("timeout") or {})
         self.deadline = None if total is None else started + total
         self.attempts = 0
         self.limit: float | None = None  # the current attempt's, set by time_attempt
@@ -162,9 +160,8 @@ class Call(CallDecisions, CallEnd):
         self.observation: Any = None
         self._judged: object = None
         self._problem: Problem | None = None
-        self.idempotency_key: str | None
-        self.correlation_id: str
-        self._set_ids(idempotency)
+        self.idempotency_key = self._set_idempotency_key(idempotency)
+        self.correlation_id = self._set_correlation_id()
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
         try:
@@ -181,35 +178,35 @@ class Call(CallDecisions, CallEnd):
 
     # -- headers set once per call -------------------------------------------------
 
-    def _set_ids(self, rule: IdempotencyRule) -> None:
-        """The call's idempotency key and correlation id: the caller's, when its request
-        carries them; else made and set on the request (a key only for keyed methods)."""
-        request, pipeline = self.request, self._pipeline
-        headers = request.headers
-        # Which headers the request has, in one pass in C: both are mostly absent.
-        present = set(lower_names(triples(headers)))
+    def _set_idempotency_key(self, rule: IdempotencyRule) -> str | None:
+        request = self.request
         # A key the caller sent counts on any method: a keyed PUT's 409 is retried too.
-        if rule.lower_name in present:
-            sent = first_value(headers, rule.lower_name)
-            self.idempotency_key = sent and sent.strip('"')
-        else:
-            key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
-            if key is None and request.method in rule.methods:
-                key = new_idempotency_key()
-            elif key is not None and (not isinstance(key, str) or not key):
-                raise TypeError(f'extensions["{EXT_IDEMPOTENCY_KEY}"] must be a non-empty str')
-            if key is not None:
-                headers[rule.header] = rule.encode(key)
-            self.idempotency_key = key
-        name = pipeline.correlation_key
+        present = first_value(request.headers, rule.lower_name)
+        if present is not None:
+            return present.strip('"')
+        key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
+        if key is None:
+            if request.method not in rule.methods:
+                return None
+            key = new_idempotency_key()
+        elif not isinstance(key, str) or not key:
+            raise TypeError(f'extensions["{EXT_IDEMPOTENCY_KEY}"] must be a non-empty str')
+        request.headers[rule.header] = rule.encode(key)
+        return key
+
+    def _set_correlation_id(self) -> str:
+        pipeline = self._pipeline
         if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one
-            self.correlation_id = current_correlation_id() or os.urandom(16).hex()
-        elif name in present:
-            self.correlation_id = first_value(headers, name) or ""
-        else:
-            value = self.correlation_id = current_correlation_id() or os.urandom(16).hex()
-            # ASCII: correlation_id() checks a caller's id; ours is hex.
-            add_header(headers, pipeline.correlation_raw, name, value)
+            return current_correlation_id() or os.urandom(16).hex()
+        headers = self.request.headers
+        key = pipeline.correlation_key
+        present = first_value(headers, key)
+        if present is not None:
+            return present
+        value = current_correlation_id() or os.urandom(16).hex()
+        # ASCII: correlation_id() checks a caller's id; ours is hex.
+        add_header(headers, pipeline.correlation_raw, key, value)
+        return value
 
     # -- one attempt ----------------------------------------------------------------
 

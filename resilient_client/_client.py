@@ -4,9 +4,8 @@ They are real ``httpx.Client`` / ``httpx.AsyncClient`` subclasses: httpx builds 
 transports exactly as it would (``limits=``, ``verify=``, ``http2=``, proxies from the
 environment, ``mounts=``), and each is then wrapped in the resilient transport, all
 sharing one pipeline so endpoint state is per client, not per mount. The clients add
-two facts the transport cannot see on its own: whether the caller streams the body
-(``send``), and whether a request's timeout was given explicitly (the client's default
-timeout is marked, see ``_flavor.ClientDefaultTimeout``).
+two facts the transport cannot see on its own: whether the caller streams the body,
+and whether a request's timeout was given explicitly.
 
 The behaviour lives in mixins parameterised by a :class:`~resilient_client._flavor.Flavor`,
 so ``resilient_client.httpx2`` declares the same clients over httpx2 without a copy.
@@ -21,7 +20,7 @@ import httpx
 
 from ._breaker import BreakerSnapshot
 from ._breaker_storage import BreakerStorage
-from ._call import EXT_STREAM
+from ._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
 from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
 from ._flavor import HTTPX, Flavor
@@ -42,6 +41,8 @@ class ClientMixin:
     _flavor: ClassVar[Flavor]
     _driver: ClassVar[type[Any]]  # the resilient transport class that wraps each transport
     _pipeline: Pipeline
+    _explicit_timeout: bool
+    _default_timeout: Any
     _timeout: Any
     _transport: Any
     _mounts: dict[Any, Any]
@@ -62,6 +63,7 @@ class ClientMixin:
         observers: Iterable[Observer] = (),
         **kwargs: Any,
     ) -> None:
+        self._explicit_timeout = "timeout" in kwargs
         self._pipeline = Pipeline(
             policy,
             endpoints,
@@ -76,15 +78,10 @@ class ClientMixin:
             meter_provider=meter_provider,
             telemetry=telemetry,
             flavor=self._flavor,
-            request_timeouts=True,
         )
         super().__init__(**kwargs)
-        if "timeout" not in kwargs:
-            # Marked, so that the pipeline tells a request carrying the client's default
-            # (the policy's timeouts apply) from one given a timeout= (it is honoured).
-            # A timeout set on the client later is a timeout= too. (_timeout: httpx's
-            # own attribute since 0.18, as _transport and _mounts below.)
-            self._timeout = self._flavor.client_default_timeout(self._timeout)
+        # httpx's default timeout, told apart when a caller saves it and puts it back.
+        self._default_timeout = None if self._explicit_timeout else self._timeout
         # httpx built its transports (default, proxies, mounts) as usual; wrap each.
         # (_transport and _mounts are httpx's own attributes, stable since 0.18.)
         driver, pipeline = self._driver, self._pipeline
@@ -105,6 +102,64 @@ class ClientMixin:
     def breakers(self) -> dict[str, BreakerSnapshot]:
         """Each endpoint's breaker: state, counts, and when it lets a probe through next."""
         return {snapshot.endpoint: snapshot for snapshot in self._pipeline.breakers.snapshots()}
+
+    @property
+    def timeout(self) -> Any:
+        return super().timeout  # type: ignore[misc]
+
+    @timeout.setter
+    def timeout(self, timeout: Any) -> None:
+        """httpx's setter; a timeout set on the client is a ``timeout=`` from now on,
+        unless it is the client's own default put back."""
+        # The library's own property (httpx's or httpx2's BaseClient), further up the MRO.
+        super(ClientMixin, type(self)).timeout.fset(self, timeout)  # type: ignore[misc]
+        restored = self._default_timeout is not None and timeout is self._default_timeout
+        if restored:
+            self._default_timeout = self._timeout  # the library stores a copy
+        self._explicit_timeout = not restored
+
+    def build_request(
+        self,
+        method: str,
+        url: Any,
+        *,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        timeout: Any = _CLIENT_DEFAULT,
+        extensions: Any = None,
+    ) -> httpx.Request:
+        """httpx's ``build_request``; marks a timeout given for this call (``timeout=``,
+        or a ``timeout`` extension, which httpx sends as it is)."""
+        # Keywords spelt out rather than **kwargs: this runs on every request, and
+        # repacking httpx's nine keywords cost a microsecond.
+        if timeout is _CLIENT_DEFAULT:
+            timeout = self._flavor.use_client_default
+        # Resolves to the library's BaseClient.build_request in every client's MRO.
+        request: httpx.Request = super().build_request(  # type: ignore[misc]
+            method,
+            url,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            params=params,
+            headers=headers,
+            cookies=cookies,
+            timeout=timeout,
+            extensions=extensions,
+        )
+        if (
+            self._explicit_timeout
+            or timeout is not self._flavor.use_client_default
+            or (extensions and "timeout" in extensions)
+        ):
+            request.extensions[EXT_EXPLICIT_TIMEOUT] = True
+        return request
 
 
 class SyncSendMixin:

@@ -9,59 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
 from . import _exceptions
 
-__all__ = ["HTTPX", "ClientDefaultTimeout", "ClientDefaultTimeouts", "Flavor"]
-
-
-class ClientDefaultTimeouts(dict[str, "float | None"]):
-    """The per-phase timeout dict of a request that names no timeout of its own: the
-    library put its client's default there, and the pipeline applies the policy's
-    timeouts instead. Any other timeout dict on a request was chosen for it."""
-
-    __slots__ = ()
-
-
-class ClientDefaultTimeout:
-    """Mixed into the library's ``Timeout`` for a client built without ``timeout=``: the
-    library copies ``as_dict()`` onto every request that names no timeout, so the marked
-    dict tells the pipeline so - without a ``build_request`` override on every call.
-
-    Otherwise the library's own ``Timeout``: same fields, ``repr`` and equality.
-    """
-
-    __slots__ = ()
-    connect: float | None
-    read: float | None
-    write: float | None
-    pool: float | None
-    _library_timeout: ClassVar[type[Any]]
-
-    def as_dict(self) -> dict[str, float | None]:
-        return ClientDefaultTimeouts(
-            connect=self.connect, read=self.read, write=self.write, pool=self.pool
-        )
-
-    def __eq__(self, other: object) -> bool:
-        # The library's __eq__ asks isinstance(other, type(self)): one way round only.
-        return isinstance(other, self._library_timeout) and (
-            (self.connect, self.read, self.write, self.pool)
-            == (other.connect, other.read, other.write, other.pool)
-        )
-
-    __hash__ = None  # type: ignore[assignment] # as the library's
-
-
-class _HttpxTimeout(ClientDefaultTimeout, httpx.Timeout):
-    _library_timeout = httpx.Timeout
-
-
-# Named as the library's, for reprs: the client's default timeout is still an httpx.Timeout.
-_HttpxTimeout.__name__ = _HttpxTimeout.__qualname__ = "Timeout"
+__all__ = ["HTTPX", "Flavor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +27,6 @@ class Flavor:
     TimeoutException: type[BaseException]
     RequestNotRead: type[BaseException]
     use_client_default: object
-    client_default_timeout: Callable[[Any], Any]  # the library's Timeout, marked (above)
     default_transport: Callable[[], Any]
     default_async_transport: Callable[[], Any]
     CircuitOpenError: type[_exceptions.CircuitOpenMixin]
@@ -96,7 +49,6 @@ HTTPX = Flavor(
     TimeoutException=httpx.TimeoutException,
     RequestNotRead=httpx.RequestNotRead,
     use_client_default=_httpx_use_client_default(),
-    client_default_timeout=_HttpxTimeout,
     default_transport=httpx.HTTPTransport,
     default_async_transport=httpx.AsyncHTTPTransport,
     CircuitOpenError=_exceptions.CircuitOpenError,

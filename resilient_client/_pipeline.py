@@ -56,7 +56,6 @@ class Pipeline:
         meter_provider: Any = None,
         telemetry: bool = True,
         flavor: Flavor = HTTPX,
-        request_timeouts: bool = False,
     ) -> None:
         if policy is not None and not isinstance(policy, Policy):
             raise TypeError(
@@ -75,10 +74,6 @@ class Pipeline:
         self.correlation_raw = (correlation_header or "").encode("ascii")
         self.correlation_key = self.correlation_raw.lower()
         self.raise_for_error = raise_for_error
-        # Whether a timeout a request carries - other than its client's marked default -
-        # replaces the policy's per-phase timeouts. Only the resilient clients mark their
-        # default; under another client every request carries one, so it never does.
-        self.request_timeouts = request_timeouts
         self.telemetry: OpenTelemetryObserver | None = None
         observers = tuple(observers)
         if telemetry or observers:

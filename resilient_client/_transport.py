@@ -107,8 +107,7 @@ class SyncDriver(_Driver):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            if call.throttle is not None:  # off by default: skip the frame
-                call.shed()
+            call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
                 raise call.bulkhead_full()
@@ -194,8 +193,7 @@ class AsyncDriver(_Driver):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = self._pipeline.begin(request)
         try:
-            if call.throttle is not None:  # off by default: skip the frame
-                call.shed()
+            call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
                 raise call.bulkhead_full()

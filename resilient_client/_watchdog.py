@@ -202,7 +202,9 @@ def watchdog_for(loop: asyncio.AbstractEventLoop) -> Watchdog:
 
 
 # The watchdog used last, to skip the registry: one loop at a time is the common case.
-# (A watchdog holds its loop weakly, so this keeps no closed loop alive.)
+# (A watchdog holds its loop weakly: this pins no loop, but a guard left in its heap by
+# an attempt abandoned with its loop still holds that attempt's task, as the registry's
+# copy of the watchdog does.)
 _last: Watchdog | None = None
 
 

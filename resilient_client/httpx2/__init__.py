@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import problems as _problems
 from .._client import AsyncSendMixin, ClientMixin, SyncSendMixin
-from .._flavor import ClientDefaultTimeout, Flavor
+from .._flavor import Flavor
 from .._transport import AsyncDriver, SyncDriver
 from ._exceptions import (
     ApiError,
@@ -73,20 +73,12 @@ __all__ = [
     "raise_for_error",
 ]
 
-
-class _Httpx2Timeout(ClientDefaultTimeout, httpx2.Timeout):
-    _library_timeout = httpx2.Timeout
-
-
-_Httpx2Timeout.__name__ = _Httpx2Timeout.__qualname__ = "Timeout"
-
 HTTPX2 = Flavor(
     name="httpx2",
     URL=httpx2.URL,
     TimeoutException=httpx2.TimeoutException,
     RequestNotRead=httpx2.RequestNotRead,
     use_client_default=USE_CLIENT_DEFAULT,
-    client_default_timeout=_Httpx2Timeout,
     default_transport=httpx2.HTTPTransport,
     default_async_transport=httpx2.AsyncHTTPTransport,
     CircuitOpenError=CircuitOpenError,

@@ -120,21 +120,6 @@ def test_the_policys_read_timeout_applies_unless_the_call_names_one(
     assert response.status_code == 200
 
 
-def test_the_clients_default_timeout_is_still_the_librarys_timeout(driver: Driver) -> None:
-    """Marked for the pipeline, otherwise the library's own Timeout: type, repr, equality
-    either way round, and what httpx copies onto a request."""
-    client = driver.client()
-    timeout, plain = client.timeout, driver.lib.Timeout(5.0)
-    assert isinstance(timeout, driver.lib.Timeout)
-    assert repr(timeout) == repr(plain) == "Timeout(timeout=5.0)"
-    assert timeout == plain and plain == timeout
-    assert timeout != driver.lib.Timeout(6.0) and driver.lib.Timeout(6.0) != timeout
-    assert timeout != "5.0"
-    assert timeout.as_dict() == plain.as_dict()
-    request = client.build_request("GET", "http://api.test/")
-    assert dict(request.extensions["timeout"]) == plain.as_dict()
-
-
 def test_attempt_cap_cuts_one_attempt_and_the_retry_succeeds(
     driver: Driver, upstream: RunningServer
 ) -> None:

@@ -223,12 +223,63 @@ def test_a_timeout_set_on_the_client_later_is_honoured(driver: Driver) -> None:
     assert sent_timeouts(transport) == [POLICY_PHASES, dict.fromkeys(POLICY_PHASES, 7.0)]
 
 
-def test_a_client_timeout_is_honoured_and_a_timeout_extension_too(driver: Driver) -> None:
-    client, transport, _ = make(driver, [200, 200], policy=PHASED, timeout=6.0)
+def test_the_clients_own_default_saved_and_put_back_is_the_default_again(
+    driver: Driver,
+) -> None:
+    client, transport, _ = make(driver, [200, 200, 200], policy=PHASED)
+    saved = client.timeout
+    client.timeout = 7.0
     driver.request(client, "GET", URL)
+    client.timeout = saved
+    driver.request(client, "GET", URL)
+    again = client.timeout
+    client.timeout = again  # the stored copy of the default, put back once more
+    driver.request(client, "GET", URL)
+    assert sent_timeouts(transport) == [dict.fromkeys(POLICY_PHASES, 7.0), *[POLICY_PHASES] * 2]
+
+
+def test_a_client_timeout_is_honoured(driver: Driver) -> None:
+    client, transport, _ = make(driver, [200], policy=PHASED, timeout=6.0)
+    driver.request(client, "GET", URL)
+    assert sent_timeouts(transport) == [dict.fromkeys(POLICY_PHASES, 6.0)]
+
+
+@pytest.mark.parametrize("client_timeout", [None, 6.0])
+def test_a_timeout_extension_is_honoured(driver: Driver, client_timeout: float | None) -> None:
+    """httpx sends a request's own ``timeout`` extension as it is: so does the pipeline."""
+    kwargs = {} if client_timeout is None else {"timeout": client_timeout}
+    client, transport, _ = make(driver, [200], policy=PHASED, **kwargs)
     chosen = {"connect": 0.5, "read": 0.6, "write": 0.7, "pool": 0.8}
     driver.request(client, "GET", URL, extensions={"timeout": chosen})
-    assert sent_timeouts(transport) == [dict.fromkeys(POLICY_PHASES, 6.0), chosen]
+    assert sent_timeouts(transport) == [chosen]
+
+
+def test_a_request_built_elsewhere_and_sent_gets_the_policys_timeouts(driver: Driver) -> None:
+    client, transport, _ = make(driver, [200], policy=PHASED)
+    driver.run(client.send(driver.lib.Request("GET", URL)))
+    assert sent_timeouts(transport) == [POLICY_PHASES]
+
+
+def test_each_redirect_hop_gets_its_own_endpoints_timeouts(driver: Driver) -> None:
+    """A hop is a call of its own: the first hop's timeouts (written on the request,
+    whose extensions httpx hands on) are not taken for a timeout= on the next."""
+    seen: list[dict[str, float | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        if request.url.path == "/a":
+            return httpx.Response(302, headers={"location": "https://other.example.com/b"})
+        return httpx.Response(200)
+
+    hop_b = {"connect": 5.0, "read": 6.0, "write": 7.0, "pool": 8.0}
+    client = driver.client(
+        transport=httpx.MockTransport(answer),
+        policy=rc.Policy(timeouts=rc.Timeouts(**POLICY_PHASES, attempt=0.5)),
+        endpoints={"* /b": rc.Policy(timeouts=rc.Timeouts(**hop_b, attempt=None))},
+    )
+    response = driver.request(client, "GET", "https://api.example.com/a", follow_redirects=True)
+    assert response.status_code == 200
+    assert seen == [dict.fromkeys(POLICY_PHASES, 0.5), hop_b]
 
 
 def test_transport_failures_of_idempotent_calls_are_retried(driver: Driver) -> None:
