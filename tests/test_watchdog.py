@@ -548,8 +548,10 @@ def test_guard_attempt_guards_with_the_running_loops_own_watchdog() -> None:
 
 
 def test_guard_attempt_under_trio_after_an_asyncio_loop_is_gone() -> None:
-    """The remembered watchdog's loop is gone (its weak reference answers None, as the
-    running loop does under trio): still anyio's cancel scope, which cuts the block."""
+    """The remembered watchdog's loop is gone, so its weak reference answers None - as
+    the running-loop lookup does under trio. Asking the cache before asking for trio took
+    the dead watchdog for the running one; it must be anyio's cancel scope, which cuts
+    the block."""
     trio = pytest.importorskip("trio")
 
     async def on_asyncio() -> None:
