@@ -25,10 +25,10 @@ import subprocess
 import sys
 
 import httpx
+from overhead import MOCK_URL, async_round, mock_transport, sync_round
 
 import resilient_client as rc
 
-URL = "http://api.test/v1/users/1"
 FEW, MANY = 300, 1300  # calls per run: the difference is MANY - FEW calls' work
 COUNTERS = {
     "instructions": r"I\s+refs:\s+([\d,]+)",
@@ -36,30 +36,22 @@ COUNTERS = {
     "D1 misses": r"D1\s+misses:\s+([\d,]+)",
     "mispredicts": r"Mispredicts:\s+([\d,]+)",
 }
-
-
-def ok(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, content=b'{"ok": true}', request=request)
+CLIENTS = {
+    ("raw", "sync"): httpx.Client,
+    ("raw", "async"): httpx.AsyncClient,
+    ("pipeline", "sync"): rc.ResilientClient,
+    ("pipeline", "async"): rc.AsyncResilientClient,
+}
 
 
 def calls(who: str, mode: str, count: int) -> None:
-    """The measured work: ``count`` GETs through one client (run under valgrind)."""
+    """The measured work: ``count`` GETs through one client (run under valgrind), with
+    ``overhead.py``'s transport and call loop, so both scripts measure the same calls."""
+    client = CLIENTS[who, mode](transport=mock_transport(httpx))
     if mode == "sync":
-        client = (httpx.Client if who == "raw" else rc.ResilientClient)(
-            transport=httpx.MockTransport(ok)
-        )
-        for _ in range(count):
-            client.get(URL)
-        return
-
-    async def run() -> None:
-        client = (httpx.AsyncClient if who == "raw" else rc.AsyncResilientClient)(
-            transport=httpx.MockTransport(ok)
-        )
-        for _ in range(count):
-            await client.get(URL)
-
-    asyncio.run(run())
+        sync_round(client, MOCK_URL, count)
+    else:
+        async_round(asyncio.new_event_loop(), client, MOCK_URL, count, 1)
 
 
 def counted(who: str, mode: str, count: int) -> dict[str, int]:

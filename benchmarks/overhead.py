@@ -30,6 +30,17 @@ import httpx
 
 import resilient_client as rc
 
+MOCK_URL = "http://api.test/v1/users/1"
+
+
+def mock_transport(lib: Any) -> Any:
+    """``lib``'s MockTransport answering every request with a small 200 JSON body."""
+
+    def ok(request: Any) -> Any:
+        return lib.Response(200, content=b'{"ok": true}', request=request)
+
+    return lib.MockTransport(ok)
+
 
 def _rounds(
     run_a: Callable[[], float], run_b: Callable[[], float], rounds: int
@@ -41,14 +52,14 @@ def _rounds(
     return statistics.median(a), statistics.median(b)
 
 
-def _sync_round(client: httpx.Client, url: str, n: int) -> float:
+def sync_round(client: httpx.Client, url: str, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
         client.get(url)
     return (time.perf_counter() - start) / n
 
 
-def _async_round(
+def async_round(
     loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, url: str, n: int, concurrency: int
 ) -> float:
     async def worker(count: int) -> None:
@@ -116,28 +127,25 @@ def main() -> None:
 def _mock_rows(
     name: str, lib: Any, ns: Any, loop: asyncio.AbstractEventLoop, rounds: int, n: int
 ) -> None:
-    url = "http://api.test/v1/users/1"
-
-    def ok(request: Any) -> Any:
-        return lib.Response(200, content=b'{"ok": true}', request=request)
-
-    raw = lib.Client(transport=lib.MockTransport(ok))
-    ours = ns.ResilientClient(transport=lib.MockTransport(ok))
+    raw = lib.Client(transport=mock_transport(lib))
+    ours = ns.ResilientClient(transport=mock_transport(lib))
     for client in (raw, ours):
-        _sync_round(client, url, 200)
+        sync_round(client, MOCK_URL, 200)
     _report(
         f"{name}: sync, MockTransport",
-        *_rounds(lambda: _sync_round(raw, url, n), lambda: _sync_round(ours, url, n), rounds),
+        *_rounds(
+            lambda: sync_round(raw, MOCK_URL, n), lambda: sync_round(ours, MOCK_URL, n), rounds
+        ),
     )
-    araw = lib.AsyncClient(transport=lib.MockTransport(ok))
-    aours = ns.AsyncResilientClient(transport=lib.MockTransport(ok))
+    araw = lib.AsyncClient(transport=mock_transport(lib))
+    aours = ns.AsyncResilientClient(transport=mock_transport(lib))
     for aclient in (araw, aours):  # warm up as the sync clients are: first calls are dear
-        _async_round(loop, aclient, url, 200, 1)
+        async_round(loop, aclient, MOCK_URL, 200, 1)
     _report(
         f"{name}: async, MockTransport",
         *_rounds(
-            lambda: _async_round(loop, araw, url, n, 1),
-            lambda: _async_round(loop, aours, url, n, 1),
+            lambda: async_round(loop, araw, MOCK_URL, n, 1),
+            lambda: async_round(loop, aours, MOCK_URL, n, 1),
             rounds,
         ),
     )
@@ -149,22 +157,22 @@ def _loopback_rows(
     raw = lib.Client()
     ours = ns.ResilientClient()
     for client in (raw, ours):
-        _sync_round(client, url, 100)
+        sync_round(client, url, 100)
     _report(
         f"{name}: sync, loopback uvicorn",
-        *_rounds(lambda: _sync_round(raw, url, n), lambda: _sync_round(ours, url, n), rounds),
+        *_rounds(lambda: sync_round(raw, url, n), lambda: sync_round(ours, url, n), rounds),
     )
     limits = lib.Limits(max_connections=100, max_keepalive_connections=100)
     araw = lib.AsyncClient(limits=limits)
     aours = ns.AsyncResilientClient(limits=limits)
     for concurrency in (1, 50):
-        _async_round(loop, araw, url, 100, concurrency)
-        _async_round(loop, aours, url, 100, concurrency)
+        async_round(loop, araw, url, 100, concurrency)
+        async_round(loop, aours, url, 100, concurrency)
         _report(
             f"{name}: async, loopback uvicorn, concurrency {concurrency}",
             *_rounds(
-                lambda c=concurrency: _async_round(loop, araw, url, n, c),
-                lambda c=concurrency: _async_round(loop, aours, url, n, c),
+                lambda c=concurrency: async_round(loop, araw, url, n, c),
+                lambda c=concurrency: async_round(loop, aours, url, n, c),
                 rounds,
             ),
         )

@@ -138,9 +138,9 @@ class BulkheadState:
         try:
             gate.acquire(timeout=-1 if timeout > threading.TIMEOUT_MAX else timeout)
         except BaseException:  # KeyboardInterrupt while waiting must not leak a slot
-            self._leave(waiter, timed_out=False)
+            self._leave(waiter, cancelled=True)
             raise
-        return self._leave(waiter, timed_out=True)
+        return self._leave(waiter, cancelled=False)
 
     # The timeout is the bulkhead's own wait (max_wait, cut to the deadline): a caller's
     # cancel scope could not tell "no slot in time" from "cancelled".
@@ -160,9 +160,9 @@ class BulkheadState:
             with anyio.move_on_after(timeout):
                 await event.wait()
         except BaseException:  # cancelled from outside
-            self._leave(waiter, timed_out=False)
+            self._leave(waiter, cancelled=True)
             raise
-        return self._leave(waiter, timed_out=True)
+        return self._leave(waiter, cancelled=False)
 
     def release(self) -> None:
         """Give a slot back: to the first waiter if any, else to the pool.
@@ -249,8 +249,9 @@ class BulkheadState:
         finally:
             lock.release()
 
-    def _leave(self, waiter: _Waiter, *, timed_out: bool) -> bool:
-        """Stop waiting; ``True`` if the slot was handed over and the caller owns it.
+    def _leave(self, waiter: _Waiter, *, cancelled: bool) -> bool:
+        """Stop waiting (woken, out of time, or ``cancelled``); ``True`` if the slot was
+        handed over and the caller owns it.
 
         A wait that ran out counts as a rejection. A cancelled one does not, and keeps
         nothing: a slot handed to it in the same instant goes on to the next waiter.
@@ -259,11 +260,11 @@ class BulkheadState:
             if waiter.state == _WAITING:
                 waiter.state = _ABANDONED
                 self._waiters.remove(waiter)
-                if timed_out:
+                if not cancelled:
                     self._reject_locked()
                 return False
             granted = waiter.state == _GRANTED
-        if granted and not timed_out:
+        if granted and cancelled:
             self.release()
             return False
         return granted

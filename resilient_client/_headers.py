@@ -10,7 +10,7 @@ works on the triples directly and falls back to the public API for any other
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -19,7 +19,6 @@ __all__ = [
     "add_header",
     "first_value",
     "is_header_name",
-    "lower_names",
     "put_triple",
     "set_header",
     "triples",
@@ -47,12 +46,6 @@ def triples(headers: Any) -> Sequence[Triple]:
     if stored is not None:
         return stored
     return [(name, name.lower(), value) for name, value in headers.raw]
-
-
-def lower_names(stored: Sequence[Triple]) -> Iterator[bytes]:
-    """The lower-cased names of ``stored`` triples, iterated in C: ``in`` and
-    ``isdisjoint`` over them run no Python bytecode per header."""
-    return map(LOWER_NAME, stored)
 
 
 def first_value(headers: Any, lower_name: bytes) -> str | None:

@@ -109,8 +109,8 @@ class Pipeline:
         usually one constant Policy reused on every call, and merging validates anew."""
         cache_key = (id(policy), id(override))
         entry = self._merges.get(cache_key)
-        # The entry keeps both objects alive, so their ids cannot be reused meanwhile.
-        if entry is not None and entry[0] is policy and entry[1] is override:
+        # The entry keeps both objects alive, so no other object can have their ids.
+        if entry is not None:
             return entry[2]
         merged = merge(policy, override)
         if len(self._merges) >= _MERGE_CACHE_LIMIT:

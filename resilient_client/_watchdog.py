@@ -76,14 +76,6 @@ def leave(guard: Guard | ScopeGuard, error: BaseException | None) -> bool:
     )
 
 
-def _expire(guard: Guard) -> None:
-    """Called by the watchdog's timer, the guard already out of its heap."""
-    guard[_FIRED] = True
-    task = guard[_TASK]
-    if task is not None:
-        task.cancel()
-
-
 class ScopeGuard:
     """Under trio (no asyncio loop runs): anyio's cancel scope, entered when made and
     left with :func:`leave`, as a guard is."""
@@ -180,9 +172,10 @@ class Watchdog:
             if guard[_TASK] is None:
                 heapq.heappop(heap)
                 self.dead -= 1
-            elif guard[_WHEN] <= now:
+            elif guard[_WHEN] <= now:  # live (not left), past its limit
                 heapq.heappop(heap)
-                _expire(guard)
+                guard[_FIRED] = True
+                guard[_TASK].cancel()
             else:
                 self._arm(loop, guard[_WHEN])
                 break

@@ -23,6 +23,7 @@ from resilient_client._watchdog import (
     _COMPACT_MIN,
     _FIRED,
     _TASK,
+    _WATCHDOG,
     _WHEN,
     Watchdog,
     guard_attempt,
@@ -538,7 +539,7 @@ def test_guard_attempt_guards_with_the_running_loops_own_watchdog() -> None:
     async def one() -> None:
         guard = guard_attempt(5)
         assert isinstance(guard, list)
-        seen.append((guard[5], watchdog_for(asyncio.get_running_loop())))
+        seen.append((guard[_WATCHDOG], watchdog_for(asyncio.get_running_loop())))
         assert not leave(guard, None)
 
     asyncio.run(one())

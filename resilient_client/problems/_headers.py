@@ -139,7 +139,7 @@ def response_request_id(
     stored = getattr(headers, "_list", None)  # triples(), inlined: a frame per response
     if stored is None:
         stored = triples(headers)
-    if wanted.isdisjoint(map(LOWER_NAME, stored)):  # lower_names(), inlined
+    if wanted.isdisjoint(map(LOWER_NAME, stored)):  # map over itemgetter: all in C
         return None  # the common answer, found without a Python step per header
     best_rank, best = len(names), None
     for _, lower_name, raw_value in stored:

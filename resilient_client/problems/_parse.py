@@ -32,7 +32,7 @@ import httpx
 from . import _unstructured
 from ._classify import classify
 from ._detect import draft_for_json
-from ._headers import first_values, request_id_from_headers, server_retry_hint
+from ._headers import first_values, response_request_id, server_retry_hint
 from ._model import Draft, Problem
 from ._retry_after import retry_after_seconds
 
@@ -112,8 +112,9 @@ def _finish(
         detail=draft.detail,
         instance=draft.instance,
         code=draft.code,
-        # From the Headers, not ``fields``: the lookup ResilienceInfo and telemetry make.
-        request_id=draft.request_id or request_id_from_headers(headers),
+        # From the Headers, not ``fields`` (a repeated field's later copies count): the
+        # lookup ResilienceInfo and telemetry make.
+        request_id=draft.request_id or response_request_id(headers),
         retry_after=retry_after,
         retryable=retryable,
         category=category,

@@ -48,9 +48,7 @@ class ObserverBase:
         self._recorded = self._redaction.check_recorded_headers(recorded_headers)
         request_ids = tuple(name.lower() for name in request_id_headers)
         # The default tuple itself when equal to it: its rank table is built already.
-        self._request_ids = request_ids
-        if request_ids == REQUEST_ID_HEADERS:
-            self._request_ids = REQUEST_ID_HEADERS
+        self._request_ids = REQUEST_ID_HEADERS if request_ids == REQUEST_ID_HEADERS else request_ids
         version = str(getattr(sys.modules.get("resilient_client"), "__version__", ""))
         self._tracer = trace.get_tracer(_SCOPE, version or None, tracer_provider)
         # Explicit providers, or a global SDK once seen (it can be set only once): every
@@ -89,7 +87,7 @@ class ObserverBase:
         cache_key = (method, key, url.scheme, url.host, url.port)
         route = self._routes.get(cache_key)
         if route is None:
-            route = Route(self, method, key, url)
+            route = Route(self._methods, method, key, url)
             if len(self._routes) < _ROUTE_CACHE_LIMIT:
                 self._routes[cache_key] = route
         return route

@@ -10,16 +10,13 @@ start to its end. Plain slotted records, kept apart from the event handlers
 from __future__ import annotations
 
 from contextvars import Token
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from opentelemetry import context, trace
 from opentelemetry.util.types import AttributeValue
 
 from . import _semconv as sc
-
-if TYPE_CHECKING:
-    from ._observer_base import ObserverBase
 
 __all__ = ["Attrs", "CallState", "Route"]
 
@@ -36,8 +33,8 @@ class Route:
 
     __slots__ = ("attempts", "calls", "method", "metric", "name", "other")
 
-    def __init__(self, observer: ObserverBase, method: str, key: str, url: Any) -> None:
-        known = method if method in observer._methods else "_OTHER"
+    def __init__(self, methods: frozenset[str], method: str, key: str, url: Any) -> None:
+        known = method if method in methods else "_OTHER"
         template = sc.url_template(key)
         prefix = "HTTP" if known == "_OTHER" else known
         self.name = prefix if template is None else f"{prefix} {template}"

@@ -40,7 +40,6 @@ from .._headers import put_triple, set_header
 __all__ = [
     "HEADER_SETTER",
     "HTTP_SUPPRESSED",
-    "SPAN_KEY",
     "context_with",
     "current_context",
     "inject",
@@ -68,8 +67,8 @@ def _span_key() -> str | None:
     return key
 
 
-SPAN_KEY: str | None = _span_key()
-"""Where the API keeps the current span in a context (private to it, hence probed)."""
+# Where the API keeps the current span in a context (private to it, hence probed).
+_SPAN_KEY = _span_key()
 
 
 def _baggage_key() -> str | None:
@@ -109,12 +108,12 @@ current_context = _context_reader()
 
 def context_with(parent: Context, span: trace.Span, extra: dict[str, object]) -> Context:
     """``parent`` with ``span`` current and ``extra`` set, in one copy."""
-    if SPAN_KEY is None:  # pragma: no cover - see _span_key
+    if _SPAN_KEY is None:  # pragma: no cover - see _span_key
         ctx = trace.set_span_in_context(span, parent)
         for key, value in extra.items():
             ctx = context.set_value(key, value, ctx)
         return ctx
-    return Context({**parent, **extra, SPAN_KEY: span})
+    return Context({**parent, **extra, _SPAN_KEY: span})
 
 
 # The global propagator last seen, and its baggage propagator when it is the API's

@@ -33,9 +33,9 @@ NO_BREAKER = rc.Policy(breaker=None)
 class Sdk:
     """One vendor's SDK, sync or async, driven through one synchronous interface.
 
-    ``make(name, ...)`` builds the SDK client over a new resilient httpx2 client (kept in
-    ``http``) with a fake clock (``clock``); ``text`` / ``raw`` make one call. The
-    resilient clients and the event loop are ``driver``'s (an httpx2 :class:`Driver`).
+    ``make(name, ...)`` builds the SDK client over a new resilient httpx2 client with a
+    fake clock (``clock``); ``text`` / ``raw`` make one call. The resilient clients and
+    the event loop are ``driver``'s (an httpx2 :class:`Driver`).
     """
 
     def __init__(self, vendor: str, kind: str, url: str) -> None:
@@ -44,7 +44,6 @@ class Sdk:
         self.url = url
         self.driver = Driver(kind, "httpx2")
         self.clock = FakeClock()
-        self.http: Any = None
 
     @property
     def is_async(self) -> bool:
@@ -57,11 +56,10 @@ class Sdk:
 
     def make(self, name: str, *, max_retries: int = 0, **resilient: Any) -> Any:
         resilient.setdefault("clock", self.clock)
-        self.http = self.driver.client(**resilient)
         return self.sdk_class()(
             base_url=self.base_url(name),
             api_key="test-key",
-            http_client=self.http,
+            http_client=self.driver.client(**resilient),
             max_retries=max_retries,
         )
 

@@ -15,15 +15,20 @@ from resilient_client import _call_decisions, _call_end
 from resilient_client._call import Call
 
 
-def _declared(module: object, class_name: str) -> set[str]:
-    """Names annotated in the class's ``if TYPE_CHECKING:`` block."""
+def _block(module: object, class_name: str) -> list[ast.stmt]:
+    """The body of the class's ``if TYPE_CHECKING:`` block."""
     tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
     block = next(n for n in cls.body if isinstance(n, ast.If))
     assert ast.unparse(block.test) == "TYPE_CHECKING"
+    return block.body
+
+
+def _declared(module: object, class_name: str) -> set[str]:
+    """Names annotated in the class's ``if TYPE_CHECKING:`` block."""
     return {
         n.target.id
-        for n in block.body
+        for n in _block(module, class_name)
         if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
     }
 
@@ -38,6 +43,17 @@ def test_every_attribute_a_mixin_declares_is_a_slot_of_call(
     declared = _declared(module, class_name)
     assert declared, "no declarations found: the test no longer reads the mixin"
     assert declared <= set(Call.__slots__), declared - set(Call.__slots__)
+
+
+@pytest.mark.parametrize(
+    ("module", "class_name"),
+    [(_call_decisions, "CallDecisions"), (_call_end, "CallEnd")],
+)
+def test_every_method_a_mixin_declares_is_a_method_of_call(module: object, class_name: str) -> None:
+    # The stubs exist for the type checker only: at run time Call must have the real ones.
+    stubs = {n.name for n in _block(module, class_name) if isinstance(n, ast.FunctionDef)}
+    assert stubs, "no method stubs found: the test no longer reads the mixin"
+    assert all(callable(getattr(Call, name, None)) for name in stubs), stubs
 
 
 def test_a_call_has_no_instance_dict() -> None:

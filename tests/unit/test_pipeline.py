@@ -679,3 +679,21 @@ def test_decorrelated_backoff_follows_the_wait_a_retry_after_set(driver: Driver)
     client, _, clock = make(driver, script, policy=policy, clock=FakeClock(fixed=0.5))
     assert driver.request(client, "GET", URL).status_code == 200
     assert clock.sleeps == pytest.approx([0.3, 0.1 + 0.5 * (3 * 0.3 - 0.1)])
+
+
+def test_a_per_call_override_is_merged_once_and_the_merges_kept_are_bounded() -> None:
+    from resilient_client._pipeline import _MERGE_CACHE_LIMIT, Pipeline
+
+    pipeline = Pipeline(rc.Policy(), clock=FakeClock(fixed=0.0))
+    override = rc.Policy(retry=rc.Retry(max_attempts=5))
+
+    def policy_of(chosen: rc.Policy) -> rc.Policy:
+        request = httpx.Request("GET", URL, extensions={"resilience": chosen})
+        return pipeline.begin(request).policy
+
+    first = policy_of(override)
+    assert first.retry is not None and first.retry.max_attempts == 5
+    assert policy_of(override) is first  # the same override: the same merge
+    for _ in range(2 * _MERGE_CACHE_LIMIT):  # an override built anew for every call
+        assert policy_of(rc.Policy(retry=rc.Retry(max_attempts=4))).retry is not None
+    assert len(pipeline._merges) <= _MERGE_CACHE_LIMIT
