@@ -79,6 +79,8 @@ class BreakerSteps:
         self._opened_wall: float | None = None
         self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
         self._quiet_eligible = _quiet_eligible(policy, storage)
+        # The policy's, read per attempt by the pipeline: an attribute, not the property.
+        self.slow_call_duration = policy.slow_call_duration
 
     @property
     def policy(self) -> Breaker:
@@ -91,6 +93,7 @@ class BreakerSteps:
             # is never skipped by a window that now counts successes.
             self._quiet_eligible = _quiet_eligible(policy, self._storage)
             self._policy = policy
+            self.slow_call_duration = policy.slow_call_duration
             self._circuit.reconfigure(policy)
 
     # -- the steps both drivers share (no I/O; the lock is held for O(1) work) ----------

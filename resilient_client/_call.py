@@ -22,16 +22,14 @@ import httpx
 from ._call_decisions import CallDecisions
 from ._call_end import CallEnd
 from ._context import current_correlation_id
-from ._endpoints import Endpoint, PhaseTable, phase_table
+from ._endpoints import PhaseTable, phase_table
 from ._events import (
-    AttemptEnded,
     AttemptStarted,
     CallStarted,
     Event,
 )
-from ._headers import add_header, first_value
+from ._headers import LOWER_NAME, Triple, add_header, first_value, triples
 from ._idempotency import IdempotencyRule, new_idempotency_key
-from ._policy import Policy
 from ._retry import (
     Verdict,
     status_is_candidate,
@@ -65,8 +63,6 @@ EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
 # Error bodies up to the parser's own bound are read inside the attempt, so the retry
 # decision can see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
-# Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
-_OVERLOAD_STATUSES = frozenset({429, 503, 529})
 
 
 class Call(CallDecisions, CallEnd):
@@ -104,10 +100,15 @@ class Call(CallDecisions, CallEnd):
         "verdict",
     )
 
-    def __init__(
-        self, pipeline: Pipeline, request: httpx.Request, endpoint: Endpoint, policy: Policy
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, request: httpx.Request) -> None:
         self._pipeline = pipeline
+        self.endpoint = endpoint = pipeline.endpoints.match(request)
+        extensions = request.extensions
+        policy = endpoint.policy
+        override = extensions.get(EXT_POLICY)
+        if override is not None:
+            policy = pipeline.overridden(policy, override)
+        self.policy = policy
         telemetry = pipeline.telemetry
         if telemetry is not None and not telemetry.wants_call():
             self._observers = pipeline.extra_observers
@@ -115,15 +116,12 @@ class Call(CallDecisions, CallEnd):
             self._observers = pipeline.observers
         self.clock = clock = pipeline.clock
         self.request = request
-        self.endpoint = endpoint
-        self.policy = policy
         self.started = self._attempt_started = started = clock.monotonic()
-        extensions = request.extensions
         explicit = extensions.get(EXT_EXPLICIT_TIMEOUT)
         self._phases: PhaseTable
         # The endpoint's state, minus what a per-call override switched off (an override
         # cannot change its parameters: they are the endpoint's).
-        if policy is endpoint.policy:  # no per-call override: the endpoint's state as is
+        if override is None:  # the endpoint's state as is
             self.breaker = endpoint.breaker
             self.bulkhead = endpoint.bulkhead
             self.budget = endpoint.budget
@@ -160,8 +158,7 @@ class Call(CallDecisions, CallEnd):
         self.observation: Any = None
         self._judged: object = None
         self._problem: Problem | None = None
-        self.idempotency_key = self._set_idempotency_key(idempotency)
-        self.correlation_id = self._set_correlation_id()
+        self._set_headers(idempotency)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
         try:
@@ -178,35 +175,43 @@ class Call(CallDecisions, CallEnd):
 
     # -- headers set once per call -------------------------------------------------
 
-    def _set_idempotency_key(self, rule: IdempotencyRule) -> str | None:
+    def _set_headers(self, rule: IdempotencyRule) -> None:
+        """Fix the call's idempotency key and correlation id, sending each that the
+        caller did not: set once, the same on every attempt."""
         request = self.request
+        headers = request.headers
+        stored: list[Triple] | None = getattr(headers, "_list", None)  # triples(), inlined
+        names = list(map(LOWER_NAME, triples(headers) if stored is None else stored))
         # A key the caller sent counts on any method: a keyed PUT's 409 is retried too.
-        present = first_value(request.headers, rule.lower_name)
-        if present is not None:
-            return present.strip('"')
-        key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
-        if key is None:
-            if request.method not in rule.methods:
-                return None
-            key = new_idempotency_key()
-        elif not isinstance(key, str) or not key:
-            raise TypeError(f'extensions["{EXT_IDEMPOTENCY_KEY}"] must be a non-empty str')
-        request.headers[rule.header] = rule.encode(key)
-        return key
-
-    def _set_correlation_id(self) -> str:
+        key = first_value(headers, rule.lower_name) if rule.lower_name in names else None
+        if key is not None:
+            key = key.strip('"')
+        else:
+            key = request.extensions.get(EXT_IDEMPOTENCY_KEY)
+            if key is None:
+                if request.method in rule.methods:
+                    key = new_idempotency_key()
+            elif not isinstance(key, str) or not key:
+                raise TypeError(f'extensions["{EXT_IDEMPOTENCY_KEY}"] must be a non-empty str')
+            if key is not None:
+                headers[rule.header] = rule.encode(key)
+                names.append(rule.lower_name)
+        self.idempotency_key = key
         pipeline = self._pipeline
         if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one
-            return current_correlation_id() or os.urandom(16).hex()
-        headers = self.request.headers
-        key = pipeline.correlation_key
-        present = first_value(headers, key)
+            self.correlation_id = current_correlation_id() or os.urandom(16).hex()
+            return
+        lower = pipeline.correlation_key
+        present = first_value(headers, lower) if lower in names else None
         if present is not None:
-            return present
-        value = current_correlation_id() or os.urandom(16).hex()
+            self.correlation_id = present
+            return
+        self.correlation_id = value = current_correlation_id() or os.urandom(16).hex()
         # ASCII: correlation_id() checks a caller's id; ours is hex.
-        add_header(headers, pipeline.correlation_raw, key, value)
-        return value
+        if stored is None:
+            add_header(headers, pipeline.correlation_raw, lower, value)
+        else:  # add_header(), inlined
+            stored.append((pipeline.correlation_raw, lower, value.encode("ascii")))
 
     # -- one attempt ----------------------------------------------------------------
 
@@ -241,21 +246,6 @@ class Call(CallDecisions, CallEnd):
         if self._observers:
             self._emit(_new_tuple(AttemptStarted, (self.attempts,)))
         return request
-
-    def attempt_ended(self, outcome: httpx.Response | BaseException) -> None:
-        """Record an attempt's outcome with the endpoint's state and the observers."""
-        throttle = self.throttle
-        failed = isinstance(outcome, BaseException)
-        if throttle is not None and not failed:
-            throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
-        if self._observers:
-            duration = self.clock.monotonic() - self._attempt_started
-            event: tuple[int, httpx.Response | None, BaseException | None, float] = (
-                (self.attempts, None, outcome, duration)  # type: ignore[assignment]
-                if failed
-                else (self.attempts, outcome, None, duration)
-            )
-            self._emit(_new_tuple(AttemptEnded, event))
 
     def _clipped_timeouts(
         self, phases: Mapping[str, float | None], limit: float

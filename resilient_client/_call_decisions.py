@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from ._breaker import Outcome, Permit, Rejection, classify_for_breaker
-from ._events import CallRejected, Event, Observer, RetryRefused, RetryScheduled
+from ._breaker import Outcome, Rejection, classify_for_breaker
+from ._events import AttemptEnded, CallRejected, Event, Observer, RetryRefused, RetryScheduled
 from ._logging import logger
 from ._retry import (
     FINAL_SUCCESS,
@@ -44,6 +44,10 @@ __all__ = ["CallDecisions"]
 
 # A success with no slow-call rule to time it against.
 _PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
+# Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
+_OVERLOAD_STATUSES = frozenset({429, 503, 529})
+# Hot records are built with tuple.__new__ (see _call.py).
+_new_tuple = tuple.__new__
 
 
 class CallDecisions:
@@ -100,28 +104,41 @@ class CallDecisions:
                 self._pipeline.flavor.LoadShedError(key, request=self.request), "throttle"
             )
 
-    def admitted(self, decision: Permit | Rejection) -> Permit:
-        """The breaker's permit for the next attempt; ``CircuitOpenError`` if it refused."""
-        if isinstance(decision, Rejection):
-            error = self._pipeline.flavor.CircuitOpenError(
-                decision.endpoint, decision.retry_at, request=self.request
-            )
-            raise self._rejected(error, "breaker")
-        return decision
+    def refused(self, rejection: Rejection) -> Exception:
+        """The ``CircuitOpenError`` for an attempt the breaker refused, to raise."""
+        error = self._pipeline.flavor.CircuitOpenError(
+            rejection.endpoint, rejection.retry_at, request=self.request
+        )
+        return self._rejected(error, "breaker")
 
-    def breaker_result(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
-        """What an attempt's outcome means to the breaker, and how long the attempt took."""
-        assert self.breaker is not None
-        policy = self.breaker.policy  # the endpoint's: an override only switches it off
+    def attempt_ended(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
+        """Record an attempt's outcome with the endpoint's throttle and the observers, and
+        say what it means to the breaker, with how long the attempt took (asked of every
+        attempt; the drivers hand it to the breaker, when there is one)."""
+        failed = isinstance(outcome, BaseException)
+        throttle = self.throttle
+        if throttle is not None and not failed:
+            throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
+        if self._observers:
+            duration = self.clock.monotonic() - self._attempt_started
+            event: tuple[int, httpx.Response | None, BaseException | None, float] = (
+                (self.attempts, None, outcome, duration)  # type: ignore[assignment]
+                if failed
+                else (self.attempts, outcome, None, duration)
+            )
+            self._emit(_new_tuple(AttemptEnded, event))
+        breaker = self.breaker  # the endpoint's: an override only switches it off
+        if breaker is None:
+            return _PLAIN_SUCCESS  # nobody asks
         # The duration matters only to a slow-call rule: skip the clock read otherwise.
-        if policy.slow_call_duration is None:
-            if not isinstance(outcome, BaseException) and outcome.status_code < 400:
+        if breaker.slow_call_duration is None:
+            if not failed and outcome.status_code < 400:  # type: ignore[union-attr]
                 return _PLAIN_SUCCESS  # the common case, decided without classifying
             duration = 0.0
         else:
             duration = self.clock.monotonic() - self._attempt_started
         if not isinstance(outcome, BaseException):
-            return classify_for_breaker(policy, outcome.status_code), duration
+            return classify_for_breaker(breaker.policy, outcome.status_code), duration
         if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):
             return "ignored", duration  # ours, a bad URL, or cancelled: says nothing of health
         return "failure", duration

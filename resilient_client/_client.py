@@ -13,7 +13,7 @@ so ``resilient_client.httpx2`` declares the same clients over httpx2 without a c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -105,7 +105,9 @@ class ClientMixin:
 
     @property
     def timeout(self) -> Any:
-        return super().timeout  # type: ignore[misc]
+        # The library's getter returns this attribute; build_request reads it per request,
+        # and calling up to it would be a second frame.
+        return self._timeout
 
     @timeout.setter
     def timeout(self, timeout: Any) -> None:
@@ -191,17 +193,19 @@ class SyncSendMixin:
 class AsyncSendMixin:
     _flavor: ClassVar[Flavor]
 
-    async def send(
+    def send(
         self,
         request: httpx.Request,
         *,
         stream: bool = False,
         auth: Any = _CLIENT_DEFAULT,
         follow_redirects: Any = _CLIENT_DEFAULT,
-    ) -> httpx.Response:
+    ) -> Coroutine[Any, Any, httpx.Response]:
         """httpx's ``send``; tells the pipeline whether the body will be streamed."""
         request.extensions[EXT_STREAM] = stream
-        response: httpx.Response = await super().send(  # type: ignore[misc]
+        # httpx's own coroutine, handed back to be awaited: a coroutine of ours around
+        # it would cost a frame and a suspension point per request.
+        return super().send(  # type: ignore[misc, no-any-return]
             request,
             stream=stream,
             auth=self._flavor.use_client_default if auth is _CLIENT_DEFAULT else auth,
@@ -211,7 +215,6 @@ class AsyncSendMixin:
                 else follow_redirects
             ),
         )
-        return response
 
 
 class ResilientClient(ClientMixin, SyncSendMixin, httpx.Client):

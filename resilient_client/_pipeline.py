@@ -104,9 +104,15 @@ class Pipeline:
             self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
         )
 
-    def _merged(self, policy: Policy, override: Policy) -> Policy:
-        """``override`` merged over an endpoint's ``policy``, remembered: an override is
-        usually one constant Policy reused on every call, and merging validates anew."""
+    def overridden(self, policy: Policy, override: object) -> Policy:
+        """A per-call ``override`` merged over an endpoint's ``policy``, remembered: an
+        override is usually one constant Policy reused on every call, and merging
+        validates anew. ``TypeError`` if ``override`` is not a :class:`Policy`."""
+        if not isinstance(override, Policy):
+            raise TypeError(
+                f'extensions["{EXT_POLICY}"] must be a resilient_client.Policy, '
+                f"not {type(override).__name__}"
+            )
         cache_key = (id(policy), id(override))
         entry = self._merges.get(cache_key)
         # The entry keeps both objects alive, so no other object can have their ids.
@@ -136,17 +142,7 @@ class Pipeline:
 
     def begin(self, request: httpx.Request) -> Call:
         """Start a call: resolve its endpoint and policy, set its headers."""
-        endpoint = self.endpoints.match(request)
-        policy = endpoint.policy
-        override = request.extensions.get(EXT_POLICY)
-        if override is not None:
-            if not isinstance(override, Policy):
-                raise TypeError(
-                    f'extensions["{EXT_POLICY}"] must be a resilient_client.Policy, '
-                    f"not {type(override).__name__}"
-                )
-            policy = self._merged(policy, override)
-        return Call(self, request, endpoint, policy)
+        return Call(self, request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ succeeds at once pays for no loop. Redirects, auth, cookies and event hooks run 
 this transport (in the client), so each redirect hop is a call of its own.
 
 The two drivers are line-for-line mirrors: they only send, read, close, sleep and
-await. Keep them that way - any ``if`` that is not about I/O belongs in ``Call``.
+await, and raise what ``Call`` decides. Keep them that way - any ``if`` that is not
+about I/O belongs in ``Call``, bar the two that spare a frame per call: a call with no
+throttle skips ``Call.shed``, and the breaker's own answer says whether it refused.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import httpx
 import tenacity
 
 from ._breaker_storage import BreakerStorage
+from ._breaker_types import Rejection
 from ._call import Call
 from ._clock import SYSTEM_CLOCK, Clock
 from ._events import Observer
@@ -105,9 +108,10 @@ class SyncDriver(_Driver):
         return self._flavor.default_transport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        call = self._pipeline.begin(request)
+        call = Call(self._pipeline, request)
         try:
-            call.shed()
+            if call.throttle is not None:  # (the frame skipped when there is none)
+                call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
                 raise call.bulkhead_full()
@@ -147,7 +151,9 @@ class SyncDriver(_Driver):
     def _attempt(self, call: Call) -> httpx.Response:
         call.time_attempt()
         breaker = call.breaker
-        permit = None if breaker is None else call.admitted(breaker.admit())
+        permit = None if breaker is None else breaker.admit()
+        if isinstance(permit, Rejection):
+            raise call.refused(permit)
         try:
             request = call.start_attempt()
             response: httpx.Response = self._inner.handle_request(request)
@@ -158,13 +164,13 @@ class SyncDriver(_Driver):
                     response.close()
                     raise
         except BaseException as exc:  # cancellation too: observers must see every end
-            call.attempt_ended(exc)
+            result = call.attempt_ended(exc)
             if breaker is not None and permit is not None:
-                breaker.record(permit, *call.breaker_result(exc))
+                breaker.record(permit, *result)
             raise
-        call.attempt_ended(response)
+        result = call.attempt_ended(response)
         if breaker is not None and permit is not None:
-            breaker.record(permit, *call.breaker_result(response))
+            breaker.record(permit, *result)
         return response
 
     def close(self) -> None:
@@ -191,9 +197,10 @@ class AsyncDriver(_Driver):
         return self._flavor.default_async_transport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = self._pipeline.begin(request)
+        call = Call(self._pipeline, request)
         try:
-            call.shed()
+            if call.throttle is not None:  # (the frame skipped when there is none)
+                call.shed()
             bulkhead = call.bulkhead
             if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
                 raise call.bulkhead_full()
@@ -237,7 +244,9 @@ class AsyncDriver(_Driver):
         if breaker is not None:
             # A breaker without storage does no I/O: skip a coroutine per step.
             decision = breaker.admit() if breaker.local else await breaker.aadmit()
-            permit = call.admitted(decision)
+            if isinstance(decision, Rejection):
+                raise call.refused(decision)
+            permit = decision
         try:
             request = call.start_attempt()
             limit = call.limit
@@ -257,17 +266,15 @@ class AsyncDriver(_Driver):
             if guard is not None:
                 leave(guard, None)
         except BaseException as exc:  # cancellation too: observers must see every end
-            call.attempt_ended(exc)
+            result = call.attempt_ended(exc)
             if breaker is not None and permit is not None:
-                result = call.breaker_result(exc)
                 if breaker.local:
                     breaker.record(permit, *result)
                 else:
                     await breaker.arecord(permit, *result)
             raise
-        call.attempt_ended(response)
+        result = call.attempt_ended(response)
         if breaker is not None and permit is not None:
-            result = call.breaker_result(response)
             if breaker.local:
                 breaker.record(permit, *result)
             else:

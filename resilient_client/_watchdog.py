@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import sys
 import time
 import weakref
@@ -116,8 +115,9 @@ class Watchdog:
         standard = getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time
         self._monotonic = time.monotonic if standard else None
         self._heap: list[Guard] = []
-        # Ties on the limit are broken by arrival, never by comparing guards.
-        self._order = itertools.count()
+        # Ties on the limit are broken by arrival, never by comparing guards. (An int
+        # bumped in place: next() on an itertools.count is a C call per attempt.)
+        self._order = 0
         self._timer: weakref.ref[asyncio.TimerHandle] | None = None
         self._armed_at = float("inf")
         self.dead = 0  # guards left but still in the heap
@@ -134,7 +134,8 @@ class Watchdog:
             raise RuntimeError("an attempt limit needs a running task")
         monotonic = self._monotonic
         when = (loop.time() if monotonic is None else monotonic()) + limit
-        guard = [when, next(self._order), task, task.cancelling(), False, self]
+        self._order = order = self._order + 1
+        guard = [when, order, task, task.cancelling(), False, self]
         heapq.heappush(self._heap, guard)
         if when < self._armed_at:
             self._arm(loop, when)

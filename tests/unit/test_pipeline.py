@@ -628,7 +628,7 @@ def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -
     clock.advance(1.5)
     error = call.attempt_timed_out()
     assert isinstance(error, rc.AttemptTimeout) and not isinstance(error, rc.DeadlineExceeded)
-    assert call.breaker_result(error)[0] == "failure"  # as the sync driver's ReadTimeout
+    assert call.attempt_ended(error)[0] == "failure"  # as the sync driver's ReadTimeout
     with pytest.raises(rc.DeadlineExceeded):  # yet the caller learns the deadline passed
         call.conclude(error)
 
