@@ -14,11 +14,11 @@ retry decisions; ``_call_end.py`` what the caller sees at the end.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import _context
 from ._call_decisions import CallDecisions
 from ._call_end import CallEnd
 from ._context import current_correlation_id
@@ -73,7 +73,6 @@ class Call(CallDecisions, CallEnd):
         "_attempt_started",
         "_fallback_asked",
         "_judged",
-        "_observers",
         "_phases",
         "_pipeline",
         "_problem",
@@ -89,6 +88,7 @@ class Call(CallDecisions, CallEnd):
         "idempotency_key",
         "limit",
         "observation",
+        "observers",
         "planned_delay",
         "policy",
         "replayable",
@@ -111,9 +111,9 @@ class Call(CallDecisions, CallEnd):
         self.policy = policy
         telemetry = pipeline.telemetry
         if telemetry is not None and not telemetry.wants_call():
-            self._observers = pipeline.extra_observers
+            self.observers = pipeline.extra_observers
         else:
-            self._observers = pipeline.observers
+            self.observers = pipeline.observers
         self.clock = clock = pipeline.clock
         self.request = request
         self.started = self._attempt_started = started = clock.monotonic()
@@ -166,11 +166,11 @@ class Call(CallDecisions, CallEnd):
             self.replayable = True
         except pipeline.flavor.RequestNotRead:
             self.replayable = False
-        if self._observers:
+        if self.observers:
             self._emit(_CALL_STARTED)
 
     def _emit(self, event: Event) -> None:
-        for observer in self._observers:
+        for observer in self.observers:
             observer.on_event(self, event)
 
     # -- headers set once per call -------------------------------------------------
@@ -199,14 +199,14 @@ class Call(CallDecisions, CallEnd):
         self.idempotency_key = key
         pipeline = self._pipeline
         if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one
-            self.correlation_id = current_correlation_id() or os.urandom(16).hex()
+            self.correlation_id = current_correlation_id() or _context.new_correlation_id()
             return
         lower = pipeline.correlation_key
         present = first_value(headers, lower) if lower in names else None
         if present is not None:
             self.correlation_id = present
             return
-        self.correlation_id = value = current_correlation_id() or os.urandom(16).hex()
+        self.correlation_id = value = current_correlation_id() or _context.new_correlation_id()
         # ASCII: correlation_id() checks a caller's id; ours is hex.
         if stored is None:
             add_header(headers, pipeline.correlation_raw, lower, value)
@@ -221,7 +221,12 @@ class Call(CallDecisions, CallEnd):
         and before the attempt is announced, so a call out of time counts no attempt."""
         limit = self._attempt_cap
         if self.deadline is not None:
-            left = self.deadline - self.clock.monotonic()
+            if self.attempts == 0 and self.bulkhead is None:
+                # Nothing ran since the call started (no slot waited for): the whole
+                # deadline is left, without reading the clock again.
+                left = self.deadline - self.started
+            else:
+                left = self.deadline - self.clock.monotonic()
             if left <= 0:
                 raise self.deadline_exceeded()
             if limit is None or left < limit:
@@ -243,7 +248,7 @@ class Call(CallDecisions, CallEnd):
         self.attempts += 1
         self._problem = None
         self._attempt_started = now
-        if self._observers:
+        if self.observers:
             self._emit(_new_tuple(AttemptStarted, (self.attempts,)))
         return request
 

@@ -75,7 +75,7 @@ class CallDecisions:
         stop_reason: str | None
         throttle: ThrottleState | None
         verdict: Verdict | None
-        _observers: tuple[Observer, ...]
+        observers: tuple[Observer, ...]
 
         def _emit(self, event: Event) -> None: ...
 
@@ -119,7 +119,7 @@ class CallDecisions:
         throttle = self.throttle
         if throttle is not None and not failed:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
-        if self._observers:
+        if self.observers:
             duration = self.clock.monotonic() - self._attempt_started
             event: tuple[int, httpx.Response | None, BaseException | None, float] = (
                 (self.attempts, None, outcome, duration)  # type: ignore[assignment]
@@ -164,7 +164,7 @@ class CallDecisions:
         self, error: Exception, kind: Literal["breaker", "bulkhead", "throttle"]
     ) -> Exception:
         """``error``, for a call refused locally, once its observers were told."""
-        if self._observers:
+        if self.observers:
             self._emit(CallRejected(kind))
         return error
 
@@ -252,7 +252,7 @@ class CallDecisions:
         assert self.verdict is not None
         reason = self.verdict.reason
         self.retry_reasons += (reason,)
-        if self._observers:
+        if self.observers:
             self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
         return False
 
@@ -262,7 +262,7 @@ class CallDecisions:
         retry_at = self.breaker.retry_at()
         if retry_at is None or retry_at <= self.clock.monotonic() + self.planned_delay:
             return False
-        if self._observers:
+        if self.observers:
             self._emit(RetryRefused(self.attempts, "breaker"))
         return True
 
@@ -271,6 +271,6 @@ class CallDecisions:
         if budget is None or budget.try_retry():
             return True
         self._notice(budget.take_refusal_notice(self.endpoint.key))
-        if self._observers:
+        if self.observers:
             self._emit(RetryRefused(self.attempts, "budget"))
         return False

@@ -17,6 +17,7 @@ from . import _exceptions
 from ._events import CallEnded, Event, Observer
 from ._info import ResilienceInfo
 from ._logging import logger
+from ._retry import FINAL_SUCCESS
 from .problems import raise_for_error
 from .problems._headers import response_request_id
 
@@ -40,6 +41,7 @@ class CallEnd:
     if TYPE_CHECKING:  # the state Call keeps, declared for the type checker
         _pipeline: Pipeline
         _fallback_asked: bool
+        _judged: object
         attempts: int
         clock: Clock
         correlation_id: str
@@ -54,10 +56,11 @@ class CallEnd:
         started: float
         stop_reason: str | None
         verdict: Verdict | None
-        _observers: tuple[Observer, ...]
+        observers: tuple[Observer, ...]
 
         def _emit(self, event: Event) -> None: ...
         def problem(self, response: httpx.Response) -> Problem: ...
+        def judge(self, outcome: httpx.Response | BaseException) -> Verdict: ...
 
     else:
         # Empty slots keep Call free of a __dict__. Hidden from mypy, which would refuse
@@ -85,7 +88,7 @@ class CallEnd:
 
     def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
         """Announce the end of the call, once: the drivers' last word on every path."""
-        if self._observers:
+        if self.observers:
             self._emit(_new_tuple(CallEnded, (response, error, self.fallback_used)))
 
     @property
@@ -115,15 +118,27 @@ class CallEnd:
             ),
         )
 
+    def settle(self, outcome: httpx.Response | BaseException) -> httpx.Response | None:
+        """The first attempt's outcome as the caller sees it (:meth:`conclude`), or
+        ``None`` if it is to be retried. A success is settled without judging it."""
+        if (
+            not isinstance(outcome, BaseException)
+            and outcome.status_code < 400
+            and self.attempts == 1
+        ):
+            # The common end by far: what judge() and conclude() would do, in one frame.
+            self.verdict = FINAL_SUCCESS
+            self._judged = outcome
+            outcome.extensions["resilience"] = self.info(outcome)
+            return outcome
+        if self.judge(outcome).retry:
+            return None
+        return self.conclude(outcome)
+
     def conclude(self, outcome: httpx.Response | BaseException) -> httpx.Response:
         """The call's last outcome as the caller sees it: :meth:`finish`ed, the fallback's
         answer for a failure, or the failure raised."""
         if not isinstance(outcome, BaseException):
-            if outcome.status_code < 400 and self.attempts == 1:
-                # A first-attempt success, the common end by far: what finish() would
-                # do for it, a frame less.
-                outcome.extensions["resilience"] = self.info(outcome)
-                return outcome
             return self.finish(outcome)
         error = outcome
         if (

@@ -13,8 +13,9 @@ this transport (in the client), so each redirect hop is a call of its own.
 
 The two drivers are line-for-line mirrors: they only send, read, close, sleep and
 await, and raise what ``Call`` decides. Keep them that way - any ``if`` that is not
-about I/O belongs in ``Call``, bar the two that spare a frame per call: a call with no
-throttle skips ``Call.shed``, and the breaker's own answer says whether it refused.
+about I/O belongs in ``Call``, bar three that each spare a frame per call: a call with
+no throttle skips ``Call.shed``, the breaker's own answer says whether it refused, and
+a call nobody observes skips ``Call.ended``.
 """
 
 from __future__ import annotations
@@ -121,9 +122,9 @@ class SyncDriver(_Driver):
                     outcome: httpx.Response | BaseException = self._attempt(call)
                 except Exception as exc:
                     outcome = exc
-                if call.judge(outcome).retry:
-                    outcome = self._retry(call, outcome)
-                response = call.conclude(outcome)
+                response = call.settle(outcome)
+                if response is None:  # retried
+                    response = call.conclude(self._retry(call, outcome))
             finally:
                 if bulkhead is not None:
                     bulkhead.release()
@@ -132,7 +133,8 @@ class SyncDriver(_Driver):
         except BaseException as exc:  # cancelled: the call's record ends all the same
             call.ended(None, exc)
             raise
-        call.ended(response, None)
+        if call.observers:  # (a frame per call spared when nobody listens)
+            call.ended(response, None)
         return response
 
     def _retry(
@@ -210,9 +212,9 @@ class AsyncDriver(_Driver):
                     outcome: httpx.Response | BaseException = await self._attempt(call)
                 except Exception as exc:
                     outcome = exc
-                if call.judge(outcome).retry:
-                    outcome = await self._retry(call, outcome)
-                response = call.conclude(outcome)
+                response = call.settle(outcome)
+                if response is None:  # retried
+                    response = call.conclude(await self._retry(call, outcome))
             finally:
                 if bulkhead is not None:
                     bulkhead.release()
@@ -221,7 +223,8 @@ class AsyncDriver(_Driver):
         except BaseException as exc:  # cancelled: the call's record ends all the same
             call.ended(None, exc)
             raise
-        call.ended(response, None)
+        if call.observers:  # (a frame per call spared when nobody listens)
+            call.ended(response, None)
         return response
 
     async def _retry(

@@ -15,7 +15,7 @@ guard past its limit it cancels the guard's task; leaving the guard turns that
 cancellation into a timeout, as ``asyncio.timeout`` does (an outside cancellation
 arriving at the same time still wins).
 
-A guard is entered by :meth:`Watchdog.guard` and left by :func:`leave`, in the
+A guard is entered by :func:`guard_attempt` and left by :func:`leave`, in the
 driver's own ``try``: the driver runs one per attempt, and a ``with`` statement's two
 method frames and a guard object's ``__init__`` were most of its cost. Under trio,
 where no asyncio loop runs, :class:`ScopeGuard` gives anyio's cancel scope the same
@@ -122,25 +122,10 @@ class Watchdog:
         self._armed_at = float("inf")
         self.dead = 0  # guards left but still in the heap
 
-    def guard(self, limit: float, loop: asyncio.AbstractEventLoop | None = None) -> Guard:
-        """A guard, entered, that cancels the current task ``limit`` seconds from now.
-
-        ``loop``: this watchdog's loop, when the caller has it at hand.
-        """
-        if loop is None:
-            loop = self._loop()
-        task = _task_of(loop)
-        if task is None:
-            raise RuntimeError("an attempt limit needs a running task")
-        monotonic = self._monotonic
-        when = (loop.time() if monotonic is None else monotonic()) + limit
-        self._order = order = self._order + 1
-        guard = [when, order, task, task.cancelling(), False, self]
-        heapq.heappush(self._heap, guard)
-        if when < self._armed_at:
-            self._arm(loop, when)
-        if self.dead > _COMPACT_MIN and self.dead * 2 > len(self._heap):
-            self._compact()
+    def guard(self, limit: float) -> Guard:
+        """A guard, entered, that cancels the current task ``limit`` seconds from now."""
+        guard = guard_attempt(limit, self)
+        assert type(guard) is list  # a watchdog's own, never anyio's
         return guard
 
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -202,15 +187,35 @@ def watchdog_for(loop: asyncio.AbstractEventLoop) -> Watchdog:
 _last: Watchdog | None = None
 
 
-def guard_attempt(limit: float) -> Guard | ScopeGuard:
+def guard_attempt(limit: float, watchdog: Watchdog | None = None) -> Guard | ScopeGuard:
     """A guard, entered, that ends the running task's block ``limit`` seconds from now:
-    the running asyncio loop's watchdog, or anyio's cancel scope where none runs (trio)."""
+    the running asyncio loop's watchdog, or anyio's cancel scope where none runs (trio).
+
+    ``watchdog``: guard with this one instead (:meth:`Watchdog.guard`).
+    """
     global _last
-    loop = asyncio._get_running_loop()
-    if loop is None:
-        return ScopeGuard(limit)
-    watchdog = _last
-    # (Asked after the loop: a gone loop's watchdog answers None here too.)
-    if watchdog is None or watchdog._loop_ref() is not loop:
-        watchdog = _last = watchdog_for(loop)
-    return watchdog.guard(limit, loop)
+    if watchdog is None:
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            return ScopeGuard(limit)
+        watchdog = _last
+        # (Asked after the loop: a gone loop's watchdog answers None here too.)
+        if watchdog is None or watchdog._loop_ref() is not loop:
+            watchdog = _last = watchdog_for(loop)
+    else:
+        loop = watchdog._loop()
+    # The guard is entered here, not in a Watchdog method: a frame less per attempt.
+    task = _task_of(loop)
+    if task is None:
+        raise RuntimeError("an attempt limit needs a running task")
+    monotonic = watchdog._monotonic
+    when = (loop.time() if monotonic is None else monotonic()) + limit
+    watchdog._order = order = watchdog._order + 1
+    guard = [when, order, task, task.cancelling(), False, watchdog]
+    heap = watchdog._heap
+    heapq.heappush(heap, guard)
+    if when < watchdog._armed_at:
+        watchdog._arm(loop, when)
+    if watchdog.dead > _COMPACT_MIN and watchdog.dead * 2 > len(heap):
+        watchdog._compact()
+    return guard
