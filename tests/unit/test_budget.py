@@ -223,3 +223,37 @@ def test_policy_is_frozen_and_rejects_unknown_fields() -> None:
 
 def test_policy_defaults_match_the_contract() -> None:
     assert RetryBudget() == RetryBudget(ratio=0.1, min_per_second=1.0, window=10.0)
+
+
+def test_calls_leave_the_window_bucket_by_bucket() -> None:
+    clock = FakeClock(fixed=0.0)
+    budget = RetryBudgetState(RetryBudget(window=10.0), clock)  # buckets of 1 s
+    for _ in range(5):
+        budget.record_call()
+    clock.advance(5.0)
+    for _ in range(3):
+        budget.record_call()
+    clock.advance(5.5)  # 10.5 s: the first bucket is the oldest of the eleven kept
+    assert budget.snapshot().calls == 8
+    clock.advance(0.5)  # 11 s: it has gone, with its five calls
+    assert budget.snapshot().calls == 3
+    clock.advance(5.0)  # 16 s: the second batch has gone too
+    snap = budget.snapshot()
+    assert (snap.calls, snap.calls_total) == (0, 8)
+
+
+def test_threads_counting_across_bucket_moves_lose_no_call() -> None:
+    budget = RetryBudgetState(RetryBudget(window=1.0), FakeClock(fixed=0.0))
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        start.wait()
+        for step in range(3000):  # 0 to 3 s: thirty bucket moves, raced by four threads
+            budget.record_call(now=step * 0.001)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert budget.snapshot().calls_total == 12000
