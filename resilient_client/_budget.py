@@ -15,11 +15,11 @@ boundaries (500 calls, defaults → at most 60 retries). The comparison is done 
 integer millionths, so ``0.29 × 100`` is 29, not 28.999….
 
 Counting a call takes no lock: calls are counted by one ``itertools.count`` (its
-``next()`` is one C step, so no two threads lose a count), and the ring keeps, per
-bucket, the count at the bucket's start - so the calls in the window are the count now
-less the mark of its oldest bucket. The lock is taken to move to a new bucket (ten times
-a window) and for retries, with ``acquire()``/``release()`` rather than ``with``: on
-CPython 3.11 a lock's ``__exit__`` packs its arguments into a fresh tuple, which made
+``next()`` is one C step, so no two threads lose a count), and beside the ring, per
+bucket, is the count at the bucket's start - so the calls in the window are the count
+now less the mark of its oldest bucket. The lock is taken to move to a new bucket (ten
+times a window) and for retries, with ``acquire()``/``release()`` rather than ``with``:
+on CPython 3.11 a lock's ``__exit__`` packs its arguments into a fresh tuple, which made
 ``with`` cost about twice as much (≈430 vs ≈230 ns measured).
 """
 
@@ -95,7 +95,8 @@ class RetryBudgetState:
 
     The pipeline calls :meth:`record_call` once per call, before its first attempt,
     and :meth:`try_retry` before each retry; a ``False`` ends the call with its last
-    outcome. Thread-safe: one lock, held for an O(1) update (a few hundred ns), so it
+    outcome. Thread-safe: a call is counted without the lock (but for the first call of
+    a bucket), retries under one lock held for an O(1) update (a few hundred ns), so it
     is also fine to call from async tasks.
     """
 

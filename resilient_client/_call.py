@@ -196,6 +196,9 @@ class Call(CallDecisions, CallEnd):
             if key is not None:
                 headers[rule.header] = rule.encode(key)
                 names.append(rule.lower_name)
+                # Read again: the correlation header goes where this one went, whether
+                # the store changed in place or was replaced.
+                stored = getattr(headers, "_list", None)
         self.idempotency_key = key
         pipeline = self._pipeline
         if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one

@@ -43,31 +43,38 @@ current_correlation_id: Callable[[], str | None] = _CURRENT.get
 
 
 # Fresh ids: 128 bits from the OS's random source as 32 hex digits, as os.urandom(16)
-# would give, but read 256 ids at a time. The read is a system call, dear on every call;
-# the chain below hands out each id in C, so concurrent threads never share one, and
-# runs Python (_fresh_ids) once per 256 ids.
+# would give, but read 256 ids at a time: the read is a system call, dear on every call.
+# A draw is one C step - the next draw number from a count, looked up in a dict - and
+# only a draw that finds no id runs Python (__missing__) and reads the next 256. Draw
+# numbers are never handed out twice, and each batch's ids go to numbers after the one
+# that read it, so no two draws share an id, whichever thread's batch they find.
+# (Not itertools.chain over batches: while one thread's read has let go of the GIL,
+# another finds no batch either and reads its own, and chain keeps only the last one,
+# leaking the other; and a read that raises ends a chain for good - every later draw
+# would raise StopIteration. Here a failed read fails one draw, and overlapping reads
+# only waste the ids of the batch that is replaced.)
 _ID_BYTES = 16
-_SLICES = tuple(slice(start, start + _ID_BYTES) for start in range(0, 256 * _ID_BYTES, _ID_BYTES))
+_PER_READ = 256
 
 
-def _fresh_ids(_: object) -> Iterator[str]:
-    pool = os.urandom(_ID_BYTES * len(_SLICES))
-    return map(bytes.hex, map(pool.__getitem__, _SLICES))
+class _FreshIds(dict[int, str]):
+    __slots__ = ()
+
+    def __missing__(self, draw: int) -> str:
+        ids = iter(os.urandom(_ID_BYTES * _PER_READ).hex(" ", _ID_BYTES).split())
+        first = next(ids)
+        # What the dict holds is for draws already made (or is lost to an overlapping
+        # read): dropping it keeps one batch in memory.
+        self.clear()
+        self.update(zip(itertools.count(draw + 1), ids))
+        return first
 
 
-def _id_source() -> Callable[[], str]:
-    return itertools.chain.from_iterable(map(_fresh_ids, itertools.repeat(None))).__next__
+_FRESH = _FreshIds()
 
-
-new_correlation_id: Callable[[], str] = _id_source()
-"""A fresh random correlation id (read as ``_context.new_correlation_id``: a forked
-child gets a source of its own, so it never repeats its parent's next ids)."""
-
-
-def _reseed_after_fork() -> None:
-    global new_correlation_id
-    new_correlation_id = _id_source()
-
+new_correlation_id: Callable[[], str] = map(_FRESH.__getitem__, itertools.count()).__next__
+"""A fresh random correlation id."""
 
 if hasattr(os, "register_at_fork"):  # where processes fork (not on Windows)
-    os.register_at_fork(after_in_child=_reseed_after_fork)
+    # A forked child must not hand out the ids its parent will: it reads its own.
+    os.register_at_fork(after_in_child=_FRESH.clear)

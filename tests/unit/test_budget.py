@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pydantic
@@ -243,7 +244,9 @@ def test_calls_leave_the_window_bucket_by_bucket() -> None:
 
 
 def test_threads_counting_across_bucket_moves_lose_no_call() -> None:
-    budget = RetryBudgetState(RetryBudget(window=1.0), FakeClock(fixed=0.0))
+    # The clock starts at 0, where the calls' own readings are: a clock far ahead of
+    # them (FakeClock's default 1000 s) makes every call "late", so no bucket ever moves.
+    budget = RetryBudgetState(RetryBudget(window=1.0), FakeClock(start=0.0))
     start = threading.Barrier(4)
 
     def worker() -> None:
@@ -251,9 +254,18 @@ def test_threads_counting_across_bucket_moves_lose_no_call() -> None:
         for step in range(3000):  # 0 to 3 s: thirty bucket moves, raced by four threads
             budget.record_call(now=step * 0.001)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert budget.snapshot().calls_total == 12000
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave within a bucket, not one per run
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    snap = budget.snapshot()
+    assert snap.calls_total == 12000
+    # The buckets did move (the first second's calls have left the window), and no call
+    # read at 2 s or later went into a bucket the window has already dropped.
+    assert 4 * 1000 <= snap.calls < 12000

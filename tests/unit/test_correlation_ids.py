@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -58,3 +59,49 @@ def test_a_forked_child_does_not_repeat_its_parents_next_ids() -> None:
     parent = [_context.new_correlation_id() for _ in range(4)]
     assert len(child) == 4 and all(HEX_ID.fullmatch(value) for value in child)
     assert not set(child) & set(parent)
+
+
+def test_a_read_that_fails_fails_one_draw_not_every_later_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = os.urandom
+
+    def failing(size: int) -> bytes:
+        raise OSError("no entropy")
+
+    monkeypatch.setattr(os, "urandom", failing)
+    with pytest.raises(OSError):  # within one batch, a draw needs the next read
+        [_context.new_correlation_id() for _ in range(257)]
+    monkeypatch.setattr(os, "urandom", real)
+    assert HEX_ID.fullmatch(_context.new_correlation_id())
+
+
+def test_a_read_overlapping_another_leaks_neither_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.urandom
+    freed: list[int] = []
+    drawn: list[str] = []
+
+    class Read(bytes):
+        number = 0
+
+        def __del__(self) -> None:
+            freed.append(self.number)
+
+    reads: list[int] = []
+
+    def read(size: int) -> bytes:
+        pool = Read(real(size))
+        pool.number = len(reads)
+        reads.append(pool.number)
+        if pool.number == 0:
+            # The OS read releases the GIL: another thread may draw meanwhile and find
+            # no batch ready either - modelled here by drawing during the read.
+            drawn.append(_context.new_correlation_id())
+        return pool
+
+    monkeypatch.setattr(os, "urandom", read)
+    drawn.extend(_context.new_correlation_id() for _ in range(4 * 256))
+    monkeypatch.setattr(os, "urandom", real)
+    gc.collect()
+    assert len(set(drawn)) == len(drawn) == 4 * 256 + 1
+    assert {0, 1} <= set(freed)  # both overlapping reads were let go once used

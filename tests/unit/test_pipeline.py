@@ -6,10 +6,14 @@ No test here sleeps: waits go to the FakeClock, which records them.
 from __future__ import annotations
 
 import email.utils
+import importlib
+import inspect
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
+import tenacity
 from drivers import Driver
 
 import resilient_client as rc
@@ -258,6 +262,33 @@ def test_a_request_built_elsewhere_and_sent_gets_the_policys_timeouts(driver: Dr
     client, transport, _ = make(driver, [200], policy=PHASED)
     driver.run(client.send(driver.lib.Request("GET", URL)))
     assert sent_timeouts(transport) == [POLICY_PHASES]
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+async def test_the_async_send_is_a_coroutine_function_to_those_who_ask(library: str) -> None:
+    """Wrappers choose by asking: mock.patch makes an AsyncMock only of a coroutine
+    function, and tenacity (backoff too) wraps anything else as sync - retrying nothing,
+    as the failure comes only when the coroutine it returned is awaited."""
+    lib: Any = importlib.import_module(library)
+    ns: Any = importlib.import_module("resilient_client.httpx2") if library == "httpx2" else rc
+    sent: list[Any] = []
+
+    def answer(request: Any) -> Any:
+        sent.append(request)
+        if len(sent) == 1:
+            raise lib.ConnectError("refused", request=request)
+        return lib.Response(200)
+
+    client = ns.AsyncResilientClient(
+        transport=lib.MockTransport(answer), policy=rc.Policy(retry=None), telemetry=False
+    )
+    async with client:
+        assert inspect.iscoroutinefunction(client.send)
+        with mock.patch.object(client, "send") as patched:
+            assert isinstance(patched, mock.AsyncMock)
+        send = tenacity.retry(stop=tenacity.stop_after_attempt(2), reraise=True)(client.send)
+        response = await send(client.build_request("GET", URL))
+    assert response.status_code == 200 and len(sent) == 2  # the refused one, retried
 
 
 def test_each_redirect_hop_gets_its_own_endpoints_timeouts(driver: Driver) -> None:
