@@ -8,8 +8,9 @@ of :class:`Call`, over the injected clock. The retry loop itself is tenacity's
 event (``_events.py``) to the pipeline's observers.
 
 :class:`Call` is one object in three modules: this one holds its state, the headers it
-sets once and the bookkeeping of each attempt; ``_call_decisions.py`` admission and
-retry decisions; ``_call_end.py`` what the caller sees at the end.
+sets once and the start of each attempt; ``_call_decisions.py`` admission, what an
+attempt's outcome means (to the throttle, the observers and the breaker) and retry
+decisions; ``_call_end.py`` what the caller sees at the end.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""A call's decisions: may it start, may this attempt go, is an outcome retried, after
-how long, or does the call stop here.
+"""A call's decisions: may it start, may this attempt go, what did its outcome mean, is
+it retried, after how long, or does the call stop here.
 
 A mixin of :class:`~resilient_client._call.Call`, kept apart so the retry and admission
 rules read in one place. No method sends anything: each reads the call, its endpoint's
