@@ -22,6 +22,7 @@ import httpx
 from . import _context
 from ._call_decisions import CallDecisions
 from ._call_end import CallEnd
+from ._call_state import new_tuple
 from ._context import current_correlation_id
 from ._endpoints import PhaseTable, phase_table
 from ._events import (
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     from ._pipeline import Pipeline
     from .problems import Problem
 
-# Hot records are built with tuple.__new__ directly: a NamedTuple's own __new__ is a
-# Python function, and these run on every call (events: on every observed attempt).
-_new_tuple = tuple.__new__
 _CALL_STARTED = CallStarted()
 
 __all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_IDEMPOTENCY_KEY", "EXT_POLICY", "EXT_STREAM", "Call"]
@@ -253,7 +251,7 @@ class Call(CallDecisions, CallEnd):
         self._problem = None
         self._attempt_started = now
         if self.observers:
-            self._emit(_new_tuple(AttemptStarted, (self.attempts,)))
+            self._emit(new_tuple(AttemptStarted, (self.attempts,)))
         return request
 
     def _clipped_timeouts(

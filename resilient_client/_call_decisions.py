@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Literal
 import httpx
 
 from ._breaker import Outcome, Rejection, classify_for_breaker
-from ._events import AttemptEnded, CallRejected, Event, Observer, RetryRefused, RetryScheduled
+from ._call_state import CallState, new_tuple
+from ._events import AttemptEnded, CallRejected, RetryRefused, RetryScheduled
 from ._logging import logger
 from ._retry import (
     FINAL_SUCCESS,
@@ -30,14 +31,6 @@ from ._retry import (
 from .problems import parse_problem, retry_after_seconds, server_retry_hint
 
 if TYPE_CHECKING:
-    from ._breaker import EndpointBreaker
-    from ._budget import RetryBudgetState
-    from ._bulkhead import BulkheadState
-    from ._clock import Clock
-    from ._endpoints import Endpoint
-    from ._pipeline import Pipeline
-    from ._policy import Policy
-    from ._throttle import ThrottleState
     from .problems import Problem
 
 __all__ = ["CallDecisions"]
@@ -46,44 +39,12 @@ __all__ = ["CallDecisions"]
 _PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
 # Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
 _OVERLOAD_STATUSES = frozenset({429, 503, 529})
-# Hot records are built with tuple.__new__ (see _call.py).
-_new_tuple = tuple.__new__
 
 
-class CallDecisions:
+class CallDecisions(CallState):
     """Admission and retry decisions, over the state :class:`Call` keeps."""
 
-    if TYPE_CHECKING:  # the state Call keeps, declared for the type checker
-        _pipeline: Pipeline
-        _attempt_started: float
-        _judged: object
-        _problem: Problem | None
-        attempts: int
-        breaker: EndpointBreaker | None
-        budget: RetryBudgetState | None
-        bulkhead: BulkheadState | None
-        clock: Clock
-        correlation_id: str
-        deadline: float | None
-        endpoint: Endpoint
-        idempotency_key: str | None
-        planned_delay: float
-        policy: Policy
-        replayable: bool
-        request: httpx.Request
-        retry_reasons: tuple[str, ...]
-        stop_reason: str | None
-        throttle: ThrottleState | None
-        verdict: Verdict | None
-        observers: tuple[Observer, ...]
-
-        def _emit(self, event: Event) -> None: ...
-
-    else:
-        # Empty slots keep Call free of a __dict__. Hidden from mypy, which would refuse
-        # this mixin's own assignments to Call's slots; tests/unit/test_call_layout.py
-        # checks the declarations above against Call.__slots__ instead.
-        __slots__ = ()
+    __slots__ = ()  # as CallState's: Call keeps no __dict__
 
     def _notice(self, message: str | None) -> None:
         """Log the start of a refusal episode (budget, bulkhead, throttle): once, not per
@@ -126,7 +87,7 @@ class CallDecisions:
                 if failed
                 else (self.attempts, outcome, None, duration)
             )
-            self._emit(_new_tuple(AttemptEnded, event))
+            self._emit(new_tuple(AttemptEnded, event))
         breaker = self.breaker  # the endpoint's: an override only switches it off
         if breaker is None:
             return _PLAIN_SUCCESS  # nobody asks

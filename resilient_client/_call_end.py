@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import _exceptions
-from ._events import CallEnded, Event, Observer
+from ._call_state import CallState, new_tuple
+from ._events import CallEnded
 from ._info import ResilienceInfo
 from ._logging import logger
 from ._retry import FINAL_SUCCESS
@@ -22,51 +23,15 @@ from .problems import raise_for_error
 from .problems._headers import response_request_id
 
 if TYPE_CHECKING:
-    from ._clock import Clock
-    from ._endpoints import Endpoint
-    from ._pipeline import Pipeline
-    from ._policy import Policy
-    from ._retry import Verdict
     from .problems import Problem
 
 __all__ = ["CallEnd"]
 
-# Built with tuple.__new__: a NamedTuple's own __new__ is a Python frame (see _call.py).
-_new_tuple = tuple.__new__
 
-
-class CallEnd:
+class CallEnd(CallState):
     """The end of a call, over the state :class:`Call` keeps."""
 
-    if TYPE_CHECKING:  # the state Call keeps, declared for the type checker
-        _pipeline: Pipeline
-        _fallback_asked: bool
-        _judged: object
-        attempts: int
-        clock: Clock
-        correlation_id: str
-        deadline: float | None
-        endpoint: Endpoint
-        fallback_used: bool
-        idempotency_key: str | None
-        limit: float | None
-        policy: Policy
-        request: httpx.Request
-        retry_reasons: tuple[str, ...]
-        started: float
-        stop_reason: str | None
-        verdict: Verdict | None
-        observers: tuple[Observer, ...]
-
-        def _emit(self, event: Event) -> None: ...
-        def problem(self, response: httpx.Response) -> Problem: ...
-        def judge(self, outcome: httpx.Response | BaseException) -> Verdict: ...
-
-    else:
-        # Empty slots keep Call free of a __dict__. Hidden from mypy, which would refuse
-        # this mixin's own assignments to Call's slots; tests/unit/test_call_layout.py
-        # checks the declarations above against Call.__slots__ instead.
-        __slots__ = ()
+    __slots__ = ()  # as CallState's: Call keeps no __dict__
 
     def fallback(self, failure: httpx.Response | BaseException) -> httpx.Response | None:
         """The policy's fallback answer for a failed call, or ``None`` (no fallback).
@@ -89,7 +54,7 @@ class CallEnd:
     def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
         """Announce the end of the call, once: the drivers' last word on every path."""
         if self.observers:
-            self._emit(_new_tuple(CallEnded, (response, error, self.fallback_used)))
+            self._emit(new_tuple(CallEnded, (response, error, self.fallback_used)))
 
     @property
     def final_reason(self) -> str | None:
@@ -100,7 +65,7 @@ class CallEnd:
 
     def info(self, response: httpx.Response | None = None) -> ResilienceInfo:
         request_id = None if response is None else response_request_id(response.headers)
-        return _new_tuple(
+        return new_tuple(
             ResilienceInfo,
             (
                 self.endpoint.key,

@@ -1,8 +1,8 @@
 """The pipeline: configuration and per-endpoint state for one transport (or client).
 
-:class:`Pipeline` resolves each request's endpoint and policy and starts its
-:class:`~resilient_client._call.Call` - the per-call core both drivers share. It owns
-what outlives calls: the endpoint table, breakers, observers and the failure log.
+:class:`Pipeline` is what each :class:`~resilient_client._call.Call` - the per-call core
+both drivers share - resolves its endpoint and policy against. It owns what outlives
+calls: the endpoint table, breakers, observers and the failure log.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ._breaker import BreakerRegistry, BreakerSnapshot, EndpointBreaker
 from ._breaker_storage import BreakerStorage
 from ._budget import RetryBudgetSnapshot
 from ._bulkhead import BulkheadSnapshot
-from ._call import EXT_POLICY, Call
+from ._call import EXT_POLICY
 from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoints import Endpoint, EndpointTable
 from ._events import BreakerStateChanged, Observer
@@ -139,10 +139,6 @@ class Pipeline:
             )
             for endpoint in self.endpoints.all()
         }
-
-    def begin(self, request: httpx.Request) -> Call:
-        """Start a call: resolve its endpoint and policy, set its headers."""
-        return Call(self, request)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
-"""Call is one slotted object over three modules: the mixins' declarations must match it.
+"""Call is one slotted object over three modules: the state its mixins declare must match it.
 
-The mixins declare the attributes they use for the type checker only, so nothing at run
-time ties them to ``Call.__slots__``: these tests do.
+``CallState`` declares that state for the type checker only, so nothing at run time ties
+it to ``Call.__slots__``: these tests do.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import inspect
 
 import pytest
 
-from resilient_client import _call_decisions, _call_end
+from resilient_client import _call_state
 from resilient_client._call import Call
+from resilient_client._call_decisions import CallDecisions
+from resilient_client._call_end import CallEnd
 
 
 def _block(module: object, class_name: str) -> list[ast.stmt]:
@@ -33,29 +35,28 @@ def _declared(module: object, class_name: str) -> set[str]:
     }
 
 
-@pytest.mark.parametrize(
-    ("module", "class_name"),
-    [(_call_decisions, "CallDecisions"), (_call_end, "CallEnd")],
-)
+@pytest.mark.parametrize(("module", "class_name"), [(_call_state, "CallState")])
 def test_every_attribute_a_mixin_declares_is_a_slot_of_call(
     module: object, class_name: str
 ) -> None:
     declared = _declared(module, class_name)
-    assert declared, "no declarations found: the test no longer reads the mixin"
+    assert declared, "no declarations found: the test no longer reads CallState"
     assert declared <= set(Call.__slots__), declared - set(Call.__slots__)
 
 
-@pytest.mark.parametrize(
-    ("module", "class_name"),
-    [(_call_decisions, "CallDecisions"), (_call_end, "CallEnd")],
-)
+@pytest.mark.parametrize(("module", "class_name"), [(_call_state, "CallState")])
 def test_every_method_a_mixin_declares_is_a_method_of_call(module: object, class_name: str) -> None:
     # The stubs exist for the type checker only: at run time Call must have the real ones.
     stubs = {n.name for n in _block(module, class_name) if isinstance(n, ast.FunctionDef)}
-    assert stubs, "no method stubs found: the test no longer reads the mixin"
+    assert stubs, "no method stubs found: the test no longer reads CallState"
     assert all(callable(getattr(Call, name, None)) for name in stubs), stubs
 
 
 def test_a_call_has_no_instance_dict() -> None:
     assert Call.__dictoffset__ == 0
     assert all(getattr(base, "__slots__", None) == () for base in Call.__mro__[1:-1])
+
+
+def test_both_mixins_read_the_one_declared_state() -> None:
+    assert issubclass(CallDecisions, _call_state.CallState)
+    assert issubclass(CallEnd, _call_state.CallState)

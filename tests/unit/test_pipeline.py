@@ -648,11 +648,12 @@ def test_a_per_call_override_cannot_change_the_endpoints_breaker_settings(
 
 
 def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -> None:
+    from resilient_client._call import Call
     from resilient_client._pipeline import Pipeline
 
     clock = FakeClock(fixed=0.0)
     policy = rc.Policy(timeouts=rc.Timeouts(total=1.0, attempt=5.0))
-    call = Pipeline(policy, clock=clock).begin(httpx.Request("GET", URL))
+    call = Call(Pipeline(policy, clock=clock), httpx.Request("GET", URL))
     call.time_attempt()
     assert call.limit == 1.0  # the deadline, not the cap, sets this attempt's limit
     call.start_attempt()
@@ -713,6 +714,7 @@ def test_decorrelated_backoff_follows_the_wait_a_retry_after_set(driver: Driver)
 
 
 def test_a_per_call_override_is_merged_once_and_the_merges_kept_are_bounded() -> None:
+    from resilient_client._call import Call
     from resilient_client._pipeline import _MERGE_CACHE_LIMIT, Pipeline
 
     pipeline = Pipeline(rc.Policy(), clock=FakeClock(fixed=0.0))
@@ -720,7 +722,7 @@ def test_a_per_call_override_is_merged_once_and_the_merges_kept_are_bounded() ->
 
     def policy_of(chosen: rc.Policy) -> rc.Policy:
         request = httpx.Request("GET", URL, extensions={"resilience": chosen})
-        return pipeline.begin(request).policy
+        return Call(pipeline, request).policy
 
     first = policy_of(override)
     assert first.retry is not None and first.retry.max_attempts == 5
