@@ -203,6 +203,7 @@ class Circuit:
     """
 
     __slots__ = (
+        "_call",
         "_failure_units",
         "_slow_units",
         "changes",
@@ -225,6 +226,7 @@ class Circuit:
         self.probes: dict[str, float] = {}
         self.window: _Window = _new_window(policy)
         self.changes: list[tuple[BreakerState, BreakerState]] = []
+        self._call = Admission("call", 0)
         self._failure_units, self._slow_units = _thresholds(policy)
 
     def reconfigure(self, policy: Breaker) -> None:
@@ -245,7 +247,11 @@ class Circuit:
         """Admit a call, take a probe slot (``token`` names it) or reject."""
         self.tick(now)
         if self.state == CLOSED:
-            return Admission("call", self.generation)
+            # Every closed call of a generation gets the same value: a shared storage's
+            # circuit admits here on every request.
+            if self._call.generation != self.generation:
+                self._call = Admission("call", self.generation)
+            return self._call
         if self.state == OPEN:
             return Admission("rejected", self.generation, self.open_until)
         for held, lease_end in list(self.probes.items()):

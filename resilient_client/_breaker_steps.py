@@ -107,7 +107,7 @@ class BreakerSteps:
             bits = 0
         else:
             raise ValueError(f"outcome must be 'success', 'failure' or 'ignored', not {outcome!r}")
-        slow = self._policy.slow_call_duration
+        slow = self.slow_call_duration
         if slow is not None and duration >= slow:
             bits |= SLOW
         return bits
@@ -269,9 +269,9 @@ class BreakerSteps:
             state = circuit.state
             if state == OPEN and now >= circuit.open_until:
                 state = HALF_OPEN  # due; the next admission moves it
-            view = self._view
-            shared = self._storage is not None and not self._fallback and view is not None
-            if shared and view is not None:
+            view = self._view if self._storage is not None and not self._fallback else None
+            shared = view is not None
+            if view is not None:
                 failures, calls, slow = view.failures, view.calls, view.slow
                 successes, probes = view.successes, view.probes
             else:

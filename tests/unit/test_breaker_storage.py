@@ -15,7 +15,7 @@ import anyio.lowlevel
 import pytest
 from breaker_support import breaker_over, call, free_port
 
-from resilient_client._breaker import Permit, Rejection
+from resilient_client._breaker import EndpointBreaker, Permit, Rejection
 from resilient_client._breaker_core import RATE_SCALE, TIME_BUCKETS
 from resilient_client._breaker_lua import REPLY_FIELDS, SCRIPT
 from resilient_client._breaker_redis import RedisBreakerStorage, _key_base
@@ -30,7 +30,11 @@ from resilient_client.testing import FakeClock
 
 
 class Spy:
-    """A storage that counts exchanges, can go down, and can be interrupted once."""
+    """A storage that counts exchanges, can go down, and can be interrupted once.
+
+    Its async exchange awaits (a checkpoint, under any async library) before it reaches
+    the state, as a network storage does.
+    """
 
     def __init__(self, inner: BreakerStorage) -> None:
         self.inner = inner
@@ -57,8 +61,8 @@ class Spy:
     async def aexchange(self, request: Exchange, /) -> SharedView:
         self._check()
         self.exchanges.append(request)
+        await anyio.lowlevel.checkpoint()
         view = await self.inner.aexchange(request)
-        await asyncio.sleep(0)
         self._maybe_interrupt()
         return view
 
@@ -73,19 +77,14 @@ def spy(clock: FakeClock) -> Spy:
     return Spy(MemoryBreakerStorage(clock))
 
 
-class Checkpointed:
-    """A storage whose async exchange awaits (a checkpoint, under any async library)
-    before it reaches the state, as a network storage does."""
-
-    def __init__(self, inner: BreakerStorage) -> None:
-        self.inner = inner
-
-    def exchange(self, request: Exchange, /) -> SharedView:
-        return self.inner.exchange(request)
-
-    async def aexchange(self, request: Exchange, /) -> SharedView:
-        await anyio.lowlevel.checkpoint()
-        return self.inner.exchange(request)
+def opened(
+    storage: BreakerStorage, clock: FakeClock, reset_timeout: float = 1.0
+) -> EndpointBreaker:
+    """A breaker over ``storage`` tripped by one failure, which the storage has heard."""
+    breaker = breaker_over(storage, clock, failure_threshold=1, reset_timeout=reset_timeout)
+    call(breaker, "failure")
+    breaker.admit()  # sends the failure: open
+    return breaker
 
 
 def test_the_storage_protocol_is_met() -> None:
@@ -142,10 +141,8 @@ def test_breakers_of_two_registries_trip_together(clock: FakeClock) -> None:
 
 def test_half_open_probes_are_limited_across_registries(clock: FakeClock) -> None:
     storage = MemoryBreakerStorage(clock)
-    a = breaker_over(storage, clock, failure_threshold=1, reset_timeout=1.0)
+    a = opened(storage, clock)
     b = breaker_over(storage, clock, failure_threshold=1, reset_timeout=1.0)
-    call(a, "failure")
-    a.admit()  # sends the failure
     clock.advance(1.0)
     probe = a.admit()
     assert isinstance(probe, Permit)
@@ -182,9 +179,7 @@ def test_the_shared_state_takes_over_again_when_the_storage_answers(
 
 
 def test_an_open_state_from_the_fleet_survives_a_storage_outage(spy: Spy, clock: FakeClock) -> None:
-    other = breaker_over(spy.inner, clock, failure_threshold=1, reset_timeout=10.0)
-    call(other, "failure")
-    other.admit()  # the fleet's breaker is now open
+    opened(spy.inner, clock, reset_timeout=10.0)  # the fleet's breaker is now open
     breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=10.0)
     assert isinstance(breaker.admit(), Rejection)
     spy.down = True
@@ -199,9 +194,7 @@ def test_an_open_state_from_the_fleet_survives_a_storage_outage(spy: Spy, clock:
 def test_a_probe_finished_while_the_storage_is_down_counts_locally(
     spy: Spy, clock: FakeClock
 ) -> None:
-    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=1.0)
-    call(breaker, "failure")
-    breaker.admit()
+    breaker = opened(spy, clock)
     clock.advance(1.0)
     probe = breaker.admit()
     assert isinstance(probe, Permit)
@@ -211,9 +204,7 @@ def test_a_probe_finished_while_the_storage_is_down_counts_locally(
 
 
 def test_an_interrupted_admission_gives_its_probe_slot_back(spy: Spy, clock: FakeClock) -> None:
-    breaker = breaker_over(spy, clock, failure_threshold=1, reset_timeout=1.0)
-    call(breaker, "failure")
-    breaker.admit()
+    breaker = opened(spy, clock)
     clock.advance(1.0)
     spy.interrupt = KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
@@ -243,10 +234,8 @@ def test_a_probe_released_by_a_cancelled_caller_frees_the_shared_slot(
     clock: FakeClock, backend: str
 ) -> None:
     storage = MemoryBreakerStorage(clock)
-    breaker = breaker_over(Checkpointed(storage), clock, failure_threshold=1, reset_timeout=1.0)
+    breaker = opened(Spy(storage), clock)
     other = breaker_over(storage, clock, failure_threshold=1, reset_timeout=1.0)
-    call(breaker, "failure")
-    breaker.admit()  # sends the failure: open
     clock.advance(1.0)
 
     async def cancelled_probe() -> bool:
@@ -269,10 +258,8 @@ def test_a_probe_released_by_a_cancelled_caller_frees_the_shared_slot(
 
 def test_a_shared_half_open_rejection_tells_when_to_retry(clock: FakeClock) -> None:
     storage = MemoryBreakerStorage(clock)
-    a = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
+    a = opened(storage, clock, reset_timeout=5.0)
     b = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
-    call(a, "failure")
-    a.admit()  # sends the failure: open
     assert b.retry_at() is None  # b has not heard of it yet
     assert isinstance(b.admit(), Rejection)
     assert b.retry_at() == pytest.approx(clock.monotonic() + 5.0)  # open, from the fleet
@@ -294,10 +281,8 @@ def test_a_shared_half_open_rejection_tells_when_to_retry(clock: FakeClock) -> N
 
 def test_a_shared_retry_at_is_forgotten_once_admitted(clock: FakeClock) -> None:
     storage = MemoryBreakerStorage(clock)
-    a = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
+    a = opened(storage, clock, reset_timeout=5.0)
     b = breaker_over(storage, clock, failure_threshold=1, reset_timeout=5.0)
-    call(a, "failure")
-    a.admit()
     clock.advance(5.0)
     probe = a.admit()
     assert isinstance(probe, Permit)
