@@ -68,7 +68,7 @@ from ._metrics import attempt_attributes, call_attributes
 from ._observer_base import ObserverBase
 from ._observer_state import Attrs, CallState
 from ._propagation import HEADER_SETTER, HTTP_SUPPRESSED, context_with, current_context, inject
-from ._semconv import fast_protocol_version  # per attempt: no attribute hop through sc
+from ._semconv import protocol_version  # per attempt: no attribute hop through sc
 
 if TYPE_CHECKING:
     from .._call import Call
@@ -285,7 +285,7 @@ class OpenTelemetryObserver(ObserverBase):
         response, error = event.response, event.error
         status = response.status_code if response is not None else None
         error_type = sc.error_type_of(status, error)
-        version = fast_protocol_version(response) if response is not None else None
+        version = protocol_version(response) if response is not None else None
         span = state.attempt_span
         if span is not None:
             state.attempt_span = None

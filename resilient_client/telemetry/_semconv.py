@@ -20,7 +20,6 @@ __all__ = [
     "call_outcome",
     "error_type",
     "error_type_of",
-    "fast_protocol_version",
     "is_cancellation",
     "known_methods",
     "protocol_version",
@@ -111,27 +110,24 @@ def url_template(endpoint_key: str) -> str | None:
     return path if path.startswith("/") else None
 
 
-def protocol_version(response: httpx.Response) -> str | None:
-    """``network.protocol.version`` from httpx's ``"HTTP/1.1"``, ``"HTTP/2"``..."""
-    version = response.http_version
-    if version.startswith("HTTP/"):
-        return version[5:]
-    return None
-
-
 # httpx's http_version extension values -> network.protocol.version.
 _VERSIONS: dict[object, str] = {b"HTTP/1.1": "1.1", b"HTTP/2": "2", b"HTTP/1.0": "1.0"}
 
 
-def fast_protocol_version(response: httpx.Response) -> str | None:
-    """:func:`protocol_version`, from a table for the usual values of an
-    ``httpx.Response`` (which keeps the version as bytes in ``extensions`` and decodes it
-    on each ``http_version`` read): the observer asks it once per attempt."""
+def protocol_version(response: httpx.Response) -> str | None:
+    """``network.protocol.version`` from httpx's ``"HTTP/1.1"``, ``"HTTP/2"``...
+
+    Asked once per attempt: the usual values of an ``httpx.Response`` (which keeps the
+    version as bytes in ``extensions`` and decodes it on each ``http_version`` read) come
+    from a table."""
     if type(response) is httpx.Response:
         raw = response.extensions.get("http_version", b"HTTP/1.1")
         if type(raw) is bytes and raw in _VERSIONS:
             return _VERSIONS[raw]
-    return protocol_version(response)
+    version = response.http_version
+    if version.startswith("HTTP/"):
+        return version[5:]
+    return None
 
 
 def is_cancellation(error: BaseException) -> bool:
