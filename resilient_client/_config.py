@@ -55,11 +55,10 @@ def load_config(
     ``FileNotFoundError`` for a missing file, ``TypeError`` unless exactly one of the two
     is given.
     """
-    if (path_or_mapping is None) == (source is None):
-        raise TypeError("load_config() takes one configuration: path_or_mapping (or source=)")
     if path_or_mapping is None:
-        path_or_mapping = source
-    assert path_or_mapping is not None
+        path_or_mapping, source = source, None
+    if path_or_mapping is None or source is not None:
+        raise TypeError("load_config() takes one configuration: path_or_mapping (or source=)")
     if isinstance(path_or_mapping, Mapping):
         return _build(path_or_mapping, "<mapping>")
     path = Path(path_or_mapping)
