@@ -5,10 +5,12 @@ one error model for every error envelope. Only re-exports live here; see the REA
 for the pipeline and the policy reference.
 """
 
-from ._breaker import Breaker
-from ._breaker_redis import RedisBreakerStorage
+from ._breaker._breaker import Breaker
+from ._breaker._redis import RedisBreakerStorage
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
+from ._call._info import ResilienceInfo
+from ._call._pipeline import EndpointHealth
 from ._client import AsyncResilientClient, ResilientClient
 from ._config import load_config
 from ._context import correlation_id
@@ -30,8 +32,6 @@ from ._exceptions import (
     ServiceUnavailableError,
 )
 from ._idempotency import Idempotency, idempotency_key_for
-from ._info import ResilienceInfo
-from ._pipeline import EndpointHealth
 from ._policy import Backoff, Policy, Retry, Timeouts
 from ._throttle import AdaptiveThrottle
 from ._transport import AsyncResilientTransport, ResilientTransport

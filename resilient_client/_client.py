@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ._breaker import BreakerSnapshot
-from ._breaker_storage import BreakerStorage
-from ._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
+from ._breaker._breaker import BreakerSnapshot
+from ._breaker._storage import BreakerStorage
+from ._call._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
+from ._call._events import Observer
+from ._call._pipeline import EndpointHealth, Pipeline
 from ._clock import SYSTEM_CLOCK, Clock
-from ._events import Observer
 from ._flavor import HTTPX, Flavor
-from ._pipeline import EndpointHealth, Pipeline
 from ._policy import Policy
 from ._transport import AsyncResilientTransport, ResilientTransport
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ._call._routing import parse_endpoint_key
 from ._policy import Policy
-from ._routing import parse_endpoint_key
 
 __all__ = ["load_config"]
 

@@ -13,7 +13,8 @@ import time
 import httpx
 
 import resilient_client as rc
-from resilient_client.chaos import serve
+
+from .chaos import serve
 
 
 def _show(title: str, response: httpx.Response) -> None:

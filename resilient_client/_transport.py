@@ -26,16 +26,16 @@ from typing import Any, ClassVar
 import httpx
 import tenacity
 
-from ._breaker_storage import BreakerStorage
-from ._breaker_types import Rejection
-from ._call import Call
+from ._breaker._storage import BreakerStorage
+from ._breaker._types import Rejection
+from ._call._call import Call
+from ._call._events import Observer
+from ._call._pipeline import EndpointHealth, Pipeline
 from ._clock import SYSTEM_CLOCK, Clock
-from ._events import Observer
 from ._flavor import HTTPX, Flavor
-from ._loop import AsyncReplay, Replay, loop_arguments
-from ._pipeline import EndpointHealth, Pipeline
 from ._policy import Policy
-from ._watchdog import guard_attempt, leave
+from ._retry._loop import AsyncReplay, Replay, loop_arguments
+from ._timeout import guard_attempt, leave
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 

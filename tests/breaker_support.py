@@ -11,7 +11,7 @@ from typing import Any
 # tests/ is on sys.path, tests/integration only once an integration test was collected.
 from integration.redis_server import _free_port
 
-from resilient_client._breaker import (
+from resilient_client._breaker._breaker import (
     Breaker,
     BreakerRegistry,
     EndpointBreaker,
@@ -19,7 +19,7 @@ from resilient_client._breaker import (
     Permit,
     Rejection,
 )
-from resilient_client._breaker_storage import BreakerStorage
+from resilient_client._breaker._storage import BreakerStorage
 from resilient_client._clock import SYSTEM_CLOCK, Clock
 
 EP = "GET /v1/users/{id}"

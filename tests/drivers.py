@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 import resilient_client as rc
-from resilient_client._events import AttemptEnded, Event
+from resilient_client._call._events import AttemptEnded, Event
 
 
 class Responses:

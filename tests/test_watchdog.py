@@ -19,7 +19,7 @@ import pytest
 from waiting import settle
 
 import resilient_client as rc
-from resilient_client._watchdog import (
+from resilient_client._timeout import (
     _COMPACT_MIN,
     _FIRED,
     _TASK,

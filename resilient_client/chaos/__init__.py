@@ -4,7 +4,7 @@ The SDK's integration tests, demo and benchmarks run against it, and integrators
 their own tests at it. It is a raw ASGI application (no framework) served by uvicorn on
 127.0.0.1; everything it received is introspectable from the test's thread::
 
-    from resilient_client.chaos import serve
+    from . import serve
 
     with serve() as server:                       # uvicorn on a background thread
         httpx.get(f"{server.url}/flaky/demo?fail=2")   # 503, then 503, then 200

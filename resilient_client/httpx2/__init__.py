@@ -7,7 +7,7 @@ and the same exceptions, catchable as ``httpx2.HTTPError``. Policies, problems, 
 storages and telemetry are the top level's own objects, shared, not copies::
 
     import resilient_client as rc
-    from resilient_client import httpx2 as rc2
+    from .. import httpx2 as rc2
 
     client = rc2.ResilientClient(policy=rc.Policy(...))          # an httpx2.Client
     openai.OpenAI(http_client=client, max_retries=0)             # one retry layer, ours

@@ -49,7 +49,7 @@ import httpx
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from .._events import (
+from .._call._events import (
     AttemptEnded,
     AttemptStarted,
     BreakerStateChanged,
@@ -71,7 +71,7 @@ from ._propagation import HEADER_SETTER, HTTP_SUPPRESSED, context_with, current_
 from ._semconv import protocol_version  # per attempt: no attribute hop through sc
 
 if TYPE_CHECKING:
-    from .._call import Call
+    from .._call._call import Call
 
 __all__ = ["OpenTelemetryObserver"]
 

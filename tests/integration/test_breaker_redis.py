@@ -21,7 +21,7 @@ from breaker_support import EP, SPAWN, breaker_over, call, free_port, run_fleet
 # pytest puts this directory on sys.path (tests/ is not a package).
 from redis_server import RedisServer, RedisServerUnavailable, redis_server
 
-from resilient_client._breaker import (
+from resilient_client._breaker._breaker import (
     Breaker,
     BreakerRegistry,
     EndpointBreaker,
@@ -29,8 +29,8 @@ from resilient_client._breaker import (
     Permit,
     Rejection,
 )
-from resilient_client._breaker_redis import RedisBreakerStorage, _key_base
-from resilient_client._breaker_storage import MemoryBreakerStorage
+from resilient_client._breaker._redis import RedisBreakerStorage, _key_base
+from resilient_client._breaker._storage import MemoryBreakerStorage
 from resilient_client.testing import FakeClock
 
 pytestmark = pytest.mark.integration

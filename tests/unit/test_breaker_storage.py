@@ -15,11 +15,11 @@ import anyio.lowlevel
 import pytest
 from breaker_support import breaker_over, call, free_port
 
-from resilient_client._breaker import EndpointBreaker, Permit, Rejection
-from resilient_client._breaker_core import RATE_SCALE, TIME_BUCKETS
-from resilient_client._breaker_lua import REPLY_FIELDS, SCRIPT
-from resilient_client._breaker_redis import RedisBreakerStorage, _key_base
-from resilient_client._breaker_storage import (
+from resilient_client._breaker._breaker import EndpointBreaker, Permit, Rejection
+from resilient_client._breaker._circuit import RATE_SCALE, TIME_BUCKETS
+from resilient_client._breaker._lua import REPLY_FIELDS, SCRIPT
+from resilient_client._breaker._redis import RedisBreakerStorage, _key_base
+from resilient_client._breaker._storage import (
     BreakerStorage,
     BreakerStorageUnavailable,
     Exchange,

@@ -11,10 +11,10 @@ import inspect
 
 import pytest
 
-from resilient_client import _call_state
-from resilient_client._call import Call
-from resilient_client._call_decisions import CallDecisions
-from resilient_client._call_end import CallEnd
+from resilient_client._call import _state as _call_state
+from resilient_client._call._call import Call
+from resilient_client._call._decisions import CallDecisions
+from resilient_client._call._end import CallEnd
 
 
 def _block(module: object, class_name: str) -> list[ast.stmt]:

@@ -648,8 +648,8 @@ def test_a_per_call_override_cannot_change_the_endpoints_breaker_settings(
 
 
 def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -> None:
-    from resilient_client._call import Call
-    from resilient_client._pipeline import Pipeline
+    from resilient_client._call._call import Call
+    from resilient_client._call._pipeline import Pipeline
 
     clock = FakeClock(fixed=0.0)
     policy = rc.Policy(timeouts=rc.Timeouts(total=1.0, attempt=5.0))
@@ -714,8 +714,8 @@ def test_decorrelated_backoff_follows_the_wait_a_retry_after_set(driver: Driver)
 
 
 def test_a_per_call_override_is_merged_once_and_the_merges_kept_are_bounded() -> None:
-    from resilient_client._call import Call
-    from resilient_client._pipeline import _MERGE_CACHE_LIMIT, Pipeline
+    from resilient_client._call._call import Call
+    from resilient_client._call._pipeline import _MERGE_CACHE_LIMIT, Pipeline
 
     pipeline = Pipeline(rc.Policy(), clock=FakeClock(fixed=0.0))
     override = rc.Policy(retry=rc.Retry(max_attempts=5))

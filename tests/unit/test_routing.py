@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from resilient_client._routing import Router, parse_endpoint_key
+from resilient_client._call._routing import Router, parse_endpoint_key
 
 
 def route(keys: list[str], method: str, path: str) -> str | None:

@@ -1,7 +1,7 @@
 """A call's decisions: may it start, may this attempt go, what did its outcome mean, is
 it retried, after how long, or does the call stop here.
 
-A mixin of :class:`~resilient_client._call.Call`, kept apart so the retry and admission
+A mixin of :class:`~resilient_client._call._call.Call`, kept apart so the retry and admission
 rules read in one place. No method sends anything: each reads the call, its endpoint's
 state and the injected clock, records what it decided on the call and tells the observers
 (and the log, once per refusal episode). The one read is :meth:`problem`, which may read a
@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from ._breaker import Outcome, Rejection, classify_for_breaker
-from ._call_state import CallState, new_tuple
-from ._events import AttemptEnded, CallRejected, RetryRefused, RetryScheduled
-from ._logging import logger
-from ._retry import (
+from .._breaker._breaker import Outcome, Rejection, classify_for_breaker
+from .._logging import logger
+from .._retry._rules import (
     FINAL_SUCCESS,
     Failure,
     Verdict,
@@ -28,10 +26,12 @@ from ._retry import (
     judge_status,
     status_is_candidate,
 )
-from .problems import parse_problem, retry_after_seconds, server_retry_hint
+from ..problems import parse_problem, retry_after_seconds, server_retry_hint
+from ._events import AttemptEnded, CallRejected, RetryRefused, RetryScheduled
+from ._state import CallState, new_tuple
 
 if TYPE_CHECKING:
-    from .problems import Problem
+    from ..problems import Problem
 
 __all__ = ["CallDecisions"]
 

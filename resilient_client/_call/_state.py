@@ -1,4 +1,4 @@
-"""The state of a :class:`~resilient_client._call.Call`, declared once for the mixins.
+"""The state of a :class:`~resilient_client._call._call.Call`, declared once for the mixins.
 
 :class:`Call` is one slotted object over three modules; its two mixins
 (``_call_decisions.py``, ``_call_end.py``) read and write the state it keeps, and both
@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from ._breaker import EndpointBreaker
-    from ._budget import RetryBudgetState
-    from ._bulkhead import BulkheadState
-    from ._clock import Clock
+    from .._breaker._breaker import EndpointBreaker
+    from .._budget import RetryBudgetState
+    from .._bulkhead import BulkheadState
+    from .._clock import Clock
+    from .._policy import Policy
+    from .._retry._rules import Verdict
+    from .._throttle import ThrottleState
+    from ..problems import Problem
     from ._endpoints import Endpoint
     from ._events import Event, Observer
     from ._pipeline import Pipeline
-    from ._policy import Policy
-    from ._retry import Verdict
-    from ._throttle import ThrottleState
-    from .problems import Problem
 
 __all__ = ["CallState", "new_tuple"]
 

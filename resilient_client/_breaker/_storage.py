@@ -21,11 +21,11 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-from ._breaker_core import OPEN, BreakerState, Circuit
-from ._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock
+from ._circuit import OPEN, BreakerState, Circuit
 
 if TYPE_CHECKING:
-    from ._breaker_policy import Breaker
+    from ._policy import Breaker
 
 __all__ = [
     "BreakerStorage",

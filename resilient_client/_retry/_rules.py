@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._policy import Backoff, Retry
-    from .problems import Problem
+    from .._policy import Backoff, Retry
+    from ..problems import Problem
 
 __all__ = [
     "IDEMPOTENT_METHODS",

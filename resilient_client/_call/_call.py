@@ -19,33 +19,33 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import _context
-from ._call_decisions import CallDecisions
-from ._call_end import CallEnd
-from ._call_state import new_tuple
-from ._context import current_correlation_id
+from .. import _context
+from .._context import current_correlation_id
+from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
+from .._idempotency import IdempotencyRule, new_idempotency_key
+from .._retry._rules import (
+    Verdict,
+    status_is_candidate,
+)
+from ..problems import (
+    DEFAULT_MAX_BODY_BYTES,
+    server_retry_hint,
+)
+from ._decisions import CallDecisions
+from ._end import CallEnd
 from ._endpoints import PhaseTable, phase_table
 from ._events import (
     AttemptStarted,
     CallStarted,
     Event,
 )
-from ._headers import LOWER_NAME, Triple, add_header, first_value, triples
-from ._idempotency import IdempotencyRule, new_idempotency_key
-from ._retry import (
-    Verdict,
-    status_is_candidate,
-)
-from .problems import (
-    DEFAULT_MAX_BODY_BYTES,
-    server_retry_hint,
-)
+from ._state import new_tuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ..problems import Problem
     from ._pipeline import Pipeline
-    from .problems import Problem
 
 _CALL_STARTED = CallStarted()
 

@@ -1,6 +1,6 @@
 """The pipeline: configuration and per-endpoint state for one transport (or client).
 
-:class:`Pipeline` is what each :class:`~resilient_client._call.Call` - the per-call core
+:class:`Pipeline` is what each :class:`~resilient_client._call._call.Call` - the per-call core
 both drivers share - resolves its endpoint and policy against. It owns what outlives
 calls: the endpoint table, breakers, observers and the failure log.
 """
@@ -13,22 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._breaker import BreakerRegistry, BreakerSnapshot, EndpointBreaker
-from ._breaker_storage import BreakerStorage
-from ._budget import RetryBudgetSnapshot
-from ._bulkhead import BulkheadSnapshot
+from .._breaker._breaker import BreakerRegistry, BreakerSnapshot, EndpointBreaker
+from .._breaker._storage import BreakerStorage
+from .._budget import RetryBudgetSnapshot
+from .._bulkhead import BulkheadSnapshot
+from .._clock import SYSTEM_CLOCK, Clock
+from .._flavor import HTTPX, Flavor
+from .._headers import is_header_name
+from .._logging import FailureLog
+from .._policy import Policy, merge
+from .._throttle import ThrottleSnapshot
 from ._call import EXT_POLICY
-from ._clock import SYSTEM_CLOCK, Clock
 from ._endpoints import Endpoint, EndpointTable
 from ._events import BreakerStateChanged, Observer
-from ._flavor import HTTPX, Flavor
-from ._headers import is_header_name
-from ._logging import FailureLog
-from ._policy import Policy, merge
-from ._throttle import ThrottleSnapshot
 
 if TYPE_CHECKING:
-    from .telemetry import OpenTelemetryObserver
+    from ..telemetry import OpenTelemetryObserver
 
 __all__ = ["EndpointHealth", "Pipeline"]
 
@@ -77,7 +77,7 @@ class Pipeline:
         self.telemetry: OpenTelemetryObserver | None = None
         observers = tuple(observers)
         if telemetry or observers:
-            from .telemetry import OpenTelemetryObserver
+            from ..telemetry import OpenTelemetryObserver
 
             traced = [o for o in observers if isinstance(o, OpenTelemetryObserver)]
             if len(traced) > 1:

@@ -15,14 +15,14 @@ from typing import Any
 
 import httpx
 
-from ._breaker import BreakerRegistry
-from ._budget import RetryBudgetState
-from ._bulkhead import BulkheadState
-from ._clock import Clock
-from ._idempotency import IdempotencyRule
-from ._policy import Policy, Timeouts, merge
+from .._breaker._breaker import BreakerRegistry
+from .._budget import RetryBudgetState
+from .._bulkhead import BulkheadState
+from .._clock import Clock
+from .._idempotency import IdempotencyRule
+from .._policy import Policy, Timeouts, merge
+from .._throttle import ThrottleState
 from ._routing import Router, parse_endpoint_key
-from ._throttle import ThrottleState
 
 __all__ = ["Endpoint", "EndpointTable", "PhaseTable", "phase_table"]
 

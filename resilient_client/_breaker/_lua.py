@@ -27,7 +27,7 @@ from __future__ import annotations
 from string import Template
 from typing import Final, NamedTuple
 
-from ._breaker_core import RATE_SCALE, TIME_BUCKETS
+from ._circuit import RATE_SCALE, TIME_BUCKETS
 
 __all__ = ["MODES", "REPLY_FIELDS", "SCRIPT", "Reply"]
 

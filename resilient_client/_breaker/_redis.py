@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
-from ._breaker_core import CLOSED, HALF_OPEN, OPEN, BreakerState, rate_units
-from ._breaker_lua import MODES, SCRIPT, Reply
-from ._breaker_storage import BreakerStorageUnavailable, Exchange, SharedView
-from ._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock
+from ._circuit import CLOSED, HALF_OPEN, OPEN, BreakerState, rate_units
+from ._lua import MODES, SCRIPT, Reply
+from ._storage import BreakerStorageUnavailable, Exchange, SharedView
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-    from ._breaker_policy import Breaker
+    from ._policy import Breaker
 
 __all__ = ["RedisBreakerStorage"]
 

@@ -33,10 +33,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from ._window import BucketRing
+from .._window import BucketRing
 
 if TYPE_CHECKING:
-    from ._breaker_policy import Breaker
+    from ._policy import Breaker
 
 __all__ = [
     "CLOSED",

@@ -20,7 +20,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 if TYPE_CHECKING:
-    from ._call import Call
+    from .._call._call import Call
 
 __all__ = ["loop_arguments", "Replay", "AsyncReplay"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pybreaker
 
-from ._breaker_core import CLOSED, HALF_OPEN, OPEN
+from ._circuit import CLOSED, HALF_OPEN, OPEN
 
 if TYPE_CHECKING:
     from ._breaker import EndpointBreaker

@@ -1,7 +1,7 @@
 """Typed events: every decision the pipeline makes, as a frozen record.
 
 Observers (OpenTelemetry, or an integrator's own) receive ``(call, event)``; ``call`` is
-the live :class:`~resilient_client._call.Call` (read its ``endpoint``, ``request``,
+the live :class:`~resilient_client._call._call.Call` (read its ``endpoint``, ``request``,
 ``attempts``, ``correlation_id``...), or ``None`` for events that belong to no call
 (a breaker changing state). Events are built only when at least one observer is
 configured, so an unobserved pipeline pays nothing for them; they are NamedTuples, the

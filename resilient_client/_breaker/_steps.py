@@ -16,7 +16,8 @@ import os
 import threading
 import uuid
 
-from ._breaker_core import (
+from .._clock import Clock
+from ._circuit import (
     CLOSED,
     FAILED,
     HALF_OPEN,
@@ -26,10 +27,9 @@ from ._breaker_core import (
     BreakerState,
     Circuit,
 )
-from ._breaker_policy import Breaker, Outcome
-from ._breaker_storage import BreakerStorage, Exchange, ProbeResult, SharedView
-from ._breaker_types import BreakerSnapshot, Permit, Rejection
-from ._clock import Clock
+from ._policy import Breaker, Outcome
+from ._storage import BreakerStorage, Exchange, ProbeResult, SharedView
+from ._types import BreakerSnapshot, Permit, Rejection
 
 __all__ = ["BreakerSteps"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ._breaker_core import BreakerState
+from ._circuit import BreakerState
 
 if TYPE_CHECKING:
     from ._breaker import EndpointBreaker

@@ -1,6 +1,6 @@
 """How a call ends: what the caller sees, and what is logged and announced.
 
-A mixin of :class:`~resilient_client._call.Call`, kept apart so the end of every path
+A mixin of :class:`~resilient_client._call._call.Call`, kept apart so the end of every path
 reads in one place: a response with its :class:`ResilienceInfo`, the fallback's answer,
 an ``ApiError`` when the client asked for one, or the last failure raised with a note of
 the attempts - and the call's end announced to the observers exactly once.
@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import _exceptions
-from ._call_state import CallState, new_tuple
+from .. import _exceptions
+from .._logging import logger
+from .._retry._rules import FINAL_SUCCESS
+from ..problems import raise_for_error
+from ..problems._headers import response_request_id
 from ._events import CallEnded
 from ._info import ResilienceInfo
-from ._logging import logger
-from ._retry import FINAL_SUCCESS
-from .problems import raise_for_error
-from .problems._headers import response_request_id
+from ._state import CallState, new_tuple
 
 if TYPE_CHECKING:
-    from .problems import Problem
+    from ..problems import Problem
 
 __all__ = ["CallEnd"]
 

@@ -44,13 +44,13 @@ from collections.abc import Sequence
 import anyio
 import pybreaker
 
-from ._breaker_core import CLOSED, OPEN, BreakerState
-from ._breaker_policy import Breaker, Outcome, classify_for_breaker
-from ._breaker_pybreaker import PYBREAKER_NAMES, PybreakerView
-from ._breaker_steps import BreakerSteps
-from ._breaker_storage import BreakerStorage, BreakerStorageUnavailable, Exchange
-from ._breaker_types import BreakerListener, BreakerSnapshot, Permit, Rejection
-from ._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock
+from ._circuit import CLOSED, OPEN, BreakerState
+from ._policy import Breaker, Outcome, classify_for_breaker
+from ._pybreaker import PYBREAKER_NAMES, PybreakerView
+from ._steps import BreakerSteps
+from ._storage import BreakerStorage, BreakerStorageUnavailable, Exchange
+from ._types import BreakerListener, BreakerSnapshot, Permit, Rejection
 
 __all__ = [
     "Breaker",

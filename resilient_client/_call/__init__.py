@@ -1,0 +1,1 @@
+"""The call room: one logical call's life, the pipeline it runs in, and its endpoints."""
