@@ -5,8 +5,7 @@ one error model for every error envelope. Only re-exports live here; see the REA
 for the pipeline and the policy reference.
 """
 
-from ._breaker._breaker import Breaker
-from ._breaker._redis import RedisBreakerStorage
+from ._breaker import Breaker, RedisBreakerStorage
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._call._info import ResilienceInfo

@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ._breaker._breaker import BreakerSnapshot
-from ._breaker._storage import BreakerStorage
+from ._breaker import BreakerSnapshot, BreakerStorage
 from ._call._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
 from ._call._events import Observer
 from ._call._pipeline import EndpointHealth, Pipeline

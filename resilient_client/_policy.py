@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._breaker._policy import Breaker
+from ._breaker import Breaker
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._idempotency import Idempotency

@@ -26,8 +26,7 @@ from typing import Any, ClassVar
 import httpx
 import tenacity
 
-from ._breaker._storage import BreakerStorage
-from ._breaker._types import Rejection
+from ._breaker import BreakerStorage, Rejection
 from ._call._call import Call
 from ._call._events import Observer
 from ._call._pipeline import EndpointHealth, Pipeline

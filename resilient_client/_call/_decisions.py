@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import httpx
 
-from .._breaker._breaker import Outcome, Rejection, classify_for_breaker
+from .._breaker import Outcome, Rejection, classify_for_breaker
 from .._logging import logger
 from .._retry._rules import (
     FINAL_SUCCESS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .._breaker._breaker import BreakerRegistry
+from .._breaker import BreakerRegistry
 from .._budget import RetryBudgetState
 from .._bulkhead import BulkheadState
 from .._clock import Clock

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._breaker._breaker import BreakerRegistry, BreakerSnapshot, EndpointBreaker
-from .._breaker._storage import BreakerStorage
+from .._breaker import BreakerRegistry, BreakerSnapshot, BreakerStorage, EndpointBreaker
 from .._budget import RetryBudgetSnapshot
 from .._bulkhead import BulkheadSnapshot
 from .._clock import SYSTEM_CLOCK, Clock

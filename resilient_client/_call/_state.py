@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from .._breaker._breaker import EndpointBreaker
+    from .._breaker import EndpointBreaker
     from .._budget import RetryBudgetState
     from .._bulkhead import BulkheadState
     from .._clock import Clock

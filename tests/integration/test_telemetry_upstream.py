@@ -22,7 +22,7 @@ from opentelemetry.trace import StatusCode
 from otel_support import Otel, attrs, traceparent
 
 import resilient_client as rc
-from resilient_client._breaker._policy import Breaker
+from resilient_client._breaker import Breaker
 from resilient_client.chaos import RunningServer
 from resilient_client.testing import FakeClock
 

@@ -24,7 +24,7 @@ from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 from otel_support import Otel, attrs, traceparent
 
 import resilient_client as rc
-from resilient_client._breaker._policy import Breaker
+from resilient_client._breaker import Breaker
 from resilient_client.telemetry import OpenTelemetryObserver
 from resilient_client.telemetry._observer import _PASSTHROUGH
 from resilient_client.testing import FakeClock, ScriptedTransport
