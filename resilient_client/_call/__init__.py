@@ -1,1 +1,36 @@
-"""The call room: one logical call's life, the pipeline it runs in, and its endpoints."""
+"""The call room: one logical call's life, the pipeline it runs in, and its endpoints.
+
+A call passes the strategies in this order, outermost first; :data:`PIPELINE` is the one
+place that order is written as data (the README's picture is drawn from it)::
+
+    deadline → bulkhead / throttle → retry (budget, backoff, Retry-After) → breaker
+             → attempt timeout → inner transport
+"""
+
+from __future__ import annotations
+
+__all__ = ["PIPELINE"]
+
+# (strategy, the room that holds its policy, state and per-call rule, what it does to a call)
+PIPELINE: tuple[tuple[str, str, str], ...] = (
+    ("deadline", "resilient_client._deadline", "bounds the whole call: every attempt and wait"),
+    ("bulkhead", "resilient_client._bulkhead", "admits the call once: a slot among max_concurrent"),
+    (
+        "throttle",
+        "resilient_client._throttle",
+        "admits the call once: sheds load the provider refuses",
+    ),
+    (
+        "retry",
+        "resilient_client._retry",
+        "judges each outcome, picks the wait, decides when to stop",
+    ),
+    (
+        "budget",
+        "resilient_client._budget",
+        "asked before each retry: retries stay a share of calls",
+    ),
+    ("breaker", "resilient_client._breaker", "asked before each attempt, told every outcome"),
+    ("attempt timeout", "resilient_client._timeout", "caps one attempt, clipped to the deadline"),
+    ("inner transport", "httpx", "sends the attempt"),
+)
