@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import httpx
 
 from ._breaker import BreakerSnapshot, BreakerStorage
-from ._call._call import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
 from ._call._events import Observer
+from ._call._extensions import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
 from ._call._pipeline import EndpointHealth, Pipeline
 from ._clock import SYSTEM_CLOCK, Clock
 from ._flavor import HTTPX, Flavor

@@ -7,6 +7,7 @@
     │   ├── CircuitOpenError          the endpoint's breaker rejected the call
     │   ├── BulkheadFull              no concurrency slot within the bulkhead's wait
     │   ├── LoadShedError             the adaptive throttle rejected the call locally
+    │   ├── WriteParked               a keyed write failed and was parked in the outbox
     │   └── httpx.TimeoutException
     │       ├── DeadlineExceeded      the call's total deadline ran out
     │       └── AttemptTimeout        one attempt ran past ``Timeouts.attempt``
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    from .outbox import OutboxEntry
     from .problems import Problem
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "ResilienceError",
     "ServerError",
     "ServiceUnavailableError",
+    "WriteParked",
     "api_error_class",
 ]
 
@@ -126,6 +129,24 @@ class AttemptTimeoutMixin(ResilienceError):
         self.cap = cap
 
 
+class WriteParkedMixin(ResilienceError):
+    """A keyed write ended in a retryable failure and was parked in the outbox.
+
+    ``entry`` is the :class:`~resilient_client.outbox.OutboxEntry` now stored: the
+    outbox sends it again, with the same idempotency key, when it replays. The message
+    names the entry, the endpoint key and the last failure only.
+    """
+
+    def __init__(self, entry: OutboxEntry, *, request: Any = None) -> None:
+        attempts = entry.attempts
+        message = (
+            f"write parked in the outbox as entry {entry.id} for endpoint {entry.endpoint!r} "
+            f"after {attempts} attempt{'s' if attempts != 1 else ''} ({entry.last_error})"
+        )
+        super().__init__(message, request=request)  # type: ignore[call-arg]
+        self.entry = entry
+
+
 class ApiErrorMixin(ResilienceError):
     """An error response (4xx/5xx), normalized into :attr:`problem`."""
 
@@ -153,6 +174,10 @@ class BulkheadFull(BulkheadFullMixin, httpx.TransportError):
 
 class LoadShedError(LoadShedMixin, httpx.TransportError):
     __doc__ = LoadShedMixin.__doc__
+
+
+class WriteParked(WriteParkedMixin, httpx.TransportError):
+    __doc__ = WriteParkedMixin.__doc__
 
 
 class DeadlineExceeded(DeadlineExceededMixin, httpx.TimeoutException):
@@ -228,6 +253,7 @@ _TREE: tuple[type[Exception], ...] = (
     CircuitOpenError,
     BulkheadFull,
     LoadShedError,
+    WriteParked,
     DeadlineExceeded,
     AttemptTimeout,
     ApiError,

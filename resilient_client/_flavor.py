@@ -35,6 +35,9 @@ class Flavor:
     DeadlineExceeded: type[_exceptions.DeadlineExceededMixin]
     AttemptTimeout: type[_exceptions.AttemptTimeoutMixin]
     api_error_class: Callable[[int], type[Any]]
+    # Defaulted (unlike the classes above) only so that a flavor built before the outbox
+    # existed still constructs: httpx2's must pass its own.
+    WriteParked: type[_exceptions.WriteParkedMixin] = _exceptions.WriteParked
 
 
 def _httpx_use_client_default() -> object:
@@ -57,4 +60,5 @@ HTTPX = Flavor(
     DeadlineExceeded=_exceptions.DeadlineExceeded,
     AttemptTimeout=_exceptions.AttemptTimeout,
     api_error_class=_exceptions.api_error_class,
+    WriteParked=_exceptions.WriteParked,
 )

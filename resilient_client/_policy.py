@@ -1,6 +1,8 @@
 """Policies: immutable, validated descriptions of how calls to an endpoint behave.
 
-A policy is a frozen pydantic model. ``None`` for a strategy (``retry=None``,
+:class:`Policy` gathers one policy per strategy, each defined in its strategy's room
+(``Timeouts`` in ``_deadline``, ``Retry``/``Backoff`` in ``_retry``, ``Breaker`` in
+``_breaker``...). A policy is a frozen pydantic model. ``None`` for a strategy (``retry=None``,
 ``idempotency=None``, ...) switches it off; a field that was not given keeps the value
 of the policy it is merged over. Merging (:func:`merge`) follows the fields each
 policy was *given*, recursively, and re-validates the result, so an endpoint policy
@@ -10,113 +12,20 @@ policy was *given*, recursively, and re-validates the result, so an endpoint pol
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict
 
 from ._breaker import Breaker
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
+from ._deadline import Timeouts
 from ._idempotency import Idempotency
+from ._retry import Backoff, Retry
 from ._throttle import AdaptiveThrottle
 
 __all__ = ["Backoff", "Policy", "Retry", "Timeouts", "merge"]
-
-Jitter = Literal["full", "equal", "decorrelated", "none"]
-
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-DEFAULT_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def _positive_or_none(value: float | None, name: str) -> float | None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
-    return value
-
-
-class Timeouts(BaseModel):
-    """Timeouts in seconds. ``None`` means no limit for that phase.
-
-    ``connect``, ``read``, ``write`` and ``pool`` are httpx's per-phase timeouts for
-    one attempt. ``attempt`` caps one attempt as a whole (connect to last body byte
-    when the body is read by the pipeline). ``total`` is the call's deadline: all
-    attempts and the waits between them; each attempt's timeouts are clipped to what
-    is left of it, and when it runs out the call raises ``DeadlineExceeded``.
-    """
-
-    model_config = _FROZEN
-
-    connect: float | None = 5.0
-    read: float | None = 10.0
-    write: float | None = 10.0
-    pool: float | None = 5.0
-    attempt: float | None = 10.0
-    total: float | None = 30.0
-
-    @field_validator("connect", "read", "write", "pool", "attempt", "total")
-    @classmethod
-    def _check_positive(cls, value: float | None, info: Any) -> float | None:
-        return _positive_or_none(value, info.field_name)
-
-
-class Backoff(BaseModel):
-    """Exponential backoff between attempts, in seconds.
-
-    The base delay before retry ``n`` (1 for the second attempt) is
-    ``min(max, initial * multiplier ** (n - 1))``; the jitter then picks the delay
-    with ``r`` uniform in ``[0, 1)``:
-
-    - ``"full"``: ``r * base`` (AWS "full jitter"; the default: it spreads a fleet best)
-    - ``"equal"``: ``base / 2 + r * base / 2``
-    - ``"decorrelated"``: ``min(max, initial + r * (3 * previous - initial))``, where
-      ``previous`` is the last delay (``initial`` before the first)
-    - ``"none"``: ``base``
-    """
-
-    model_config = _FROZEN
-
-    initial: float = Field(default=0.25, ge=0.0)
-    multiplier: float = Field(default=2.0, ge=1.0)
-    max: float = Field(default=8.0, ge=0.0)
-    jitter: Jitter = "full"
-
-    @model_validator(mode="after")
-    def _check_order(self) -> Backoff:
-        if self.max < self.initial:
-            raise ValueError(f"max ({self.max}) must not be below initial ({self.initial})")
-        return self
-
-
-class Retry(BaseModel):
-    """Which failed attempts are tried again, how often, and how long to wait.
-
-    ``max_attempts`` counts every attempt, the first included (1 = never retry).
-    Transport failures and statuses in ``retry_on_status`` are retried for methods
-    RFC 9110 calls idempotent; POST and PATCH only with an idempotency key, or when the
-    failure proves the request was not processed (connect error, 421, 425).
-    With ``respect_retry_after``, a server's ``Retry-After``/``retry-after-ms`` or body
-    hint replaces the backoff; a hint above ``max_retry_after`` seconds ends the call
-    at once with its last outcome instead of sleeping.
-    """
-
-    model_config = _FROZEN
-
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    backoff: Backoff = Backoff()
-    retry_on_status: frozenset[int] = DEFAULT_RETRY_STATUSES
-    respect_retry_after: bool = True
-    max_retry_after: float = Field(default=60.0, ge=0.0)
-
-    @field_validator("retry_on_status")
-    @classmethod
-    def _check_statuses(cls, value: frozenset[int]) -> frozenset[int]:
-        bad = sorted(code for code in value if not 100 <= code <= 599)
-        if bad:
-            raise ValueError(f"not HTTP status codes: {bad}")
-        return value
-
 
 Fallback = Callable[[httpx.Request, BaseException | httpx.Response], httpx.Response | None]
 

@@ -1,21 +1,21 @@
-"""The resilient transports: two thin drivers, sync and async, over one pipeline core.
+"""The resilient transports: two thin drivers, sync and async, over one call story.
 
 One call flows through a fixed order, outermost first::
 
     deadline → bulkhead / throttle → retry (budget, backoff, Retry-After) → breaker
              → attempt timeout → inner transport
 
-The deadline starts when the transport receives the request; every attempt's
-timeouts are clipped to what is left of it. The retry loop is tenacity's, fed by the
-decisions in ``_call.Call``; the first attempt runs outside it, so a call that
-succeeds at once pays for no loop. Redirects, auth, cookies and event hooks run above
-this transport (in the client), so each redirect hop is a call of its own.
+Every decision is made by the call's story (``_call/_story.py``), a generator that yields
+the steps needing I/O: wait for a bulkhead slot, send an attempt, wait before a retry.
+Each driver is one loop that does the step and sends the result back in - the sync and
+async drivers are line-for-line mirrors that differ only in ``await``. Redirects, auth,
+cookies and event hooks run above this transport (in the client), so each redirect hop
+is a call of its own.
 
-The two drivers are line-for-line mirrors: they only send, read, close, sleep and
-await, and raise what ``Call`` decides. Keep them that way - any ``if`` that is not
-about I/O belongs in ``Call``, bar three that each spare a frame per call: a call with
-no throttle skips ``Call.shed``, the breaker's own answer says whether it refused, and
-a call nobody observes skips ``Call.ended``.
+An attempt, for the driver, is: ask the breaker (I/O when its state is shared), send
+through the inner transport with the attempt's timeouts, read the body when the call says
+so, and tell the breaker the outcome. The async driver also guards the attempt with its
+limit (``_timeout.py``), so it never outlives its cap or the deadline.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import httpx
-import tenacity
 
 from ._breaker import BreakerStorage, Rejection
 from ._call._call import Call
 from ._call._events import Observer
 from ._call._pipeline import EndpointHealth, Pipeline
+from ._call._story import SEND, Wait, story
 from ._clock import SYSTEM_CLOCK, Clock
 from ._flavor import HTTPX, Flavor
 from ._policy import Policy
-from ._retry._loop import AsyncReplay, Replay, loop_arguments
 from ._timeout import guard_attempt, leave
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
@@ -109,52 +108,38 @@ class SyncDriver(_Driver):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = Call(self._pipeline, request)
-        try:
-            if call.throttle is not None:  # (the frame skipped when there is none)
-                call.shed()
-            bulkhead = call.bulkhead
-            if bulkhead is not None and not bulkhead.acquire(call.bulkhead_wait()):
-                raise call.bulkhead_full()
+        flow = story(call)
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
             try:
-                # The first attempt runs here, outside any loop: most calls need no other.
-                try:
-                    outcome: httpx.Response | BaseException = self._attempt(call)
-                except Exception as exc:
-                    outcome = exc
-                response = call.settle(outcome)
-                if response is None:  # retried
-                    response = call.conclude(self._retry(call, outcome))
-            finally:
-                if bulkhead is not None:
-                    bulkhead.release()
-        except Exception as exc:
-            response = call.recover(exc)
-        except BaseException as exc:  # cancelled: the call's record ends all the same
-            call.ended(None, exc)
-            raise
-        if call.observers:  # (a frame per call spared when nobody listens)
-            call.ended(response, None)
-        return response
+                step = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as end:
+                return end.value  # type: ignore[no-any-return]
+            error = None
+            try:
+                if step is SEND:
+                    reply = self._attempt(call)
+                elif type(step) is Wait:
+                    if step.discard is not None:
+                        step.discard.close()
+                    self._clock.sleep(step.delay)
+                    reply = None
+                else:  # Acquire
+                    reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
+            except BaseException as exc:  # the story decides; cancellation ends its record
+                error = exc
 
-    def _retry(
-        self, call: Call, first: httpx.Response | BaseException
-    ) -> httpx.Response | BaseException:
-        """The retry loop, from the first attempt's outcome to the call's last one."""
-        attempts = Replay(first, lambda: self._attempt(call))
-        retrying = tenacity.Retrying(
-            sleep=self._clock.sleep, before_sleep=_discard, **loop_arguments(call)
-        )
+    def _attempt(self, call: Call) -> httpx.Response | Exception:
+        """One attempt: its outcome, a response or the exception it raised."""
         try:
-            return retrying(attempts)  # type: ignore[no-any-return]
+            call.time_attempt()
         except Exception as exc:
             return exc
-
-    def _attempt(self, call: Call) -> httpx.Response:
-        call.time_attempt()
         breaker = call.breaker
         permit = None if breaker is None else breaker.admit()
         if isinstance(permit, Rejection):
-            raise call.refused(permit)
+            return call.refused(permit)
         try:
             request = call.start_attempt()
             response: httpx.Response = self._inner.handle_request(request)
@@ -166,29 +151,18 @@ class SyncDriver(_Driver):
                     raise
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
-            if breaker is not None and permit is not None:
-                breaker.record(permit, *result)
+            if permit is not None:
+                breaker.record(permit, *result)  # type: ignore[union-attr]
+            if isinstance(exc, Exception):
+                return exc
             raise
         result = call.attempt_ended(response)
-        if breaker is not None and permit is not None:
-            breaker.record(permit, *result)
+        if permit is not None:
+            breaker.record(permit, *result)  # type: ignore[union-attr]
         return response
 
     def close(self) -> None:
         self._inner.close()
-
-
-def _discard(retry_state: tenacity.RetryCallState) -> None:
-    """Before a retry's wait: close the outcome being retried, returning its connection."""
-    future = retry_state.outcome
-    if future is not None and not future.failed:
-        future.result().close()
-
-
-async def _adiscard(retry_state: tenacity.RetryCallState) -> None:
-    future = retry_state.outcome
-    if future is not None and not future.failed:
-        await future.result().aclose()
 
 
 class AsyncDriver(_Driver):
@@ -199,55 +173,41 @@ class AsyncDriver(_Driver):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = Call(self._pipeline, request)
-        try:
-            if call.throttle is not None:  # (the frame skipped when there is none)
-                call.shed()
-            bulkhead = call.bulkhead
-            if bulkhead is not None and not await bulkhead.aacquire(call.bulkhead_wait()):
-                raise call.bulkhead_full()
+        flow = story(call)
+        reply: Any = None
+        error: BaseException | None = None
+        while True:
             try:
-                # The first attempt runs here, outside any loop: most calls need no other.
-                try:
-                    outcome: httpx.Response | BaseException = await self._attempt(call)
-                except Exception as exc:
-                    outcome = exc
-                response = call.settle(outcome)
-                if response is None:  # retried
-                    response = call.conclude(await self._retry(call, outcome))
-            finally:
-                if bulkhead is not None:
-                    bulkhead.release()
-        except Exception as exc:
-            response = call.recover(exc)
-        except BaseException as exc:  # cancelled: the call's record ends all the same
-            call.ended(None, exc)
-            raise
-        if call.observers:  # (a frame per call spared when nobody listens)
-            call.ended(response, None)
-        return response
+                step = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as end:
+                return end.value  # type: ignore[no-any-return]
+            error = None
+            try:
+                if step is SEND:
+                    reply = await self._attempt(call)
+                elif type(step) is Wait:
+                    if step.discard is not None:
+                        await step.discard.aclose()
+                    await self._clock.asleep(step.delay)
+                    reply = None
+                else:  # Acquire
+                    reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
+            except BaseException as exc:  # the story decides; cancellation ends its record
+                error = exc
 
-    async def _retry(
-        self, call: Call, first: httpx.Response | BaseException
-    ) -> httpx.Response | BaseException:
-        """The retry loop, from the first attempt's outcome to the call's last one."""
-        attempts = AsyncReplay(first, lambda: self._attempt(call))
-        retrying = tenacity.AsyncRetrying(
-            sleep=self._clock.asleep, before_sleep=_adiscard, **loop_arguments(call)
-        )
+    async def _attempt(self, call: Call) -> httpx.Response | Exception:
+        """One attempt: its outcome, a response or the exception it raised."""
         try:
-            return await retrying(attempts)
+            call.time_attempt()
         except Exception as exc:
             return exc
-
-    async def _attempt(self, call: Call) -> httpx.Response:
-        call.time_attempt()
         breaker = call.breaker
         permit = None
         if breaker is not None:
             # A breaker without storage does no I/O: skip a coroutine per step.
             decision = breaker.admit() if breaker.local else await breaker.aadmit()
             if isinstance(decision, Rejection):
-                raise call.refused(decision)
+                return call.refused(decision)
             permit = decision
         try:
             request = call.start_attempt()
@@ -269,18 +229,20 @@ class AsyncDriver(_Driver):
                 leave(guard, None)
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
-            if breaker is not None and permit is not None:
-                if breaker.local:
-                    breaker.record(permit, *result)
+            if permit is not None:
+                if breaker.local:  # type: ignore[union-attr]
+                    breaker.record(permit, *result)  # type: ignore[union-attr]
                 else:
-                    await breaker.arecord(permit, *result)
+                    await breaker.arecord(permit, *result)  # type: ignore[union-attr]
+            if isinstance(exc, Exception):
+                return exc
             raise
         result = call.attempt_ended(response)
-        if breaker is not None and permit is not None:
-            if breaker.local:
-                breaker.record(permit, *result)
+        if permit is not None:
+            if breaker.local:  # type: ignore[union-attr]
+                breaker.record(permit, *result)  # type: ignore[union-attr]
             else:
-                await breaker.arecord(permit, *result)
+                await breaker.arecord(permit, *result)  # type: ignore[union-attr]
         return response
 
     async def aclose(self) -> None:

@@ -1,80 +1,83 @@
-"""One logical call: the core shared by the sync and async drivers.
+"""One logical call: its state, and every rule applied to it along the way.
 
-The drivers in ``_transport.py`` only send, read, close, sleep, wait for slots and
-await; every decision about a call - its headers, this attempt's timeouts, whether an
-outcome is retried, how long to wait, when to stop, what the caller sees - is a method
-of :class:`Call`, over the injected clock. The retry loop itself is tenacity's
-(``_loop.py``), fed by these decisions; every decision is also announced as a typed
-event (``_events.py``) to the pipeline's observers.
-
-:class:`Call` is one object in three modules: this one holds its state, the headers it
-sets once and the start of each attempt; ``_call_decisions.py`` admission, what an
-attempt's outcome means (to the throttle, the observers and the breaker) and retry
-decisions; ``_call_end.py`` what the caller sees at the end.
+A :class:`Call` is made when the transport receives a request. It resolves its endpoint and
+policy, fixes the idempotency key and correlation id, and then answers the questions its
+story (``_story.py``) asks in pipeline order - may the call start (throttle, bulkhead), what
+may this attempt spend (deadline), what did the outcome mean (breaker, throttle), is it
+retried, after how long, or does the call stop (retry, budget, breaker). Each answer is
+the rule of one strategy's room, applied to this call's values; the rooms' functions are
+pure, and so is this class but for the clock it reads. Every decision is also announced
+as a typed event (``_events.py``) to the pipeline's observers.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from .. import _context
-from .._context import current_correlation_id
+from .._breaker import classify_for_breaker
+from .._deadline import PhaseTable, attempt_limit, clip, phase_table
 from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
 from .._idempotency import IdempotencyRule, new_idempotency_key
-from .._retry._rules import (
+from .._logging import logger
+from .._retry import (
+    FINAL_SUCCESS,
+    Failure,
+    RetryLoop,
     Verdict,
+    classify_exception,
+    judge_failure,
+    judge_status,
+    next_wait,
     status_is_candidate,
+    stop_reason,
 )
-from ..problems import (
-    DEFAULT_MAX_BODY_BYTES,
-    server_retry_hint,
-)
-from ._decisions import CallDecisions
-from ._end import CallEnd
-from ._endpoints import PhaseTable, phase_table
+from ..problems import DEFAULT_MAX_BODY_BYTES, parse_problem, server_retry_hint
 from ._events import (
+    AttemptEnded,
     AttemptStarted,
+    CallEnded,
+    CallRejected,
     CallStarted,
+    CallView,
     Event,
+    RetryRefused,
+    RetryScheduled,
 )
-from ._state import new_tuple
+from ._extensions import EXT_EXPLICIT_TIMEOUT, EXT_IDEMPOTENCY_KEY, EXT_POLICY, EXT_STREAM
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
+    from .._breaker import Outcome, Rejection
     from ..problems import Problem
     from ._pipeline import Pipeline
 
+__all__ = ["Call"]
+
 _CALL_STARTED = CallStarted()
-
-__all__ = ["EXT_EXPLICIT_TIMEOUT", "EXT_IDEMPOTENCY_KEY", "EXT_POLICY", "EXT_STREAM", "Call"]
-
-# Request extensions the pipeline reads. The first two are public (API.md §1).
-EXT_POLICY = "resilience"
-EXT_IDEMPOTENCY_KEY = "idempotency_key"
-# Set by ResilientClient: whether the caller streams the body, and whether the
-# request's timeout was given explicitly rather than httpx's client default.
-EXT_STREAM = "resilient_client.stream"
-EXT_EXPLICIT_TIMEOUT = "resilient_client.explicit_timeout"
-
+# A success with no slow-call rule to time it against.
+_PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
+# Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
+_OVERLOAD_STATUSES = frozenset({429, 503, 529})
 # Error bodies up to the parser's own bound are read inside the attempt, so the retry
 # decision can see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
 
 
-class Call(CallDecisions, CallEnd):
+class Call:
     """One logical call: its attempts, its deadline and the decisions about them."""
 
     __slots__ = (
         "_attempt_cap",
         "_attempt_started",
-        "_fallback_asked",
         "_judged",
+        "_loop",
         "_phases",
         "_pipeline",
         "_problem",
+        "_too_long",
         "attempts",
         "breaker",
         "budget",
@@ -83,10 +86,10 @@ class Call(CallDecisions, CallEnd):
         "correlation_id",
         "deadline",
         "endpoint",
+        "fallback_asked",
         "fallback_used",
         "idempotency_key",
         "limit",
-        "observation",
         "observers",
         "planned_delay",
         "policy",
@@ -97,17 +100,17 @@ class Call(CallDecisions, CallEnd):
         "stop_reason",
         "throttle",
         "verdict",
+        "view",
     )
 
     def __init__(self, pipeline: Pipeline, request: httpx.Request) -> None:
         self._pipeline = pipeline
         self.endpoint = endpoint = pipeline.endpoints.match(request)
         extensions = request.extensions
-        policy = endpoint.policy
         override = extensions.get(EXT_POLICY)
-        if override is not None:
-            policy = pipeline.overridden(policy, override)
-        self.policy = policy
+        self.policy = policy = (
+            endpoint.policy if override is None else pipeline.overridden(endpoint.policy, override)
+        )
         telemetry = pipeline.telemetry
         if telemetry is not None and not telemetry.wants_call():
             self.observers = pipeline.extra_observers
@@ -118,15 +121,14 @@ class Call(CallDecisions, CallEnd):
         self.started = self._attempt_started = started = clock.monotonic()
         explicit = extensions.get(EXT_EXPLICIT_TIMEOUT)
         self._phases: PhaseTable
-        # The endpoint's state, minus what a per-call override switched off (an override
+        # The endpoint's state, less what a per-call override switched off (an override
         # cannot change its parameters: they are the endpoint's).
-        if override is None:  # the endpoint's state as is
+        if override is None:
             self.breaker = endpoint.breaker
             self.bulkhead = endpoint.bulkhead
             self.budget = endpoint.budget
             self.throttle = endpoint.throttle
-            total = endpoint.total
-            self._attempt_cap = endpoint.attempt
+            total, self._attempt_cap = endpoint.total, endpoint.attempt
             self._phases = endpoint.phases
             idempotency = endpoint.idempotency
         else:
@@ -149,14 +151,15 @@ class Call(CallDecisions, CallEnd):
         self.attempts = 0
         self.limit: float | None = None  # the current attempt's, set by time_attempt
         self.fallback_used = False
-        self._fallback_asked = False
+        self.fallback_asked = False
         self.retry_reasons: tuple[str, ...] = ()
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
         self.planned_delay = 0.0  # also the last retry's delay, for "decorrelated"
-        self.observation: Any = None
         self._judged: object = None
         self._problem: Problem | None = None
+        self._loop: RetryLoop | None = None
+        self._too_long = False
         self._set_headers(idempotency)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -165,14 +168,28 @@ class Call(CallDecisions, CallEnd):
             self.replayable = True
         except pipeline.flavor.RequestNotRead:
             self.replayable = False
+        self.view: CallView | None = None
         if self.observers:
+            self.view = CallView(self)
             self._emit(_CALL_STARTED)
 
     def _emit(self, event: Event) -> None:
         for observer in self.observers:
-            observer.on_event(self, event)
+            observer.on_event(self.view, event)
 
-    # -- headers set once per call -------------------------------------------------
+    @property
+    def flavor(self) -> Any:
+        """The HTTP library's classes this call's pipeline runs over (httpx or httpx2)."""
+        return self._pipeline.flavor
+
+    @property
+    def final_reason(self) -> str | None:
+        """Why the call ended where it did: its stop reason, else its last verdict's."""
+        if self.stop_reason is None and self.verdict is not None:
+            return self.verdict.reason
+        return self.stop_reason
+
+    # -- headers, set once per call -------------------------------------------------
 
     def _set_headers(self, rule: IdempotencyRule) -> None:
         """Fix the call's idempotency key and correlation id, sending each that the
@@ -201,66 +218,99 @@ class Call(CallDecisions, CallEnd):
         self.idempotency_key = key
         pipeline = self._pipeline
         if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one
-            self.correlation_id = current_correlation_id() or _context.new_correlation_id()
+            self.correlation_id = _context.current_correlation_id() or _context.new_correlation_id()
             return
         lower = pipeline.correlation_key
         present = first_value(headers, lower) if lower in names else None
         if present is not None:
             self.correlation_id = present
             return
-        self.correlation_id = value = current_correlation_id() or _context.new_correlation_id()
+        self.correlation_id = value = (
+            _context.current_correlation_id() or _context.new_correlation_id()
+        )
         # ASCII: correlation_id() checks a caller's id; ours is hex.
         if stored is None:
             add_header(headers, pipeline.correlation_raw, lower, value)
         else:  # add_header(), inlined
             stored.append((pipeline.correlation_raw, lower, value.encode("ascii")))
 
-    # -- one attempt ----------------------------------------------------------------
+    # -- admission (throttle, bulkhead): once per call ---------------------------------
+
+    def shed(self) -> None:
+        """Raise ``LoadShedError`` if the adaptive throttle sheds this call."""
+        throttle = self.throttle
+        if throttle is not None and throttle.should_reject():
+            key = self.endpoint.key
+            self._notice(throttle.take_refusal_notice(key))
+            raise self._rejected(self.flavor.LoadShedError(key, request=self.request), "throttle")
+
+    def slot_wait(self) -> float:
+        """Seconds the call may wait for a bulkhead slot: ``max_wait``, cut to the deadline."""
+        assert self.bulkhead is not None  # asked only of calls that have one
+        wait = self.bulkhead.policy.max_wait
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - self.clock.monotonic())
+        return wait
+
+    def bulkhead_full(self) -> Exception:
+        """The error for a call that got no bulkhead slot in time."""
+        assert self.bulkhead is not None
+        key = self.endpoint.key
+        self._notice(self.bulkhead.take_refusal_notice(key))
+        return self._rejected(self.flavor.BulkheadFull(key, request=self.request), "bulkhead")
+
+    def refused(self, rejection: Rejection) -> Exception:
+        """The ``CircuitOpenError`` for an attempt the breaker refused."""
+        error = self.flavor.CircuitOpenError(
+            rejection.endpoint, rejection.retry_at, request=self.request
+        )
+        return self._rejected(error, "breaker")
+
+    def _rejected(
+        self, error: Exception, kind: Literal["breaker", "bulkhead", "throttle"]
+    ) -> Exception:
+        if self.observers:
+            self._emit(CallRejected(kind))
+        return error
+
+    def _notice(self, message: str | None) -> None:
+        """Log the start of a refusal episode (budget, bulkhead, throttle): once, not per
+        call."""
+        if message is not None:
+            extra = {"endpoint": self.endpoint.key, "correlation_id": self.correlation_id}
+            logger.warning(message, extra=extra)
+
+    # -- one attempt: its limit, its start, what its outcome meant ---------------------
 
     def time_attempt(self) -> None:
-        """Fix the next attempt's :attr:`limit`: its cap, or what is left of the deadline
-        if that is less. ``DeadlineExceeded`` if nothing is left - asked before the breaker
-        and before the attempt is announced, so a call out of time counts no attempt."""
-        limit = self._attempt_cap
-        if self.deadline is not None:
-            if self.attempts == 0 and self.bulkhead is None:
-                # Nothing ran since the call started (no slot waited for): the whole
-                # deadline is left, without reading the clock again.
-                left = self.deadline - self.started
-            else:
-                left = self.deadline - self.clock.monotonic()
-            if left <= 0:
-                raise self.deadline_exceeded()
-            if limit is None or left < limit:
-                limit = left
+        """Fix the next attempt's :attr:`limit` (the deadline room's rule).
+        ``DeadlineExceeded`` if nothing is left - asked before the breaker and before the
+        attempt is announced, so a call out of time counts no attempt."""
+        if self.deadline is None:
+            self.limit = self._attempt_cap
+            return
+        # Nothing ran since the call started when this is the first attempt and no slot
+        # was waited for: the whole deadline is left, without reading the clock again.
+        fresh = self.attempts == 0 and self.bulkhead is None
+        now = self.started if fresh else self.clock.monotonic()
+        limit = attempt_limit(self._attempt_cap, self.deadline, now)
+        if limit is not None and limit <= 0:
+            raise self.deadline_exceeded()
         self.limit = limit
 
     def start_attempt(self) -> httpx.Request:
         """Set the attempt's timeouts, clipped to its :attr:`limit`, and count it."""
         request = self.request
         now = self.clock.monotonic()
-        limit = self.limit
-        phases, longest = self._phases
-        if limit is None or limit >= longest:
-            request.extensions["timeout"] = phases  # nothing to clip: share the table
-        else:
-            request.extensions["timeout"] = self._clipped_timeouts(phases, limit)
+        request.extensions["timeout"] = clip(self._phases, self.limit)
         if self.attempts == 0 and self.budget is not None:
             self.budget.record_call(now)
         self.attempts += 1
         self._problem = None
         self._attempt_started = now
         if self.observers:
-            self._emit(new_tuple(AttemptStarted, (self.attempts,)))
+            self._emit(AttemptStarted(self.attempts))
         return request
-
-    def _clipped_timeouts(
-        self, phases: Mapping[str, float | None], limit: float
-    ) -> Mapping[str, float | None]:
-        return {
-            phase: limit if value is None or value > limit else value
-            for phase, value in phases.items()
-        }
 
     def reads_body(self, response: httpx.Response) -> bool:
         """Whether the driver reads the body inside the attempt.
@@ -283,3 +333,185 @@ class Call(CallDecisions, CallEnd):
             return False
         length = response.headers.get("content-length")
         return length is not None and length.isdigit() and int(length) <= ERROR_BODY_LIMIT
+
+    def attempt_ended(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
+        """Record an attempt's outcome with the throttle and the observers, and say what it
+        means to the breaker, with how long the attempt took (the drivers hand both to
+        the breaker, when there is one)."""
+        failed = isinstance(outcome, BaseException)
+        throttle = self.throttle
+        if throttle is not None and not failed:
+            throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
+        if self.observers:
+            duration = self.clock.monotonic() - self._attempt_started
+            if failed:
+                self._emit(AttemptEnded(self.attempts, None, outcome, duration))  # type: ignore[arg-type]
+            else:
+                self._emit(AttemptEnded(self.attempts, outcome, None, duration))  # type: ignore[arg-type]
+        breaker = self.breaker  # the endpoint's: an override only switches it off
+        if breaker is None:
+            return _PLAIN_SUCCESS  # nobody asks
+        # The duration matters only to a slow-call rule: skip the clock read otherwise.
+        if breaker.slow_call_duration is None:
+            if not failed and outcome.status_code < 400:  # type: ignore[union-attr]
+                return _PLAIN_SUCCESS  # the common case, decided without classifying
+            duration = 0.0
+        else:
+            duration = self.clock.monotonic() - self._attempt_started
+        if not failed:
+            return classify_for_breaker(breaker.policy, outcome.status_code), duration  # type: ignore[union-attr]
+        if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):  # type: ignore[arg-type]
+            return "ignored", duration  # ours, a bad URL, or cancelled: says nothing of health
+        return "failure", duration
+
+    def attempt_timed_out(self) -> Exception:
+        """The error for an attempt cut short by its :attr:`limit` - an attempt failure like
+        any read timeout, whether the cap or the deadline set the limit (the call's end
+        reports a call that ran out of time as ``DeadlineExceeded``)."""
+        return self.flavor.AttemptTimeout(self.limit or 0.0, request=self.request)  # type: ignore[no-any-return]
+
+    def deadline_passed(self) -> bool:
+        return self.deadline is not None and self.clock.monotonic() >= self.deadline
+
+    def deadline_exceeded(self) -> Exception:
+        self.stop_reason = "deadline"
+        return self.flavor.DeadlineExceeded(  # type: ignore[no-any-return]
+            self.endpoint.key,
+            self.attempts,
+            self.policy.timeouts.total or 0.0,
+            request=self.request,
+        )
+
+    # -- after an attempt: retried, after how long, or stop (the retry room's rules) ----
+
+    def after(self, outcome: httpx.Response | BaseException) -> float | None:
+        """The delay before the next attempt, or ``None``: the call ends with ``outcome``.
+
+        A first attempt's success is final without a loop; anything else is fed to the
+        call's retry loop (tenacity's decision machine, built on first need).
+        """
+        # A first success is the common end by far: no verdict to weigh.
+        if (
+            self.attempts == 1
+            and not isinstance(outcome, BaseException)
+            and outcome.status_code < 400
+        ):
+            self.verdict = FINAL_SUCCESS
+            self._judged = outcome
+            return None
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = RetryLoop(self)
+        return loop.after(outcome)
+
+    def judge(self, outcome: httpx.Response | BaseException) -> Verdict:
+        """Whether this outcome is retried (``_retry/_rules.py``), remembered per outcome."""
+        if self._judged is outcome:
+            return self.verdict  # type: ignore[return-value] # set with _judged
+        retry = self.policy.retry
+        keyed = self.idempotency_key is not None
+        method = self.request.method
+        if isinstance(outcome, BaseException):
+            verdict = judge_failure(classify_exception(outcome), method, keyed, self.replayable)
+            if retry is None and verdict.retry:
+                verdict = Verdict(False, "retry_off")
+        elif outcome.status_code < 400:
+            verdict = FINAL_SUCCESS
+        elif retry is None:
+            verdict = Verdict(False, "retry_off")
+        else:
+            hint = server_retry_hint(outcome.headers)
+            problem = None
+            # Only a body already read is parsed: parsing an unread stream would consume
+            # what the caller is about to read.
+            if outcome.is_stream_consumed and status_is_candidate(
+                outcome.status_code, keyed, retry, hint
+            ):
+                problem = self.problem(outcome)
+            verdict = judge_status(
+                outcome.status_code, method, keyed, self.replayable, retry, hint, problem
+            )
+        self._judged = outcome
+        self.verdict = verdict
+        return verdict
+
+    def problem(self, response: httpx.Response) -> Problem:
+        """The response's problem, parsed once per attempt."""
+        if self._problem is None:
+            self._problem = parse_problem(response, now=self.clock.wall())
+        return self._problem
+
+    def next_delay(self, outcome: httpx.Response | BaseException) -> float:
+        """The wait before the next attempt (``_retry/_waits.py``)."""
+        retry = self.policy.retry
+        assert retry is not None  # only asked after a verdict to retry
+        failed = isinstance(outcome, BaseException)
+        wait = next_wait(
+            retry,
+            None if failed else outcome.headers,  # type: ignore[union-attr]
+            self._problem,
+            self.attempts,
+            self.planned_delay,
+            self.clock.random(),
+            self.clock.wall(),
+        )
+        self._too_long = wait.too_long
+        self.planned_delay = wait.delay
+        return wait.delay
+
+    def stops(self) -> bool:
+        """Whether the call ends now with its last outcome instead of waiting to retry
+        (``_retry/_stop.py``; the budget is asked last, so a retry token is spent only on
+        a retry that really happens)."""
+        retry = self.policy.retry
+        if self.stop_reason is None:
+            breaker = self.breaker
+            stop = stop_reason(
+                attempts=self.attempts,
+                max_attempts=0 if retry is None else retry.max_attempts,
+                too_long=self._too_long,
+                now=self.clock.monotonic(),
+                delay=self.planned_delay,
+                deadline=self.deadline,
+                breaker_retry_at=None if breaker is None else breaker.retry_at(),
+            )
+            budget = self.budget
+            if stop is None and budget is not None and not budget.try_retry():
+                self._notice(budget.take_refusal_notice(self.endpoint.key))
+                stop = "budget"
+            if (stop == "breaker" or stop == "budget") and self.observers:
+                self._emit(RetryRefused(self.attempts, stop))
+            self.stop_reason = stop
+        if self.stop_reason is not None:
+            return True
+        assert self.verdict is not None
+        reason = self.verdict.reason
+        self.retry_reasons += (reason,)
+        self._log_retry(reason)
+        if self.observers:
+            self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
+        return False
+
+    def _log_retry(self, reason: str) -> None:
+        """One DEBUG line per retry: which attempt failed, why, and the wait."""
+        if logger.isEnabledFor(logging.DEBUG):
+            retry = self.policy.retry
+            total = retry.max_attempts if retry is not None else self.attempts
+            self._pipeline.failures.emit(
+                logging.DEBUG,
+                f"call to {self.endpoint.key}: attempt {self.attempts} of {total} failed "
+                f"({reason}); retrying in {self.planned_delay:.3f}s",
+                {
+                    "endpoint": self.endpoint.key,
+                    "attempts": self.attempts,
+                    "reason": reason,
+                    "delay": self.planned_delay,
+                    "correlation_id": self.correlation_id,
+                    "request_id": None if self._problem is None else self._problem.request_id,
+                },
+            )
+
+    def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
+        """Announce the end of the call, once: the story's last word on every path."""
+        if self.observers:
+            self._emit(CallEnded(response, error, self.fallback_used))

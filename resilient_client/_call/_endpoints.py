@@ -9,9 +9,7 @@ host the client talks to).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import Any
 
 import httpx
 
@@ -19,30 +17,13 @@ from .._breaker import BreakerRegistry
 from .._budget import RetryBudgetState
 from .._bulkhead import BulkheadState
 from .._clock import Clock
+from .._deadline import phase_table
 from .._idempotency import IdempotencyRule
-from .._policy import Policy, Timeouts, merge
+from .._policy import Policy, merge
 from .._throttle import ThrottleState
 from ._routing import Router, parse_endpoint_key
 
-__all__ = ["Endpoint", "EndpointTable", "PhaseTable", "phase_table"]
-
-_PHASES = ("connect", "read", "write", "pool")
-_PHASE_SET = frozenset(_PHASES)
-
-PhaseTable = tuple[Mapping[str, float | None], float]
-
-
-def phase_table(timeouts: Mapping[str, Any] | Timeouts) -> PhaseTable:
-    """httpx's per-phase timeout dict, and its longest phase (``inf`` if one is unlimited)."""
-    phases: Mapping[str, float | None]
-    if type(timeouts) is dict and timeouts.keys() == _PHASE_SET:
-        phases = timeouts  # httpx's own dict for an explicit timeout=: used as it is
-    else:
-        get = timeouts.get if isinstance(timeouts, Mapping) else timeouts.__getattribute__
-        phases = {phase: get(phase) for phase in _PHASES}
-    values = phases.values()
-    longest = math.inf if None in values else max(v for v in values if v is not None)
-    return phases, longest
+__all__ = ["Endpoint", "EndpointTable"]
 
 
 class Endpoint:

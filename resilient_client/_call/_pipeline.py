@@ -22,9 +22,9 @@ from .._headers import is_header_name
 from .._logging import FailureLog
 from .._policy import Policy, merge
 from .._throttle import ThrottleSnapshot
-from ._call import EXT_POLICY
 from ._endpoints import Endpoint, EndpointTable
 from ._events import BreakerStateChanged, Observer
+from ._extensions import EXT_POLICY
 
 if TYPE_CHECKING:
     from ..telemetry import OpenTelemetryObserver

@@ -1,110 +1,121 @@
-"""The retry loop: tenacity's ``Retrying`` / ``AsyncRetrying``, fed by the call's decisions.
+"""The retry loop's decision machine: tenacity's, fed by the call's rules.
 
-tenacity asks, after each attempt: *retry?* (``Call.judge``), *how long to wait?*
-(``Call.next_delay``: Retry-After or backoff), *stop?* (``Call.stops``: attempts,
-Retry-After too long, deadline, breaker, budget). It then sleeps through the
-injected clock and calls the attempt again. The first attempt of every call runs
-outside tenacity: a call that succeeds at once never builds a loop (measured: the async
-loop alone costs about a quarter of a raw httpx call). Only when that attempt asks for a
-retry does the loop start, replaying its outcome as the loop's own first attempt.
+tenacity does real work here: its ``BaseRetrying.iter()`` is a sans-IO state machine that,
+after each attempt's outcome, runs the *retry?* → *wait* → *stop?* sequence, counts the
+attempts and the time slept (``RetryCallState``, ``statistics``) and answers ``DoSleep``
+or the end. The call plugs its own rules into it (``Call.judge``: which outcomes are
+retried, ``_rules.py``; ``Call.next_delay``: the wait, ``_waits.py``; ``Call.stops``: when
+to stop, ``_stop.py``). tenacity never sleeps or sends here: the call's story turns its
+answer into a ``Wait`` step and the drivers do the I/O.
+
+A loop is built only when a call's first outcome is not a plain success: most calls never
+pay for one (the loop costs about a quarter of a raw httpx call).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tenacity import RetryCallState
+import tenacity
 from tenacity.retry import retry_base
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 if TYPE_CHECKING:
-    from .._call._call import Call
+    import httpx
 
-__all__ = ["loop_arguments", "Replay", "AsyncReplay"]
+    from ._rules import Verdict
+
+__all__ = ["RetryLoop", "Rules"]
+
+Outcome = Any  # httpx.Response | BaseException, of either library
 
 
-def _outcome(state: RetryCallState) -> Any:
+class Rules(Protocol):
+    """What the loop asks of a call after each outcome."""
+
+    def judge(self, outcome: httpx.Response | BaseException) -> Verdict: ...
+    def next_delay(self, outcome: httpx.Response | BaseException) -> float: ...
+    def stops(self) -> bool: ...
+
+
+def _outcome(state: tenacity.RetryCallState) -> Outcome:
     future = state.outcome
     assert future is not None
     return future.exception() if future.failed else future.result()
 
 
-class _RetryIfCallSays(retry_base):
-    def __init__(self, call: Call) -> None:
-        self._call = call
+class _RetryIf(retry_base):
+    def __init__(self, rules: Rules) -> None:
+        self._rules = rules
 
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self._call.judge(_outcome(retry_state)).retry
-
-
-class _WaitForCall(wait_base):
-    def __init__(self, call: Call) -> None:
-        self._call = call
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        return self._call.next_delay(_outcome(retry_state))
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._rules.judge(_outcome(retry_state)).retry
 
 
-class _StopIfCallSays(stop_base):
-    def __init__(self, call: Call) -> None:
-        self._call = call
+class _Wait(wait_base):
+    def __init__(self, rules: Rules) -> None:
+        self._rules = rules
 
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self._call.stops()
-
-
-def _last_outcome(retry_state: RetryCallState) -> Any:
-    """On stop: the call ends with its last outcome, returned or raised as it came."""
-    future = retry_state.outcome
-    assert future is not None
-    return future.result()
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return self._rules.next_delay(_outcome(retry_state))
 
 
-def loop_arguments(call: Call) -> dict[str, Any]:
-    """The keyword arguments of ``Retrying``/``AsyncRetrying`` for one call."""
-    return {
-        "retry": _RetryIfCallSays(call),
-        "wait": _WaitForCall(call),
-        # Call.stops() also enforces max_attempts; tenacity's own stop stays out so
+class _StopIf(stop_base):
+    def __init__(self, rules: Rules) -> None:
+        self._rules = rules
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        # The call's rules also count max_attempts: tenacity's own stop stays out so
         # that the stop reason is recorded in one place.
-        "stop": _StopIfCallSays(call),
-        "retry_error_callback": _last_outcome,
-    }
+        return self._rules.stops()
 
 
-class Replay:
-    """An attempt function whose first call returns (or raises) an outcome already had."""
-
-    __slots__ = ("_first", "_send")
-
-    def __init__(self, first: Any, send: Callable[[], Any]) -> None:
-        self._first: Any = first
-        self._send = send
-
-    def __call__(self) -> Any:
-        first, self._first = self._first, None
-        if first is None:
-            return self._send()
-        if isinstance(first, BaseException):
-            raise first
-        return first
+def _stopped(retry_state: tenacity.RetryCallState) -> None:
+    """On stop: no RetryError; the call ends with its last outcome, as it came."""
+    return None
 
 
-class AsyncReplay:
-    """:class:`Replay` for the async driver."""
+def _never_sleep(seconds: float) -> None:
+    raise AssertionError("the retry loop decides; the drivers sleep")  # pragma: no cover
 
-    __slots__ = ("_first", "_send")
 
-    def __init__(self, first: Any, send: Callable[[], Awaitable[Any]]) -> None:
-        self._first: Any = first
-        self._send = send
+class RetryLoop:
+    """One call's retry decisions, one outcome at a time."""
 
-    async def __call__(self) -> Any:
-        first, self._first = self._first, None
-        if first is None:
-            return await self._send()
-        if isinstance(first, BaseException):
-            raise first
-        return first
+    __slots__ = ("_retrying", "_state")
+
+    def __init__(self, rules: Rules) -> None:
+        self._retrying = tenacity.Retrying(
+            retry=_RetryIf(rules),
+            wait=_Wait(rules),
+            stop=_StopIf(rules),
+            retry_error_callback=_stopped,
+            sleep=_never_sleep,
+        )
+        self._retrying.begin()
+        self._state = tenacity.RetryCallState(self._retrying, fn=None, args=(), kwargs={})
+
+    def after(self, outcome: Outcome) -> float | None:
+        """Feed one attempt's outcome: the delay before the next attempt, or ``None``
+        when the call ends with this outcome."""
+        state = self._state
+        if isinstance(outcome, BaseException):
+            state.set_exception((type(outcome), outcome, outcome.__traceback__))
+        else:
+            state.set_result(outcome)
+        try:
+            action = self._retrying.iter(state)
+        except BaseException as exc:
+            if exc is outcome:  # tenacity re-raises a failure it will not retry: the end
+                return None
+            raise
+        if isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            return float(action)
+        return None  # the outcome itself (not retried) or _stopped's None (stopped)
+
+    @property
+    def attempt_number(self) -> int:
+        """tenacity's count of the attempts it has judged, and the one now due."""
+        return self._state.attempt_number

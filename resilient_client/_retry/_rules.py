@@ -31,14 +31,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .._policy import Backoff, Retry
     from ..problems import Problem
+    from ._policy import Retry
 
 __all__ = [
     "IDEMPOTENT_METHODS",
     "Failure",
     "Verdict",
-    "backoff_delay",
     "classify_exception",
     "judge_failure",
     "judge_status",
@@ -158,23 +157,3 @@ def judge_status(
     if hint is None and not keyed_conflict and problem is not None and not problem.retryable:
         return Verdict(False, "problem_not_retryable")
     return Verdict(True, reason)
-
-
-def backoff_delay(backoff: Backoff, retry_num: int, previous: float | None, rnd: float) -> float:
-    """The delay in seconds before retry ``retry_num`` (1 = the second attempt).
-
-    ``previous`` is the last delay chosen for this call (used by ``"decorrelated"``),
-    ``rnd`` a number uniform in ``[0, 1)``. Formulas: see :class:`Backoff`.
-    """
-    if backoff.jitter == "decorrelated":
-        last = backoff.initial if previous is None else max(previous, backoff.initial)
-        return min(backoff.max, backoff.initial + rnd * (3.0 * last - backoff.initial))
-    try:
-        base = min(backoff.max, backoff.initial * backoff.multiplier ** (retry_num - 1))
-    except OverflowError:
-        base = backoff.max
-    if backoff.jitter == "full":
-        return rnd * base
-    if backoff.jitter == "equal":
-        return base / 2.0 + rnd * base / 2.0
-    return base

@@ -16,6 +16,7 @@ from .._exceptions import (
     CircuitOpenMixin,
     DeadlineExceededMixin,
     LoadShedMixin,
+    WriteParkedMixin,
     mirror_tree,
 )
 from .._exceptions import api_error_class as _top_level_class
@@ -35,6 +36,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "ServiceUnavailableError",
+    "WriteParked",
     "api_error_class",
 ]
 
@@ -43,6 +45,7 @@ _tree = mirror_tree(httpx2, __name__)
 CircuitOpenError: type[CircuitOpenMixin] = _tree["CircuitOpenError"]
 BulkheadFull: type[BulkheadFullMixin] = _tree["BulkheadFull"]
 LoadShedError: type[LoadShedMixin] = _tree["LoadShedError"]
+WriteParked: type[WriteParkedMixin] = _tree["WriteParked"]
 DeadlineExceeded: type[DeadlineExceededMixin] = _tree["DeadlineExceeded"]
 AttemptTimeout: type[AttemptTimeoutMixin] = _tree["AttemptTimeout"]
 ApiError: type[ApiErrorMixin] = _tree["ApiError"]

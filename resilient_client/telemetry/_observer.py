@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from opentelemetry import context, metrics, propagate, trace
@@ -56,6 +56,7 @@ from .._call._events import (
     CallEnded,
     CallRejected,
     CallStarted,
+    CallView,
     Event,
     RetryRefused,
     RetryScheduled,
@@ -69,9 +70,6 @@ from ._observer_base import ObserverBase
 from ._observer_state import Attrs, CallState
 from ._propagation import HEADER_SETTER, HTTP_SUPPRESSED, context_with, current_context, inject
 from ._semconv import protocol_version  # per attempt: no attribute hop through sc
-
-if TYPE_CHECKING:
-    from .._call._call import Call
 
 __all__ = ["OpenTelemetryObserver"]
 
@@ -132,7 +130,7 @@ class OpenTelemetryObserver(ObserverBase):
             BreakerStateChanged: self._breaker_changed,
         }
 
-    def on_event(self, call: Call | None, event: Event) -> None:
+    def on_event(self, call: CallView | None, event: Event) -> None:
         """Receive one pipeline event. Never raises: a telemetry fault must not fail a call."""
         handler = self._handlers.get(type(event))
         if handler is None:
@@ -147,9 +145,9 @@ class OpenTelemetryObserver(ObserverBase):
 
     # -- the call ----------------------------------------------------------------------
 
-    def _call_started(self, call: Call, event: CallStarted) -> None:
+    def _call_started(self, call: CallView, event: CallStarted) -> None:
         request = call.request
-        route = self._route(request.method, call.endpoint.key, request.url)
+        route = self._route(request.method, call.endpoint, request.url)
         parent = current_context()
         span = self._tracer.start_span(route.name, parent, _INTERNAL)
         recording = span.is_recording()
@@ -179,7 +177,7 @@ class OpenTelemetryObserver(ObserverBase):
             attempt[sc.HTTP_REQUEST_METHOD_ORIGINAL] = request.method
         state.attempt_attributes = attempt
 
-    def _call_ended(self, call: Call, event: CallEnded) -> None:
+    def _call_ended(self, call: CallView, event: CallEnded) -> None:
         state = call.observation
         if not isinstance(state, CallState) or state.ended:
             return
@@ -199,7 +197,7 @@ class OpenTelemetryObserver(ObserverBase):
             # The call's identity goes on its span with its outcome, in one set_attributes
             # call (each costs the SDK a lock and a validation pass).
             attributes: Attrs = {
-                sc.ENDPOINT: call.endpoint.key,
+                sc.ENDPOINT: call.endpoint,
                 sc.CORRELATION_ID: call.correlation_id,
             }
             if call.idempotency_key is not None:
@@ -219,7 +217,7 @@ class OpenTelemetryObserver(ObserverBase):
                 if request_id is not None:
                     attributes[sc.REQUEST_ID] = request_id
             if outcome != "success":  # a successful call's stop reason is "success"
-                stop_reason = call.final_reason
+                stop_reason = call.stop_reason
                 if stop_reason is not None:
                     attributes[sc.STOP_REASON] = stop_reason
             if call.retry_reasons:
@@ -232,17 +230,17 @@ class OpenTelemetryObserver(ObserverBase):
         if state.metered:
             route = state.route
             assert route is not None
-            elapsed = call.clock.monotonic() - call.started
+            elapsed = call.elapsed
             outcome_key = (outcome, error_type)
             metric = route.calls.get(outcome_key)
             if metric is None:
-                metric = call_attributes(call.endpoint.key, route.method, outcome, error_type)
+                metric = call_attributes(call.endpoint, route.method, outcome, error_type)
                 self._keep(route.calls, outcome_key, metric)
             self._instruments.call_duration.record(elapsed, metric)
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _attempt_started(self, call: Call, event: AttemptStarted) -> None:
+    def _attempt_started(self, call: CallView, event: AttemptStarted) -> None:
         state = call.observation
         if state is _PASSTHROUGH:
             propagate.inject(call.request.headers, setter=HEADER_SETTER)
@@ -275,7 +273,7 @@ class OpenTelemetryObserver(ObserverBase):
         if state.attach:
             state.token = context.attach(ctx)
 
-    def _attempt_ended(self, call: Call, event: AttemptEnded) -> None:
+    def _attempt_ended(self, call: CallView, event: AttemptEnded) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
@@ -326,7 +324,7 @@ class OpenTelemetryObserver(ObserverBase):
 
     # -- decisions -------------------------------------------------------------------------
 
-    def _retry_scheduled(self, call: Call, event: RetryScheduled) -> None:
+    def _retry_scheduled(self, call: CallView, event: RetryScheduled) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
@@ -340,9 +338,9 @@ class OpenTelemetryObserver(ObserverBase):
                 },
             )
         if state.metered:
-            self._instruments.retry(call.endpoint.key, event.reason)
+            self._instruments.retry(call.endpoint, event.reason)
 
-    def _retry_refused(self, call: Call, event: RetryRefused) -> None:
+    def _retry_refused(self, call: CallView, event: RetryRefused) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
@@ -351,9 +349,9 @@ class OpenTelemetryObserver(ObserverBase):
                 sc.EVENT_RETRY_REFUSED, {sc.ATTEMPT: event.attempt, sc.REFUSED_BY: event.reason}
             )
         if state.metered:
-            self._instruments.refusal(call.endpoint.key, event.reason)
+            self._instruments.refusal(call.endpoint, event.reason)
 
-    def _call_rejected(self, call: Call, event: CallRejected) -> None:
+    def _call_rejected(self, call: CallView, event: CallRejected) -> None:
         state = call.observation
         if not isinstance(state, CallState) or state is _PASSTHROUGH:
             return
@@ -361,9 +359,9 @@ class OpenTelemetryObserver(ObserverBase):
         if state.recording:
             state.span.add_event(sc.EVENT_REJECTED, {sc.REJECTED_BY: event.kind})
         if state.metered:
-            self._instruments.rejection(call.endpoint.key, event.kind)
+            self._instruments.rejection(call.endpoint, event.kind)
 
-    def _breaker_changed(self, call: Call | None, event: BreakerStateChanged) -> None:
+    def _breaker_changed(self, call: CallView | None, event: BreakerStateChanged) -> None:
         if self._instruments.enabled():
             self._instruments.breaker_changed(event.endpoint, event.old, event.new)
 

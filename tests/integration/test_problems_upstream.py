@@ -128,11 +128,12 @@ def test_network_failures_classify_as_network_and_are_retried(
         rc.Problem.for_network_error(type(raised.value).__name__).category
         is rc.ErrorCategory.NETWORK
     )
-    # What the client itself concluded: the final failure's log record.
-    final = [
-        r for r in caplog.records if r.name == "resilient_client" and r.levelno == logging.ERROR
-    ]
+    # What the client itself concluded: the final failure's log record - at DEBUG, since
+    # the caller is handed the failure as an exception (API.md §5), and nothing above it.
+    final = [r for r in caplog.records if r.name == "resilient_client" and hasattr(r, "category")]
     assert len(final) == 1
+    assert final[0].levelno == logging.DEBUG
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG]
     record = final[0]
     assert (record.category, record.attempts, record.status, record.error) == (
         "network",

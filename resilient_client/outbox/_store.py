@@ -1,0 +1,107 @@
+"""Where parked writes are kept: the :class:`OutboxStore` protocol, its error, and the
+store a URL names.
+
+A store is synchronous; the async outbox runs its calls in a worker thread, so a slow
+disk or Redis never blocks an event loop, and each backend is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+from .._exceptions import ResilienceError
+from ._model import OutboxEntry
+
+__all__ = ["OutboxStore", "OutboxStoreError", "open_store"]
+
+
+class OutboxStoreError(ResilienceError):
+    """The outbox store cannot be opened, read or written: corrupt, locked, unreachable,
+    or not an outbox. ``store`` names it (a file path, or a Redis URL without its
+    password); the store is left as it was."""
+
+    def __init__(self, store: str, message: str) -> None:
+        super().__init__(message)
+        self.store = store
+
+
+@runtime_checkable
+class OutboxStore(Protocol):
+    """Keeps outbox entries for one or many processes (every method may raise
+    :class:`OutboxStoreError`). Times are epoch seconds.
+
+    Exactly once rests on :meth:`claim` and :meth:`settle`: a claim is atomic across every
+    process sharing the store, and gives each entry to one ``owner`` until ``until``.
+    """
+
+    def add(self, entry: OutboxEntry) -> None:
+        """Store a new entry."""
+
+    def claim(
+        self, *, now: float, until: float, owner: str, limit: int, skip: Iterable[str] = ()
+    ) -> list[OutboxEntry]:
+        """Atomically take up to ``limit`` pending entries due at ``now`` and not leased
+        to anyone (or whose lease ran out), leasing them to ``owner`` until ``until``;
+        entries of the endpoints in ``skip`` are left alone. Oldest due first."""
+
+    def settle(self, entry: OutboxEntry, *, owner: str) -> bool:
+        """Write what a replay made of a claimed entry and end the lease: a delivered
+        entry is removed, a dead one kept, a pending one is due at its
+        ``next_replay_at``. Only while ``owner`` still holds it: ``False`` (nothing
+        written) if the lease passed to another replayer or the entry was dropped."""
+
+    def get(self, entry_id: str) -> OutboxEntry | None:
+        """The entry with this id, ``None`` if there is none."""
+
+    def entries(self) -> list[OutboxEntry]:
+        """Every stored entry (pending and dead), oldest parked first."""
+
+    def drop(self, entry_id: str) -> bool:
+        """Remove an entry whatever its state; ``False`` if there was none."""
+
+    def next_due(self) -> float | None:
+        """The earliest instant at which a pending entry is due or its lease runs out
+        (``None``: nothing pending)."""
+
+    def close(self) -> None:
+        """Release connections; the store reopens them if used again."""
+
+
+def open_store(store: str | OutboxStore) -> OutboxStore:
+    """The store ``store`` names: ``"sqlite:///relative.db"``, ``"sqlite:////abs/path.db"``,
+    ``"redis://..."`` / ``"rediss://..."`` (namespace ``"resilient-client"``), or a store
+    object, returned as it is.
+
+    Raises ``ValueError`` for another scheme, :class:`OutboxStoreError` for a store that
+    cannot be opened.
+    """
+    if not isinstance(store, str):
+        if not isinstance(store, OutboxStore):
+            raise TypeError(f"store must be a URL or an OutboxStore, not {type(store).__name__}")
+        return store
+    scheme = store.partition("://")[0].lower()
+    if scheme == "sqlite":
+        from ._sqlite import SqliteOutboxStore
+
+        return SqliteOutboxStore(sqlite_path(store))
+    if scheme in ("redis", "rediss", "unix"):
+        from ._redis import RedisOutboxStore
+
+        return RedisOutboxStore(store)
+    raise ValueError(
+        "store must be a 'sqlite:///path.db' or 'redis://host:port/db' URL, "
+        f"or an OutboxStore; got a {scheme or 'schemeless'!r} URL"
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (SQLAlchemy's convention: three slashes and
+    a relative path, four and an absolute one). ``ValueError`` for an empty path."""
+    prefix = "sqlite:///"
+    if not url.lower().startswith(prefix):
+        raise ValueError(f"a SQLite store URL starts with {prefix!r}: sqlite:///outbox.db")
+    path = url[len(prefix) :]
+    if not path:
+        raise ValueError("the SQLite store URL names no file: sqlite:///outbox.db")
+    return path
