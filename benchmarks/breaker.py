@@ -23,8 +23,13 @@ from pathlib import Path
 import pybreaker
 import redis
 
-from resilient_client._breaker._breaker import Breaker, BreakerRegistry, EndpointBreaker, Permit
-from resilient_client._breaker._redis import RedisBreakerStorage
+from resilient_client._breaker import (
+    Breaker,
+    BreakerRegistry,
+    EndpointBreaker,
+    Permit,
+    RedisBreakerStorage,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 from redis_server import RedisServerUnavailable, redis_server

@@ -13,18 +13,14 @@ so ``resilient_client.httpx2`` declares the same clients over httpx2 without a c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import httpx
 
-from ._breaker import BreakerSnapshot, BreakerStorage
-from ._call._events import Observer
+from ._breaker import BreakerSnapshot
 from ._call._extensions import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
-from ._call._pipeline import EndpointHealth, Pipeline
-from ._clock import SYSTEM_CLOCK, Clock
+from ._call._pipeline import PIPELINE_KEYWORDS, EndpointHealth, Pipeline
 from ._flavor import HTTPX, Flavor
-from ._policy import Policy
 from ._transport import AsyncResilientTransport, ResilientTransport
 
 __all__ = ["AsyncResilientClient", "ClientMixin", "ResilientClient"]
@@ -46,37 +42,16 @@ class ClientMixin:
     _transport: Any
     _mounts: dict[Any, Any]
 
-    def __init__(
-        self,
-        *,
-        policy: Policy | None = None,
-        endpoints: Mapping[str, Policy] | None = None,
-        raise_for_error: bool = False,
-        correlation_header: str | None = "X-Correlation-ID",
-        breaker_storage: BreakerStorage | None = None,
-        breaker_listeners: Iterable[Any] = (),
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
-        telemetry: bool = True,
-        clock: Clock = SYSTEM_CLOCK,
-        observers: Iterable[Observer] = (),
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
+        """The pipeline's keywords (``policy``, ``endpoints``, ``raise_for_error``,
+        ``correlation_header``, ``breaker_storage``, ``breaker_listeners``,
+        ``tracer_provider``, ``meter_provider``, ``telemetry``, ``clock``, ``observers``,
+        ``outbox``, ``incidents``: :class:`~resilient_client._call._pipeline.PipelineOptions`)
+        build the client's pipeline; every other keyword is httpx's own."""
         self._explicit_timeout = "timeout" in kwargs
+        options: Any = {name: kwargs.pop(name) for name in PIPELINE_KEYWORDS & kwargs.keys()}
         self._pipeline = Pipeline(
-            policy,
-            endpoints,
-            base_url=kwargs.get("base_url", ""),
-            clock=clock,
-            correlation_header=correlation_header,
-            raise_for_error=raise_for_error,
-            observers=observers,
-            breaker_storage=breaker_storage,
-            breaker_listeners=breaker_listeners,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-            telemetry=telemetry,
-            flavor=self._flavor,
+            base_url=kwargs.get("base_url", ""), flavor=self._flavor, **options
         )
         super().__init__(**kwargs)
         # httpx's default timeout, told apart when a caller saves it and puts it back.

@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from .outbox import OutboxEntry
-    from .problems import Problem
+    from .outbox._model import OutboxEntry
+    from .problems._model import Problem
 
 __all__ = [
     "ApiError",

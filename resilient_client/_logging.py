@@ -6,6 +6,16 @@ Every call that ends in failure is logged once, through ``logging`` (logger
 Levels follow severity: a call that recovered after retries is DEBUG, a final 4xx is
 WARNING, a final 5xx or transport failure ERROR.
 
+Every record of the SDK's loggers (``resilient_client`` and its children) carries
+``endpoint``, ``correlation_id``, ``trace_id`` and ``span_id`` as record attributes, so a
+formatter can name them (``%(trace_id)s``) and a JSON formatter finds them: ``trace_id``
+and ``span_id`` are the current OpenTelemetry span's, as 32 and 16 lowercase hex digits
+(the W3C ``traceparent`` spelling), and each of the four is ``None`` when there is none.
+Values that servers or callers choose - ``code``, ``correlation_id``, ``request_id``,
+``endpoint`` (it holds the request's host), ``error`` - and the message itself have their
+control and bidirectional formatting characters escaped, so no value can forge a line or
+reorder what a reader sees (:class:`CallRecordFilter`).
+
 During an outage the same failure repeats for every call; the first one of each
 ``(endpoint, what)`` is logged, and the next one after ``interval`` seconds says how
 many were suppressed in between, so log volume stays bounded whatever the call rate.
@@ -18,14 +28,90 @@ import math
 import threading
 from typing import Any
 
+from opentelemetry import trace
+
 from ._clock import Clock
+from ._mask import neutralize
 
-__all__ = ["Episodes", "FailureLog", "logger"]
+__all__ = [
+    "CALL_FIELDS",
+    "CallRecordFilter",
+    "Episodes",
+    "FailureLog",
+    "get_logger",
+    "logger",
+    "trace_ids",
+]
 
-logger = logging.getLogger("resilient_client")
+CALL_FIELDS = ("endpoint", "correlation_id", "trace_id", "span_id")
+"""The attributes every record of the SDK's loggers carries (``None`` when unknown)."""
+
+# Values chosen by a server or a caller, escaped before any handler sees them.
+_UNTRUSTED_FIELDS = ("endpoint", "correlation_id", "code", "request_id", "error")
+# The loggers the SDK's modules use; get_logger() covers any other.
+_SDK_LOGGERS = (
+    "resilient_client",
+    "resilient_client.breaker",
+    "resilient_client.outbox",
+    "resilient_client.telemetry",
+)
+
+
+def trace_ids(span: trace.Span | None = None) -> tuple[str | None, str | None]:
+    """``(trace_id, span_id)`` of ``span`` (None: the current span) as 32 and 16 lowercase
+    hex digits, or ``(None, None)`` when it has no valid span context."""
+    context = (span if span is not None else trace.get_current_span()).get_span_context()
+    if not context.is_valid:
+        return None, None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+class CallRecordFilter(logging.Filter):
+    """Gives each record the :data:`CALL_FIELDS` and escapes untrusted values (see the
+    module docstring). ``trace_id``/``span_id`` given in ``extra`` are kept: a record
+    written after the call's span ended can name that span. Never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = record.__dict__
+        if fields.get("trace_id") is None:
+            fields["trace_id"], fields["span_id"] = trace_ids()
+        else:
+            fields.setdefault("span_id", None)
+        for name in ("endpoint", "correlation_id"):
+            fields.setdefault(name, None)
+        for name in _UNTRUSTED_FIELDS:
+            value = fields.get(name)
+            if isinstance(value, str):
+                fields[name] = neutralize(value)
+        if isinstance(record.msg, str):
+            record.msg = neutralize(record.msg, limit=None)
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                neutralize(arg, limit=None) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+_FILTER = CallRecordFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The SDK logger ``name`` (``resilient_client`` or a child), with the record filter
+    attached: a logger filter applies to its own records only, not to its children's."""
+    if name != "resilient_client" and not name.startswith("resilient_client."):
+        raise ValueError(f"not an SDK logger name: {name!r}")
+    found = logging.getLogger(name)
+    if _FILTER not in found.filters:
+        found.addFilter(_FILTER)
+    return found
+
+
+logger = get_logger("resilient_client")
 # A library does not print: without the application's own logging set up, records go
 # nowhere (rather than to logging's last-resort stderr handler).
 logger.addHandler(logging.NullHandler())
+for _name in _SDK_LOGGERS:
+    get_logger(_name)
 
 # Distinct (endpoint, what) pairs are bounded by configuration, but stay safe anyway.
 _MAX_TRACKED = 4096

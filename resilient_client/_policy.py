@@ -24,6 +24,7 @@ from ._deadline import Timeouts
 from ._idempotency import Idempotency
 from ._retry import Backoff, Retry
 from ._throttle import AdaptiveThrottle
+from .chaos._inject import Chaos
 
 __all__ = ["Backoff", "Policy", "Retry", "Timeouts", "merge"]
 
@@ -46,6 +47,10 @@ class Policy(BaseModel):
     response - and may return a response to use instead
     (``ResilienceInfo.fallback`` is then true) or ``None``. It is a plain function, run
     on the caller's thread or event loop: keep it quick (a cache lookup, a default).
+
+    ``outbox=True`` parks a keyed write that fails with a retryable outcome in the
+    client's outbox (``outbox=rc.Outbox(...)``) and raises ``WriteParked``; ``chaos``
+    injects faults into this endpoint's attempts (``rc.Chaos``), for tests and rehearsals.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -58,6 +63,8 @@ class Policy(BaseModel):
     bulkhead: Bulkhead | None = None
     throttle: AdaptiveThrottle | None = None
     fallback: Fallback | None = None
+    outbox: bool = False
+    chaos: Chaos | None = None
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -14,8 +14,21 @@ Three rules, after the OpenTelemetry semantic conventions (``url.full``) and the
   nor any name matching :attr:`Redaction.sensitive_header_pattern`. Header names are
   compared stripped and lower-cased, on both sides.
 
+- A server's error text is masked before it reaches an exception message, a log record
+  or a span (:func:`mask_text`): e-mail addresses, card numbers (13 to 19 digits, spaces or
+  dashes between them, Luhn-checked so that order numbers stay), bearer tokens, well-known
+  API key shapes (``sk-...``, ``ghp_...``, ``AKIA...``) and ``api_key=...``-style
+  assignments become ``[email]``, ``[card]`` and ``[token]``; URLs are redacted as above;
+  control and bidirectional-override characters (CR, LF, ESC, U+202E, ...), which could
+  forge log lines or reorder what a reader sees, are dropped. Identifiers that servers or
+  callers choose (correlation ids, request ids, codes) keep their text but have those
+  characters escaped (:func:`neutralize`).
+
 Everything here is pure string work, without OpenTelemetry: ``telemetry`` records URLs
-through it, and ``problems`` redacts the text of the exception messages it builds.
+through it, and ``problems`` masks the text of the exception messages it builds. Every
+pattern is anchored at the start of a run of the characters it matches and cannot
+backtrack over more than a bounded stretch, so a hostile 64 KiB error text costs linear
+time.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
+from ._mask import REDACTED, mask_personal_data, neutralize, without_unsafe_characters
+
 __all__ = [
     "ALWAYS_SENSITIVE_HEADERS",
     "DEFAULT_REDACTION",
@@ -36,11 +51,11 @@ __all__ = [
     "REDACTED",
     "SEMCONV_SENSITIVE_QUERY_PARAMETERS",
     "Redaction",
+    "mask_text",
+    "neutralize",
     "redact_text",
     "redact_url",
 ]
-
-REDACTED = "REDACTED"
 
 SEMCONV_SENSITIVE_QUERY_PARAMETERS: frozenset[str] = frozenset(
     {
@@ -65,11 +80,17 @@ DEFAULT_SENSITIVE_QUERY_PARAMETERS: frozenset[str] = SEMCONV_SENSITIVE_QUERY_PAR
     "api_key",
     "apikey",
     "key",  # Google API keys
+    "api-key",
+    "x-api-key",
     "password",
+    "secret",
     "signature",
     "X-Goog-Credential",
 }
-"""Semconv's list plus the common credential-bearing names (standards.md §7.3)."""
+"""Semconv's list plus the common credential-bearing names (standards.md §7.3).
+
+``code`` is OAuth's authorization code (RFC 6749 §4.1.2) in a redirect URL; this list is
+applied to URL query strings only, so a problem's ``code`` (an error code) is untouched."""
 
 ALWAYS_SENSITIVE_HEADERS: frozenset[str] = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
@@ -221,6 +242,12 @@ class Redaction(BaseModel):
             return text
         return _URL_IN_TEXT.sub(lambda match: self.url(match.group(0)), text)
 
+    def mask(self, text: str) -> str:
+        """A server's free text, safe for a message, a log record or a span: URLs
+        redacted (:meth:`text`), e-mail addresses, Luhn-valid card numbers and tokens
+        masked, control and bidirectional-formatting characters dropped. Linear time."""
+        return mask_personal_data(self.text(without_unsafe_characters(text)))
+
 
 def _header_key(name: str) -> str:
     """How header names are compared: a name configured or asked for as
@@ -242,6 +269,19 @@ def redact_url(url: object, redaction: Redaction | None = None) -> str:
     ``redaction`` ``None`` means the default :class:`Redaction`.
     """
     return (redaction or DEFAULT_REDACTION).url(url)
+
+
+def mask_text(text: str, redaction: Redaction | None = None) -> str:
+    """A server's free text (an error ``detail``, a ``title``) made safe for an exception
+    message, a log record or a span (see :meth:`Redaction.mask`): e-mail addresses become
+    ``[email]``, Luhn-valid card numbers ``[card]``, bearer tokens and API keys
+    ``[token]``, URLs are redacted, control and bidi characters dropped.
+
+    ``redaction`` ``None`` means the default :class:`Redaction`. Linear time in
+    ``len(text)``; callers bound the text they pass (a message needs its first few hundred
+    characters only).
+    """
+    return (redaction or DEFAULT_REDACTION).mask(text)
 
 
 def redact_text(text: str, redaction: Redaction | None = None) -> str:

@@ -20,20 +20,17 @@ limit (``_timeout.py``), so it never outlives its cap or the deadline.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import httpx
 
-from ._breaker import BreakerStorage, Rejection
+from ._breaker import Rejection
 from ._call._call import Call
-from ._call._events import Observer
-from ._call._pipeline import EndpointHealth, Pipeline
-from ._call._story import SEND, Wait, story
-from ._clock import SYSTEM_CLOCK, Clock
+from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
+from ._call._story import SEND, Park, Wait, story
 from ._flavor import HTTPX, Flavor
-from ._policy import Policy
 from ._timeout import guard_attempt, leave
+from .chaos._inject import ChaosInjector
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 
@@ -42,12 +39,11 @@ class _Driver:
     """What both drivers share: the inner transport and the pipeline (their one core).
 
     ``transport`` is the inner transport doing the network I/O (default: the library's
-    own ``HTTPTransport``/``AsyncHTTPTransport``). ``policy`` is the default
-    :class:`Policy`, ``endpoints`` maps endpoint keys to policies merged over it;
-    ``base_url``: endpoint paths are matched relative to its path (the clients pass
-    theirs). ``breaker_storage`` shares breaker state (``rc.RedisBreakerStorage``);
-    ``observers`` receive every pipeline event; ``clock`` is injected for tests.
-    ``pipeline`` shares an existing pipeline (the clients wrap each mounted transport so).
+    own ``HTTPTransport``/``AsyncHTTPTransport``). ``base_url``: endpoint paths are
+    matched relative to its path (the clients pass theirs). ``pipeline`` shares an
+    existing pipeline (the clients wrap each mounted transport so); otherwise the
+    pipeline's keywords (``policy``, ``endpoints``, ... see
+    :class:`~resilient_client._call._pipeline.PipelineOptions`) build one.
     """
 
     _flavor: ClassVar[Flavor]
@@ -56,36 +52,12 @@ class _Driver:
         self,
         transport: Any = None,
         *,
-        policy: Policy | None = None,
-        endpoints: Mapping[str, Policy] | None = None,
         base_url: httpx.URL | str = "",
-        correlation_header: str | None = "X-Correlation-ID",
-        raise_for_error: bool = False,
-        clock: Clock = SYSTEM_CLOCK,
-        observers: Iterable[Observer] = (),
-        breaker_storage: BreakerStorage | None = None,
-        breaker_listeners: Iterable[Any] = (),
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
-        telemetry: bool = True,
         pipeline: Pipeline | None = None,
+        **options: Unpack[PipelineOptions],
     ) -> None:
         self._inner = transport if transport is not None else self._default_inner()
-        self._pipeline = pipeline or Pipeline(
-            policy,
-            endpoints,
-            base_url=base_url,
-            clock=clock,
-            correlation_header=correlation_header,
-            raise_for_error=raise_for_error,
-            observers=observers,
-            breaker_storage=breaker_storage,
-            breaker_listeners=breaker_listeners,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-            telemetry=telemetry,
-            flavor=self._flavor,
-        )
+        self._pipeline = pipeline or Pipeline(base_url=base_url, flavor=self._flavor, **options)
         self._clock = self._pipeline.clock
 
     @property
@@ -125,6 +97,8 @@ class SyncDriver(_Driver):
                         step.discard.close()
                     self._clock.sleep(step.delay)
                     reply = None
+                elif type(step) is Park:
+                    reply = self._pipeline.outbox.park(call.request, **step.details)  # type: ignore[union-attr]
                 else:  # Acquire
                     reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -142,7 +116,10 @@ class SyncDriver(_Driver):
             return call.refused(permit)
         try:
             request = call.start_attempt()
-            response: httpx.Response = self._inner.handle_request(request)
+            if call.chaos is None:
+                response: httpx.Response = self._inner.handle_request(request)
+            else:
+                response = self._send_or_inject(call, call.chaos, request)
             if call.reads_body(response):
                 try:
                     response.read()
@@ -160,6 +137,20 @@ class SyncDriver(_Driver):
         if permit is not None:
             breaker.record(permit, *result)  # type: ignore[union-attr]
         return response
+
+    def _send_or_inject(
+        self, call: Call, chaos: ChaosInjector, request: httpx.Request
+    ) -> httpx.Response:
+        """The attempt under ``rc.Chaos``: its latency first, then the inner transport's
+        answer or, when chaos picks a fault, the fault's outcome, never sent."""
+        delay = chaos.pick_latency()
+        if delay is not None:
+            self._clock.sleep(delay)
+        fault = chaos.pick()
+        if fault is None:
+            return self._inner.handle_request(request)  # type: ignore[no-any-return]
+        call.inject(fault)
+        return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._inner.close()
@@ -190,6 +181,8 @@ class AsyncDriver(_Driver):
                         await step.discard.aclose()
                     await self._clock.asleep(step.delay)
                     reply = None
+                elif type(step) is Park:
+                    reply = await self._pipeline.outbox.apark(call.request, **step.details)  # type: ignore[union-attr]
                 else:  # Acquire
                     reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -214,7 +207,10 @@ class AsyncDriver(_Driver):
             limit = call.limit
             guard = None if limit is None else guard_attempt(limit)
             try:
-                response: httpx.Response = await self._inner.handle_async_request(request)
+                if call.chaos is None:
+                    response: httpx.Response = await self._inner.handle_async_request(request)
+                else:
+                    response = await self._send_or_inject(call, call.chaos, request)
                 if call.reads_body(response):
                     try:
                         await response.aread()
@@ -244,6 +240,19 @@ class AsyncDriver(_Driver):
             else:
                 await breaker.arecord(permit, *result)  # type: ignore[union-attr]
         return response
+
+    async def _send_or_inject(
+        self, call: Call, chaos: ChaosInjector, request: httpx.Request
+    ) -> httpx.Response:
+        """:meth:`SyncDriver._send_or_inject`, awaited (inside the attempt's guard)."""
+        delay = chaos.pick_latency()
+        if delay is not None:
+            await self._clock.asleep(delay)
+        fault = chaos.pick()
+        if fault is None:
+            return await self._inner.handle_async_request(request)  # type: ignore[no-any-return]
+        call.inject(fault)
+        return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -3,27 +3,77 @@
 - :class:`FakeClock`: time that moves only when told to (or when the pipeline sleeps),
   so backoff, deadlines and breaker timeouts are tested without waiting.
 - :class:`ScriptedTransport`: an ``httpx.MockTransport`` that answers from a script of
-  responses and exceptions, one per attempt, and records what it was sent.
+  responses and exceptions, one per attempt, and records what it was sent;
+  :func:`scripted_transport` builds one for httpx or httpx2.
+- :func:`no_waits` / :func:`set_testing`: testing mode, in which every wait the pipeline
+  makes through its clock (backoff, Retry-After) is skipped and recorded. Retries,
+  budgets and breakers decide exactly as they would otherwise.
+- The pytest plugin (``resilient_client.pytest_plugin``, registered on install) wraps
+  these as the fixtures ``rc_clock``, ``rc_no_waits``, ``rc_scripted`` and ``rc_chaos``.
 """
 
 from __future__ import annotations
 
+import importlib
 import random
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import httpx
 
-__all__ = ["FakeClock", "ScriptedTransport"]
+from ._clock import Waits, active_waits, set_skipping, skip_wait, skipping_waits
+
+__all__ = [
+    "FakeClock",
+    "ScriptedTransport",
+    "Waits",
+    "no_waits",
+    "scripted_transport",
+    "set_testing",
+]
+
+
+@contextmanager
+def no_waits() -> Iterator[Waits]:
+    """Testing mode for the block: every wait is skipped and its length recorded.
+
+    Yields the :class:`Waits` record (``waits.delays``: seconds, in order). It covers
+    every pipeline in the process, sync, asyncio or trio, on the system clock as on a
+    :class:`FakeClock` (whose time then does not move for the skipped wait). Retries,
+    deadlines checks, budgets and breakers are otherwise unchanged. Blocks nest; the mode
+    in force before is restored on exit.
+    """
+    with skipping_waits(Waits()) as waits:
+        assert waits is not None
+        yield waits
+
+
+def set_testing(testing: bool) -> Waits | None:
+    """Switch testing mode on (``True``) or off (``False``) until switched again, as
+    stamina's ``set_testing`` does; prefer :func:`no_waits`, which restores the mode.
+
+    Returns the :class:`Waits` record now in force (a fresh one when switched on; the
+    current one when already on), or None when switched off.
+    """
+    if not testing:
+        set_skipping(None)
+        return None
+    waits = active_waits()
+    if waits is None:
+        waits = Waits()
+        set_skipping(waits)
+    return waits
 
 
 class FakeClock:
     """A :class:`~resilient_client._clock.Clock` whose time only moves when told to.
 
     ``sleep()``/``asleep()`` advance the time at once and record the delay in
-    ``sleeps``; ``random()`` draws from a ``random.Random(seed)`` (or returns ``fixed``
-    when given, to pin jitter in tests). ``wall()`` is ``start_wall`` plus the time
-    advanced.
+    ``sleeps`` (in testing mode, :func:`no_waits`, a wait is skipped instead: recorded
+    there, and the time does not move); ``random()`` draws from a
+    ``random.Random(seed)`` (or returns ``fixed`` when given, to pin jitter in tests).
+    ``wall()`` is ``start_wall`` plus the time advanced.
     """
 
     def __init__(
@@ -54,6 +104,8 @@ class FakeClock:
         self._now += seconds
 
     def sleep(self, seconds: float) -> None:
+        if skip_wait(seconds):
+            return
         self.sleeps.append(seconds)
         self.advance(max(0.0, seconds))
 
@@ -65,15 +117,14 @@ class FakeClock:
 
 
 Step = httpx.Response | Exception | int
+"""One script step: a response, a status code (answered with an empty body), or an
+exception (raised). For httpx2, its own ``Response`` and exceptions."""
 
 
-class ScriptedTransport(httpx.MockTransport):
-    """Answers attempt ``n`` with ``script[n]``: a response, a status code, or an exception.
+class _Script:
+    """What both libraries' scripted transports do; ``_lib`` is the library module."""
 
-    An exception is raised with the request attached; past the end of the script it
-    answers 200. ``requests`` holds every request sent, in order. ``clock`` (optional)
-    advances by ``latency`` seconds per attempt, to test deadlines without waiting.
-    """
+    _lib: Any = httpx
 
     def __init__(
         self,
@@ -85,18 +136,19 @@ class ScriptedTransport(httpx.MockTransport):
         self._script = list(script)
         self._clock = clock
         self._latency = latency
-        self.requests: list[httpx.Request] = []
-        super().__init__(self._answer)
+        self.requests: list[Any] = []
+        super().__init__(self._answer)  # type: ignore[call-arg]  # the MockTransport's
 
-    def _answer(self, request: httpx.Request) -> httpx.Response:
+    def _answer(self, request: Any) -> Any:
+        lib = self._lib
         index = len(self.requests)
         # Keep a copy: the pipeline reuses one request object for every attempt.
         try:
             content: bytes | None = request.content
-        except httpx.RequestNotRead:
+        except lib.RequestNotRead:
             content = None  # a one-shot stream: keep what can be kept
         self.requests.append(
-            httpx.Request(
+            lib.Request(
                 request.method,
                 request.url,
                 headers=request.headers.copy(),
@@ -108,10 +160,54 @@ class ScriptedTransport(httpx.MockTransport):
             self._clock.advance(self._latency)
         step: Any = self._script[index] if index < len(self._script) else 200
         if isinstance(step, Exception):
-            if isinstance(step, httpx.RequestError):
+            if isinstance(step, lib.RequestError):
                 step.request = request
             raise step
         if isinstance(step, int):
-            return httpx.Response(step, request=request)
-        assert isinstance(step, httpx.Response), f"not a script step: {step!r}"
+            return lib.Response(step, request=request)
+        assert isinstance(step, lib.Response), f"not a script step: {step!r}"
         return step
+
+
+class ScriptedTransport(_Script, httpx.MockTransport):
+    """Answers attempt ``n`` with ``script[n]``: a response, a status code, or an exception.
+
+    An exception is raised with the request attached; past the end of the script it
+    answers 200. ``requests`` holds every request sent, in order. ``clock`` (optional)
+    advances by ``latency`` seconds per attempt, to test deadlines without waiting.
+    For httpx2 clients, see :func:`scripted_transport`.
+    """
+
+    requests: list[httpx.Request]
+
+
+_httpx2_class: type[_Script] | None = None
+
+
+def scripted_transport(
+    script: Iterable[Step] = (),
+    *,
+    library: Literal["httpx", "httpx2"] = "httpx",
+    clock: FakeClock | None = None,
+    latency: float = 0.0,
+) -> Any:
+    """A :class:`ScriptedTransport` for ``library``: for ``"httpx2"`` an
+    ``httpx2.MockTransport`` doing the same (script steps then are httpx2's responses
+    and exceptions). Arguments as :class:`ScriptedTransport`'s.
+
+    Raises ``ValueError`` for another library, ``ImportError`` when httpx2 is missing.
+    """
+    global _httpx2_class
+    if library == "httpx":
+        return ScriptedTransport(script, clock=clock, latency=latency)
+    if library != "httpx2":
+        raise ValueError(f"library must be 'httpx' or 'httpx2', got {library!r}")
+    if _httpx2_class is None:
+        # Built on first use: importing the test kit never imports httpx2.
+        httpx2 = importlib.import_module("httpx2")
+        _httpx2_class = type(
+            "ScriptedTransport",
+            (_Script, httpx2.MockTransport),
+            {"_lib": httpx2, "__module__": __name__, "__doc__": ScriptedTransport.__doc__},
+        )
+    return _httpx2_class(script, clock=clock, latency=latency)

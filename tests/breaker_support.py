@@ -11,7 +11,7 @@ from typing import Any
 # tests/ is on sys.path, tests/integration only once an integration test was collected.
 from integration.redis_server import _free_port
 
-from resilient_client._breaker._breaker import (
+from resilient_client._breaker import (
     Breaker,
     BreakerRegistry,
     EndpointBreaker,

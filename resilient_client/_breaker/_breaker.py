@@ -19,56 +19,71 @@ without an outcome (cancelled), so a half-open probe slot is never lost::
     outcome = classify_for_breaker(policy.breaker, response.status_code)
     breaker.record(permit, outcome, elapsed)
 
-A lock guards only O(1) state updates, never the guarded call, so concurrent calls run
-concurrently (pybreaker's ``call()`` holds its lock across the call). The decisions are
-the pure state machine of ``_breaker_core.py``; the per-endpoint state and the lock-held
-steps both drivers share are ``_breaker_steps.py``. This module is the thin sync and async
-driver over them (the only code that talks to a shared storage, ``_breaker_storage.py``),
-the reporting of transitions to listeners and the log, and the registry of breakers.
+The decisions are the pure state machine of ``_circuit.py``. This module holds one
+endpoint's state around it, the lock-held steps (O(1) work, no I/O) that the sync and
+async drivers share, the two drivers themselves (the only code that talks to a shared
+storage, ``_storage.py``), the reporting of transitions to listeners and the log, and
+the registry of breakers. A lock guards only O(1) state updates, never the guarded call,
+so concurrent calls run concurrently (pybreaker's ``call()`` holds its lock across it).
 
 What pybreaker provides here: the state names (its ``half-open`` is spelt ``half_open``
-in this SDK) and its listener protocol:
-a ``pybreaker.CircuitBreakerListener`` passed as a listener is notified through a real
-``pybreaker.CircuitBreaker`` mirroring the endpoint (name = endpoint key), whose storage is
-a read-only ``pybreaker.CircuitBreakerStorage`` view of our state. The admission rules
-are ours: pybreaker admits every call in half-open and counts consecutive failures only.
+in this SDK) and its listener protocol: a ``pybreaker.CircuitBreakerListener`` passed as a
+listener is notified through a real ``pybreaker.CircuitBreaker`` mirroring the endpoint
+(name = endpoint key), whose storage is a read-only :class:`_PybreakerView` of our state.
+The admission rules are ours: pybreaker admits every call in half-open and counts
+consecutive failures only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
 
 import anyio
 import pybreaker
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._circuit import CLOSED, OPEN, BreakerState
-from ._policy import Breaker, Outcome, classify_for_breaker
-from ._pybreaker import PYBREAKER_NAMES, PybreakerView
-from ._steps import BreakerSteps
-from ._storage import BreakerStorage, BreakerStorageUnavailable, Exchange
-from ._types import BreakerListener, BreakerSnapshot, Permit, Rejection
+from ._circuit import CLOSED, FAILED, HALF_OPEN, OPEN, SLOW, Admission, Circuit, describe_trip
+from ._policy import Breaker, BreakerSnapshot, BreakerState, Outcome, Permit, Rejection
+from ._storage import BreakerStorage, BreakerStorageUnavailable, Exchange, ProbeResult, SharedView
 
-__all__ = [
-    "Breaker",
-    "BreakerListener",
-    "BreakerRegistry",
-    "BreakerSnapshot",
-    "BreakerState",
-    "EndpointBreaker",
-    "Outcome",
-    "Permit",
-    "Rejection",
-    "classify_for_breaker",
-]
+__all__ = ["BreakerListener", "BreakerRegistry", "EndpointBreaker"]
 
 logger = logging.getLogger("resilient_client.breaker")
 
+_PROCESS = uuid.uuid4().hex[:12]
+_tokens = itertools.count()
+# Outcomes of one process waiting for its next admission: bounded by its concurrency in
+# practice, capped here in case a caller records without ever admitting again.
+_MAX_PENDING = 1024
 
-class EndpointBreaker(BreakerSteps):
+
+def _new_token() -> str:
+    # The pid tells forked children apart; _PROCESS tells hosts apart.
+    return f"{_PROCESS}:{os.getpid()}:{next(_tokens)}"
+
+
+def _quiet_eligible(policy: Breaker, storage: BreakerStorage | None) -> bool:
+    # Whether a closed-state success can change nothing at all: no storage to tell, a
+    # consecutive-failures window, and no slow-call rule that could make it count.
+    return storage is None and policy.window == "consecutive" and policy.slow_call_duration is None
+
+
+class BreakerListener(Protocol):
+    """Told of every state change this process observes (pybreaker's method name)."""
+
+    def state_change(self, breaker: EndpointBreaker, old: BreakerState, new: BreakerState) -> None:
+        """Called after the change, outside the breaker's lock; exceptions are logged."""
+
+
+class EndpointBreaker:
     """The breaker of one endpoint. Thread-safe and task-safe; create through
     :class:`BreakerRegistry`.
 
@@ -87,15 +102,34 @@ class EndpointBreaker(BreakerSteps):
         clock: Clock = SYSTEM_CLOCK,
         listeners: Sequence[BreakerListener | pybreaker.CircuitBreakerListener] = (),
     ) -> None:
-        super().__init__(endpoint, policy, storage, clock)
+        self.endpoint = endpoint
+        self._policy = policy
+        self._storage = storage
+        # No shared storage: every decision is in memory, so the async driver may call
+        # admit / record without awaiting aadmit / arecord.
+        self.local = storage is None
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._circuit = Circuit(policy)
+        self._pending: list[tuple[int, int]] = []
+        self._view: SharedView | None = None
+        self._fallback = False
+        # When the last shared rejection ends (monotonic): the local mirror holds none of
+        # the fleet's probe leases, so it cannot tell otherwise. None = not rejected.
+        self._shared_retry_at: float | None = None
+        self._opened_wall: float | None = None
+        self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
+        self._quiet_eligible = _quiet_eligible(policy, storage)
+        # The policy's, read per attempt by the pipeline: an attribute, not the property.
+        self.slow_call_duration = policy.slow_call_duration
         self._listeners = [
             x for x in listeners if not isinstance(x, pybreaker.CircuitBreakerListener)
         ]
         pb_listeners = [x for x in listeners if isinstance(x, pybreaker.CircuitBreakerListener)]
         self._pybreaker: pybreaker.CircuitBreaker | None = None
-        self._pybreaker_view: PybreakerView | None = None
+        self._pybreaker_view: _PybreakerView | None = None
         if pb_listeners:
-            self._pybreaker_view = PybreakerView(self)
+            self._pybreaker_view = _PybreakerView(self)
             self._pybreaker = pybreaker.CircuitBreaker(
                 fail_max=policy.failure_threshold,
                 reset_timeout=policy.reset_timeout,
@@ -109,6 +143,20 @@ class EndpointBreaker(BreakerSteps):
     def name(self) -> str:
         """The endpoint key (pybreaker's ``CircuitBreaker.name``)."""
         return self.endpoint
+
+    @property
+    def policy(self) -> Breaker:
+        return self._policy
+
+    def reconfigure(self, policy: Breaker) -> None:
+        """Use ``policy`` from now on; the state (and, for the same window, counts) stays."""
+        with self._lock:
+            # The flag first: a success racing this call may then be counted in vain, but
+            # is never skipped by a window that now counts successes.
+            self._quiet_eligible = _quiet_eligible(policy, self._storage)
+            self._policy = policy
+            self.slow_call_duration = policy.slow_call_duration
+            self._circuit.reconfigure(policy)
 
     # -- sync driver ------------------------------------------------------------------
 
@@ -223,6 +271,136 @@ class EndpointBreaker(BreakerSteps):
                 with contextlib.suppress(Exception):
                     await self._storage.aexchange(self._release_request(request.admit_token))
 
+    # -- the steps both drivers share (no I/O; the lock is held for O(1) work) ----------
+
+    def _bits(self, outcome: Outcome, duration: float) -> int | None:
+        if outcome == "ignored":
+            return None
+        if outcome == "failure":
+            bits = FAILED
+        elif outcome == "success":
+            bits = 0
+        else:
+            raise ValueError(f"outcome must be 'success', 'failure' or 'ignored', not {outcome!r}")
+        slow = self.slow_call_duration
+        if slow is not None and duration >= slow:
+            bits |= SLOW
+        return bits
+
+    def _take_pending(self) -> tuple[tuple[int, int], ...]:
+        with self._lock:
+            if not self._pending:
+                return ()
+            pending, self._pending = tuple(self._pending), []
+        return pending
+
+    def _begin_admit(self) -> Exchange:
+        return Exchange(self.endpoint, self._policy, self._take_pending(), _new_token())
+
+    def _release_request(self, token: str) -> Exchange:
+        return Exchange(self.endpoint, self._policy, probe=ProbeResult(token, -1, None))
+
+    def _begin_record(self, permit: Permit, bits: int | None) -> Exchange | None:
+        if not permit.shared:
+            self._record_locally(permit, None, bits)
+            return None
+        if permit.token is None:
+            # A closed-state outcome travels with this process's next admission.
+            if bits is not None:
+                with self._lock:
+                    if len(self._pending) < _MAX_PENDING:
+                        self._pending.append((permit.generation, bits))
+            return None
+        # The random number is drawn here, once, so every storage decides with it.
+        probe = ProbeResult(permit.token, permit.generation, bits, self._clock.random())
+        return Exchange(self.endpoint, self._policy, self._take_pending(), probe=probe)
+
+    def _admit_locally(self, failed: Exchange | None) -> Permit | Rejection:
+        now = self._clock.monotonic()
+        with self._lock:
+            circuit = self._circuit
+            if failed is not None:
+                self._enter_fallback(failed, now)
+            token = _new_token() if circuit.state != CLOSED else ""
+            admission = circuit.admit(now, token)
+            answer = self._answer(admission, token, circuit.state)
+            changes = self._drain()
+        if changes:
+            self._notify(changes)
+        return answer
+
+    def _answer(self, admission: Admission, token: str, state: BreakerState) -> Permit | Rejection:
+        if admission.kind == "call":
+            permit = self._call
+            if permit.generation != admission.generation:
+                permit = self._call = Permit(self.endpoint, admission.generation)
+            return permit
+        if admission.kind == "probe":
+            return Permit(self.endpoint, admission.generation, token)
+        return Rejection(self.endpoint, admission.retry_at, state)
+
+    def _record_locally(
+        self, permit: Permit, failed: Exchange | None, bits: int | None = None
+    ) -> None:
+        # Only a probe's outcome can reopen the breaker and need the random number.
+        rand = self._clock.random() if permit.token is not None else 0.0
+        now = self._clock.monotonic()
+        with self._lock:
+            circuit = self._circuit
+            if failed is not None:
+                # The storage failed while finishing a shared probe: count it here.
+                self._enter_fallback(failed, now)
+                bits = failed.probe.bits if failed.probe is not None else None
+                circuit.record(circuit.generation, permit.token, bits, now, rand)
+            elif self._storage is None or self._fallback:
+                circuit.record(permit.generation, permit.token, bits, now, rand)
+            elif permit.token is not None:
+                # A probe from a past fallback: free its slot, count nothing (the shared
+                # state is in charge again).
+                circuit.release(permit.token)
+            changes = self._drain()
+        if changes:
+            self._notify(changes)
+
+    def _enter_fallback(self, failed: Exchange, now: float) -> None:
+        circuit = self._circuit
+        if not self._fallback:
+            # In-process counts start afresh; the state mirrored from the fleet stays.
+            self._fallback = True
+            circuit.reset_counts()
+        for _generation, bits in failed.pending:
+            circuit.record(circuit.generation, None, bits, now)
+
+    def _admitted(self, request: Exchange, view: SharedView) -> Permit | Rejection:
+        now = self._follow(view)
+        if view.admitted == "call":
+            return Permit(self.endpoint, view.generation, None, True)
+        if view.admitted == "probe":
+            return Permit(self.endpoint, view.generation, request.admit_token, True)
+        return Rejection(self.endpoint, now + view.retry_after, view.state)
+
+    def _follow(self, view: SharedView) -> float:
+        now = self._clock.monotonic()
+        with self._lock:
+            self._view = view
+            self._fallback = False
+            # retry_after is 0 unless this exchange was rejected.
+            self._shared_retry_at = now + view.retry_after if view.retry_after > 0 else None
+            self._circuit.follow(view.state, now + view.open_remaining)
+            changes = self._drain()
+        if changes:
+            self._notify(changes)
+        return now
+
+    def _drain(self) -> list[tuple[BreakerState, BreakerState]]:
+        changes = self._circuit.changes
+        if not changes:
+            return changes
+        self._circuit.changes = []
+        if any(new == OPEN for _, new in changes):
+            self._opened_wall = self._clock.wall()
+        return changes
+
     # -- reporting: the transitions the steps drained, told outside the lock -------------
 
     def _notify(self, changes: list[tuple[BreakerState, BreakerState]]) -> None:
@@ -243,12 +421,85 @@ class EndpointBreaker(BreakerSteps):
                 except Exception:
                     logger.exception("breaker listener %r failed", listener)
             if self._pybreaker is not None and self._pybreaker_view is not None:
-                self._pybreaker_view.reported = PYBREAKER_NAMES[new]
+                self._pybreaker_view.reported = _PYBREAKER_NAMES[new]
                 try:
                     # pybreaker builds its state object and notifies its listeners.
-                    self._pybreaker.state = PYBREAKER_NAMES[new]
+                    self._pybreaker.state = _PYBREAKER_NAMES[new]
                 except Exception:
                     logger.exception("pybreaker listener failed")
+
+    # -- observation ------------------------------------------------------------------
+
+    def retry_at(self) -> float | None:
+        """When a call could next be let through, as far as this process knows.
+
+        A ``clock.monotonic()`` instant in the future while the breaker would reject a
+        call: while open, the end of the break; in half-open with every probe slot taken,
+        when the oldest slot's lease ends at the latest (with a shared storage: the
+        instant its last rejection named). ``None`` when an admission now could succeed:
+        closed, an open break that is over, a free probe slot, or nothing known. Asks no
+        storage; while closed, takes no lock and reads no clock. Never raises.
+        """
+        if self._circuit.state == CLOSED:
+            return None  # the hot case: no clock read, no lock
+        now = self._clock.monotonic()
+        with self._lock:
+            return self._retry_at(now)
+
+    def _retry_at(self, now: float) -> float | None:
+        # The lock is held.
+        circuit = self._circuit
+        if circuit.state == OPEN:
+            # A break that is over becomes half_open (with free slots) on the next admission.
+            return circuit.open_until if now < circuit.open_until else None
+        if circuit.state != HALF_OPEN:
+            return None
+        if self._storage is not None and not self._fallback:
+            at = self._shared_retry_at
+        elif len(circuit.probes) >= self._policy.half_open_max_calls:
+            at = min(circuit.probes.values())
+        else:
+            at = None
+        return at if at is not None and at > now else None
+
+    def snapshot(self) -> BreakerSnapshot:
+        """The state and counts now; from the shared storage's last answer when shared."""
+        now = self._clock.monotonic()
+        with self._lock:
+            circuit = self._circuit
+            state = circuit.state
+            if state == OPEN and now >= circuit.open_until:
+                state = HALF_OPEN  # due; the next admission moves it
+            view = self._view if self._storage is not None and not self._fallback else None
+            if view is not None:
+                failures, calls, slow = view.failures, view.calls, view.slow
+                successes, probes, trip = view.successes, view.probes, view.trip
+            else:
+                circuit.window.expire(now)
+                window = circuit.window
+                failures, calls, slow = window.failures, window.calls, window.slow
+                successes, probes, trip = (
+                    circuit.half_open_successes,
+                    len(circuit.probes),
+                    circuit.trip,
+                )
+            retry_at = self._retry_at(now)
+        rated = self._policy.window != "consecutive" and calls > 0
+        return BreakerSnapshot(
+            endpoint=self.endpoint,
+            state=state,
+            failures=failures,
+            successes=successes,
+            calls=calls,
+            slow_calls=slow,
+            failure_rate=failures / calls if rated else None,
+            slow_call_rate=slow / calls if rated else None,
+            retry_at=retry_at,
+            probes_in_flight=probes,
+            shared=view is not None,
+            retry_in=None if retry_at is None else retry_at - now,
+            opened_by=None if state == CLOSED else describe_trip(trip),
+        )
 
     def __repr__(self) -> str:
         return f"EndpointBreaker({self.endpoint!r}, state={self._circuit.state!r})"
@@ -259,8 +510,9 @@ class BreakerRegistry:
 
     ``storage``: ``None`` keeps state in this registry; a :class:`BreakerStorage` shares
     it (with every registry, and every process, using the same storage). ``clock``
-    times the open state of in-process breakers. ``listeners`` are told of every state
-    change (:class:`BreakerListener` or ``pybreaker.CircuitBreakerListener`` instances).
+    times the open state of in-process breakers and draws the jitter of grown open
+    periods. ``listeners`` are told of every state change (:class:`BreakerListener` or
+    ``pybreaker.CircuitBreakerListener`` instances).
     """
 
     def __init__(
@@ -301,3 +553,51 @@ class BreakerRegistry:
         with self._lock:
             breakers = sorted(self._breakers.items())
         return [breaker.snapshot() for _, breaker in breakers]
+
+
+# -- pybreaker's side: its state names, and a read-only storage view ---------------------
+
+_PYBREAKER_NAMES = {
+    CLOSED: pybreaker.STATE_CLOSED,
+    OPEN: pybreaker.STATE_OPEN,
+    HALF_OPEN: pybreaker.STATE_HALF_OPEN,
+}
+
+
+class _PybreakerView(pybreaker.CircuitBreakerStorage):
+    """A read-only ``pybreaker`` storage over an :class:`EndpointBreaker`.
+
+    pybreaker's mutators are no-ops: our state machine is the only writer (the counter
+    resets pybreaker performs on a transition have already happened in ours).
+    """
+
+    def __init__(self, breaker: EndpointBreaker) -> None:
+        super().__init__("resilient-client")
+        self._breaker = breaker
+        self.reported: str = _PYBREAKER_NAMES[CLOSED]
+
+    @property
+    def state(self) -> str:
+        # The state pybreaker was last told of, so its own getter never re-notifies.
+        return self.reported
+
+    @state.setter
+    def state(self, state: str) -> None:
+        pass
+
+    @property
+    def counter(self) -> int:
+        return self._breaker.snapshot().failures
+
+    @property
+    def success_counter(self) -> int:
+        return self._breaker.snapshot().successes
+
+    @property
+    def opened_at(self) -> datetime | None:
+        wall = self._breaker._opened_wall
+        return None if wall is None else datetime.fromtimestamp(wall, UTC)
+
+    @opened_at.setter
+    def opened_at(self, value: datetime) -> None:
+        pass

@@ -1,22 +1,28 @@
 """The breaker's state machine: pure decisions, no I/O, no locks, no clock reads.
 
 A :class:`Circuit` is one endpoint's state. Every method takes ``now`` (seconds on one
-monotonic clock) and mutates only the circuit, so the steps of ``_breaker_steps.py``, run
-by the drivers in ``_breaker.py``, hold a lock for O(1) work and never across a guarded
-call. ``_breaker_lua.py`` is a port of this file to Redis Lua for fleet-wide state; the
-two must decide alike (the storage tests run one scenario through both).
+monotonic clock), and the one that can reopen the breaker a random number as well, and
+mutates only the circuit: the driver (``_breaker.py``) holds a lock for O(1) work around
+each call and never across a guarded call. ``_lua.py`` is a port of this file to Redis
+Lua for fleet-wide state; the two must decide alike (a test runs one scenario through
+both).
 
-::
+The states and how one leads to another, :data:`TRANSITIONS` as a picture::
 
-    closed ──(trip rule met)──▶ open ──(reset_timeout elapsed, on the next admission)──▶ half_open
-      ▲                                ▲                                                    │
-      │                                └─────────────(a probe fails or is slow)─────────────┤
-      └──────────────────────(success_threshold probes succeed)─────────────────────────────┘
+    closed ──(trip rule met)──▶ open ──(open period elapsed, on the next admission)──▶ half_open
+      ▲                           ▲                                                       │
+      │                           └────────────────(a probe fails or is slow)─────────────┤
+      └────────────────────────(success_threshold probes succeed)─────────────────────────┘
 
-Trip rules: ``window="consecutive"``: ``failure_threshold`` failures in a row.
-``"count"``/``"time"``: once the window holds ``minimum_calls`` calls, when
-``failures >= failure_rate_threshold * calls`` or ``slow >= slow_call_rate_threshold * calls``,
-compared in integer millionths (:func:`rate_units`) by both ports.
+- **closed** admits every call and counts outcomes in a window (:func:`_new_window`).
+  Trip rules: ``window="consecutive"``: ``failure_threshold`` failures in a row;
+  ``"count"``/``"time"``: once the window holds ``minimum_calls`` calls, when
+  ``failures >= failure_rate_threshold * calls`` or ``slow >= slow_call_rate_threshold *
+  calls``, compared in integer millionths (:func:`rate_units`) by both ports.
+- **open** rejects every call until ``open_until``: ``reset_timeout`` after a trip from
+  closed; after a failed probe, the period :func:`grown_period` gives.
+- **half_open** lets ``half_open_max_calls`` probes through at once; each holds its slot
+  until it reports, or for ``reset_timeout`` at most (its lease).
 
 Outcomes are bit sets (shared with the Lua port): ``FAILED`` for a failure, ``SLOW`` for a
 call at least ``slow_call_duration`` long; ``0`` is a fast success; an ignored outcome is
@@ -31,33 +37,59 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from .._window import BucketRing
-
-if TYPE_CHECKING:
-    from ._policy import Breaker
+from ._policy import Breaker, BreakerState
 
 __all__ = [
     "CLOSED",
     "FAILED",
     "HALF_OPEN",
+    "JITTER",
+    "NO_TRIP",
     "OPEN",
     "RATE_SCALE",
     "SLOW",
     "TIME_BUCKETS",
+    "TRANSITIONS",
+    "TRIP_FAILURE_RATE",
+    "TRIP_PROBE",
+    "TRIP_SLOW_RATE",
+    "TRIP_STREAK",
     "Admission",
     "BreakerState",
     "Circuit",
+    "Transition",
+    "Trip",
+    "describe_trip",
+    "grown_period",
     "rate_units",
 ]
-
-BreakerState = Literal["closed", "open", "half_open"]
 
 # pybreaker's names, except that it spells "half-open"; the house vocabulary is "half_open".
 CLOSED: Final = "closed"
 OPEN: Final = "open"
 HALF_OPEN: Final = "half_open"
+
+
+class Transition(NamedTuple):
+    """One arrow of the state diagram: ``condition`` is a short human text."""
+
+    from_state: BreakerState
+    to_state: BreakerState
+    condition: str
+
+
+# The source of truth for the diagram above, the README's picture and the table-driven
+# tests (tests/unit/test_breaker_rules.py drives every row through a Circuit). A change
+# to the rules below changes a row here, or a test fails.
+TRANSITIONS: Final[tuple[Transition, ...]] = (
+    Transition(CLOSED, OPEN, "trip rule met"),
+    Transition(OPEN, HALF_OPEN, "open period elapsed, on the next admission"),
+    Transition(HALF_OPEN, OPEN, "a probe fails or is slow"),
+    Transition(HALF_OPEN, CLOSED, "success_threshold probes succeed"),
+)
 
 FAILED: Final = 1
 SLOW: Final = 2
@@ -69,6 +101,16 @@ TIME_BUCKETS: Final = 10
 # 0.07 × 100 is 7.000000000000001, so 7 failures in 100 calls would miss a 7 % threshold.
 RATE_SCALE: Final = 1_000_000
 
+# A grown open period is its nominal length less up to this share (uniform jitter).
+JITTER: Final = 0.2
+
+# What opened the breaker (numbers shared with the Lua port).
+NO_TRIP: Final = 0
+TRIP_STREAK: Final = 1
+TRIP_FAILURE_RATE: Final = 2
+TRIP_SLOW_RATE: Final = 3
+TRIP_PROBE: Final = 4
+
 
 def rate_units(rate: float) -> int:
     """``rate`` (0 < rate ≤ 1) in whole millionths, at least 1.
@@ -78,6 +120,53 @@ def rate_units(rate: float) -> int:
     too small to show in millionths must not trip on zero failures.
     """
     return max(1, round(rate * RATE_SCALE))
+
+
+def grown_period(policy: Breaker, nominal: float, rand: float) -> tuple[float, float]:
+    """The open period after a failed probe: ``(new nominal, period to apply)``, seconds.
+
+    ``nominal`` is the previous nominal period, ``rand`` a number drawn from ``[0, 1)``.
+    Without ``reset_timeout_max`` both are ``reset_timeout``. Otherwise the nominal period
+    is ``min(reset_timeout_max, nominal × reset_multiplier)`` and the period applied is
+    ``nominal × (1 - JITTER × rand)``, never below ``reset_timeout``.
+    """
+    floor, cap = policy.reset_timeout, policy.reset_timeout_max
+    if cap is None:
+        return floor, floor
+    grown = min(cap, max(floor, nominal * policy.reset_multiplier))
+    return grown, max(floor, grown * (1.0 - JITTER * rand))
+
+
+class Trip(NamedTuple):
+    """What last opened the breaker: a ``TRIP_*`` cause and the counts it saw.
+
+    For ``TRIP_PROBE``, ``failures``/``slow`` are the probe's bits (1 or 0), ``calls`` 1.
+    """
+
+    cause: int
+    failures: int
+    slow: int
+    calls: int
+
+
+_NONE = Trip(NO_TRIP, 0, 0, 0)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def describe_trip(trip: Trip) -> str | None:
+    """A short text of what opened the breaker (``None`` if it never opened)."""
+    cause, failures, slow, calls = trip
+    if cause == TRIP_STREAK:
+        return f"{_n(failures, 'failure')} in a row"
+    if cause in (TRIP_FAILURE_RATE, TRIP_SLOW_RATE) and calls:
+        part, what = (failures, "failed") if cause == TRIP_FAILURE_RATE else (slow, "slow")
+        return f"{part} of {_n(calls, 'call')} {what} ({100 * part / calls:.0f} %)"
+    if cause == TRIP_PROBE:
+        return "a failed probe" if failures else "a slow probe"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +180,9 @@ class Admission:
     kind: Literal["call", "probe", "rejected"]
     generation: int
     retry_at: float = 0.0
+
+
+# -- the closed state's windows: what a trip rule counts ----------------------------------
 
 
 class _Consecutive:
@@ -199,7 +291,9 @@ class Circuit:
     """One endpoint's breaker state. Not thread-safe: callers hold a lock around each call.
 
     ``changes`` collects ``(old, new)`` state pairs; the driver drains it after each call
-    and notifies listeners outside its lock.
+    and notifies listeners outside its lock. ``nominal_open`` is the length the open
+    period has grown to (``reset_timeout`` until a probe fails); ``trip`` what last
+    opened the breaker.
     """
 
     __slots__ = (
@@ -209,10 +303,12 @@ class Circuit:
         "changes",
         "generation",
         "half_open_successes",
+        "nominal_open",
         "open_until",
         "policy",
         "probes",
         "state",
+        "trip",
         "window",
     )
 
@@ -221,6 +317,8 @@ class Circuit:
         self.state: BreakerState = CLOSED
         self.generation = 0
         self.open_until = 0.0
+        self.nominal_open = policy.reset_timeout
+        self.trip = _NONE
         self.half_open_successes = 0
         # Probe token -> lease end. A lease bounds how long a lost probe holds its slot.
         self.probes: dict[str, float] = {}
@@ -236,12 +334,7 @@ class Circuit:
         self.policy = policy
         self._failure_units, self._slow_units = _thresholds(policy)
 
-    def tick(self, now: float) -> None:
-        """Move open → half_open once ``open_until`` has passed."""
-        if self.state == OPEN and now >= self.open_until:
-            self.half_open_successes = 0
-            self.probes.clear()
-            self._move(HALF_OPEN)
+    # -- the entry points: each first moves a due open state to half_open ---------------
 
     def admit(self, now: float, token: str) -> Admission:
         """Admit a call, take a probe slot (``token`` names it) or reject."""
@@ -254,25 +347,20 @@ class Circuit:
             return self._call
         if self.state == OPEN:
             return Admission("rejected", self.generation, self.open_until)
-        for held, lease_end in list(self.probes.items()):
-            if lease_end <= now:
-                del self.probes[held]
-        if len(self.probes) < self.policy.half_open_max_calls:
-            self.probes[token] = now + self.policy.reset_timeout
-            return Admission("probe", self.generation)
-        # Every slot is taken: the oldest lease is the latest instant one frees up.
-        return Admission("rejected", self.generation, min(self.probes.values()))
-
-    def release(self, token: str) -> None:
-        """Give a probe slot back without an outcome (the call was cancelled)."""
-        self.probes.pop(token, None)
+        return self._admit_probe(now, token)
 
     def record(
-        self, generation: int, probe_token: str | None, bits: int | None, now: float
+        self,
+        generation: int,
+        probe_token: str | None,
+        bits: int | None,
+        now: float,
+        rand: float = 0.0,
     ) -> None:
         """Count one outcome (``bits=None`` = ignored) of a permit of ``generation``.
 
         ``probe_token`` is set for a half-open probe; its slot is freed whatever happens.
+        ``rand`` (from ``[0, 1)``) jitters the open period should a failed probe reopen.
         """
         if probe_token is not None:
             self.probes.pop(probe_token, None)
@@ -281,12 +369,18 @@ class Circuit:
             return
         if probe_token is not None:
             if self.state == HALF_OPEN:
-                self._probe_finished(bits, now)
+                self._probe_finished(bits, now, rand)
             return
         if self.state == CLOSED:
             self.window.add(bits, now)
-            if self._should_trip():
-                self._trip(now)
+            cause = self._trip_cause()
+            if cause:
+                window = self.window
+                self._open(now, Trip(cause, window.failures, window.slow, window.calls), 0.0)
+
+    def release(self, token: str) -> None:
+        """Give a probe slot back without an outcome (the call was cancelled)."""
+        self.probes.pop(token, None)
 
     def follow(self, state: BreakerState, open_until: float) -> None:
         """Take over a state decided elsewhere (the shared storage), as a mirror."""
@@ -298,35 +392,67 @@ class Circuit:
                 self.generation += 1
             self._move(state)
 
-    def _probe_finished(self, bits: int, now: float) -> None:
+    # -- closed → open: a trip rule ----------------------------------------------------
+
+    def _trip_cause(self) -> int:
+        policy, window = self.policy, self.window
+        if policy.window == "consecutive":
+            return TRIP_STREAK if window.failures >= policy.failure_threshold else NO_TRIP
+        calls = window.calls
+        if calls < policy.minimum_calls:
+            return NO_TRIP
+        if window.failures * RATE_SCALE >= self._failure_units * calls:
+            return TRIP_FAILURE_RATE
+        if window.slow * RATE_SCALE >= self._slow_units * calls:
+            return TRIP_SLOW_RATE
+        return NO_TRIP
+
+    # -- open → half_open: the open period elapsed ---------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Move open → half_open once ``open_until`` has passed."""
+        if self.state == OPEN and now >= self.open_until:
+            self.half_open_successes = 0
+            self.probes.clear()
+            self._move(HALF_OPEN)
+
+    # -- half_open: probes; → open on a failed probe, → closed on enough successes -------
+
+    def _admit_probe(self, now: float, token: str) -> Admission:
+        for held, lease_end in list(self.probes.items()):
+            if lease_end <= now:
+                del self.probes[held]
+        if len(self.probes) < self.policy.half_open_max_calls:
+            self.probes[token] = now + self.policy.reset_timeout
+            return Admission("probe", self.generation)
+        # Every slot is taken: the oldest lease is the latest instant one frees up.
+        return Admission("rejected", self.generation, min(self.probes.values()))
+
+    def _probe_finished(self, bits: int, now: float, rand: float) -> None:
         if bits:
-            self._trip(now)
+            self._open(now, Trip(TRIP_PROBE, bits & FAILED, (bits & SLOW) >> 1, 1), rand)
             return
         self.half_open_successes += 1
         if self.half_open_successes >= self.policy.success_threshold:
+            self.nominal_open = self.policy.reset_timeout
             self.reset_counts()
             self._move(CLOSED)
 
-    def _should_trip(self) -> bool:
-        policy, window = self.policy, self.window
-        if policy.window == "consecutive":
-            return window.failures >= policy.failure_threshold
-        calls = window.calls
-        if calls < policy.minimum_calls:
-            return False
-        return (
-            window.failures * RATE_SCALE >= self._failure_units * calls
-            or window.slow * RATE_SCALE >= self._slow_units * calls
-        )
+    # -- shared by the transitions -------------------------------------------------------
 
-    def _trip(self, now: float) -> None:
+    def _open(self, now: float, trip: Trip, rand: float) -> None:
+        if self.state == HALF_OPEN:
+            self.nominal_open, period = grown_period(self.policy, self.nominal_open, rand)
+        else:
+            self.nominal_open = period = self.policy.reset_timeout
         self.generation += 1
-        self.open_until = now + self.policy.reset_timeout
+        self.open_until = now + period
+        self.trip = trip
         self.reset_counts()
         self._move(OPEN)
 
     def reset_counts(self) -> None:
-        """Forget every count; state, generation and ``open_until`` stay."""
+        """Forget every count; state, generation and the open period stay."""
         self.window = _new_window(self.policy)
         self.half_open_successes = 0
         self.probes.clear()

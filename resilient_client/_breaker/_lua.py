@@ -1,4 +1,4 @@
-"""The breaker state machine of ``_breaker_core.py``, ported to one Redis Lua script.
+"""The breaker state machine of ``_circuit.py``, ported to one Redis Lua script.
 
 One call of the script is one round trip and does everything a breaker needs from the
 shared state: it moves open → half_open when due, finishes a half-open probe, applies the
@@ -14,7 +14,9 @@ the storage's ``key_ttl`` whenever it is written:
                    ms), ``fc`` (failure streak), ``hs`` (probe successes), ``n``/``nf``/``ns``
                    (calls, failures, slow calls in the window), ``hd`` (newest time bucket),
                    ``c<i>``/``f<i>``/``s<i>`` (time bucket ``i``'s counts), ``ws`` (the
-                   window, mode and size, those counts belong to)
+                   window, mode and size, those counts belong to), ``od`` (the nominal
+                   open period, ms), ``tc``/``tf``/``ts``/``tn`` (what last opened it:
+                   ``Trip``'s cause, failures, slow calls, calls)
 ``<base>:w``       list: the count window's outcome bits, newest first
 ``<base>:p``       sorted set: half-open probe tokens scored by lease end (ms)
 =================  ==========================================================================
@@ -27,7 +29,7 @@ from __future__ import annotations
 from string import Template
 from typing import Final, NamedTuple
 
-from ._circuit import RATE_SCALE, TIME_BUCKETS
+from ._circuit import JITTER, RATE_SCALE, TIME_BUCKETS
 
 __all__ = ["MODES", "REPLY_FIELDS", "SCRIPT", "Reply"]
 
@@ -50,6 +52,10 @@ class Reply(NamedTuple):
     nf: int
     ns: int
     probes: int
+    tc: int
+    tf: int
+    ts: int
+    tn: int
 
 
 # The script returns these variables in this order (injected below, so the Lua reply and
@@ -58,10 +64,11 @@ REPLY_FIELDS: Final = Reply._fields
 
 # The script's arguments: KEYS = hash, window list, probe set; ARGV = the policy as a JSON
 # array [mode, threshold, size, minimum, failure rate, slow rate (both in millionths,
-# ``rate_units``), reset ms, probes, successes, ttl ms], the admission token, the probe
-# token ('' = absent), and a JSON array [probe generation, probe bits (-1 = ignored), then
-# generation, bits of each pending closed-state outcome]. ``$``-names are filled in from
-# ``_breaker_core`` so both ports share their constants.
+# ``rate_units``), reset ms, probes, successes, ttl ms, reset max ms (0 = fixed), reset
+# multiplier], the admission token, the probe token ('' = absent), and a JSON array [probe
+# generation, probe bits (-1 = ignored), the probe's random number, then generation, bits
+# of each pending closed-state outcome]. ``$``-names are filled in from ``_circuit`` so
+# both ports share their constants.
 _TEMPLATE: Final = r"""
 local H, W, P = KEYS[1], KEYS[2], KEYS[3]
 -- Few arguments, decoded by cjson (C), and one reply string: redis-py's cost per element
@@ -70,16 +77,19 @@ local policy = cjson.decode(ARGV[1])
 local mode, threshold, size, min_calls = policy[1], policy[2], policy[3], policy[4]
 local fail_units, slow_units, reset_ms = policy[5], policy[6], policy[7]
 local max_probes, success_threshold, ttl_ms = policy[8], policy[9], policy[10]
+local max_ms, multiplier = policy[11], policy[12]
 local admit_token = ARGV[2]               -- '' = no admission asked for
 local finish_token = ARGV[3]              -- '' = no probe to finish
 local outcomes = cjson.decode(ARGV[4])    -- probe generation, probe bits (-1 = ignored),
-                                          -- then closed-state outcomes: generation, bits, ...
-local finish_gen, finish_bits = outcomes[1], outcomes[2]
+                                          -- probe random number, then closed-state
+                                          -- outcomes: generation, bits, ...
+local finish_gen, finish_bits, rand = outcomes[1], outcomes[2], outcomes[3]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local v = redis.call('HMGET', H, 'st', 'gen', 'ou', 'fc', 'hs', 'n', 'nf', 'ns', 'hd', 'ws')
+local v = redis.call('HMGET', H, 'st', 'gen', 'ou', 'fc', 'hs', 'n', 'nf', 'ns', 'hd', 'ws',
+                     'od', 'tc', 'tf', 'ts', 'tn')
 local st = tonumber(v[1]) or 0
 local gen = tonumber(v[2]) or 0
 local ou = tonumber(v[3]) or 0
@@ -89,10 +99,16 @@ local n = tonumber(v[6]) or 0
 local nf = tonumber(v[7]) or 0
 local ns = tonumber(v[8]) or 0
 local hd = tonumber(v[9]) or -1
+local od = tonumber(v[11]) or reset_ms
+local tc = tonumber(v[12]) or 0
+local tf = tonumber(v[13]) or 0
+local ts = tonumber(v[14]) or 0
+local tn = tonumber(v[15]) or 0
 local ws = mode .. ':' .. size
 local dirty = false
 local BUCKETS = $buckets
 local RATE_SCALE = $rate_scale
+local JITTER = $jitter
 
 local function clear_buckets()
   local f = {}
@@ -121,9 +137,18 @@ local function move(new_st)
   dirty = true
 end
 
-local function trip()
+-- Circuit._open: from half_open the period grows (grown_period), from closed it restarts
+local function trip(cause, f, s, c)
+  local period = reset_ms
+  if st == 2 and max_ms > 0 then
+    od = math.min(max_ms, math.max(reset_ms, od * multiplier))
+    period = math.max(reset_ms, math.floor(od * (1 - JITTER * rand) + 0.5))
+  else
+    od = reset_ms
+  end
   gen = gen + 1
-  ou = now + reset_ms
+  ou = now + period
+  tc, tf, ts, tn = cause, f, s, c
   reset_counts()
   move(1)
 end
@@ -180,11 +205,17 @@ local function add(bits)
   n, nf, ns = n + 1, nf + failed, ns + slow
 end
 
-local function should_trip()
-  if mode == 0 then return fc >= threshold end
-  if n < min_calls then return false end
-  -- Integers (millionths), as in _breaker_core: no float rounding decides a trip.
-  return nf * RATE_SCALE >= fail_units * n or ns * RATE_SCALE >= slow_units * n
+-- Circuit._trip_cause: the cause numbers are _circuit's TRIP_*
+local function trip_cause()
+  if mode == 0 then
+    if fc >= threshold then return 1 end
+    return 0
+  end
+  if n < min_calls then return 0 end
+  -- Integers (millionths), as in _circuit: no float rounding decides a trip.
+  if nf * RATE_SCALE >= fail_units * n then return 2 end
+  if ns * RATE_SCALE >= slow_units * n then return 3 end
+  return 0
 end
 
 -- counts kept for another window (the policy changed) are dropped, as Circuit.reconfigure
@@ -207,11 +238,12 @@ if finish_token ~= '' then
   redis.call('ZREM', P, finish_token)
   if finish_bits >= 0 and finish_gen == gen and st == 2 then
     if finish_bits ~= 0 then
-      trip()
+      trip(4, finish_bits % 2, math.floor(finish_bits / 2) % 2, 1)
     else
       hs = hs + 1
       dirty = true
       if hs >= success_threshold then
+        od = reset_ms
         reset_counts()
         move(0)
       end
@@ -220,10 +252,13 @@ if finish_token ~= '' then
 end
 
 -- closed-state outcomes recorded since this process's last call
-for i = 3, #outcomes, 2 do
+for i = 4, #outcomes, 2 do
   if st == 0 and outcomes[i] == gen then
     add(outcomes[i + 1])
-    if should_trip() then trip() end
+    local cause = trip_cause()
+    if cause ~= 0 then
+      if mode == 0 then trip(cause, fc, 0, 0) else trip(cause, nf, ns, n) end
+    end
   end
 end
 
@@ -251,7 +286,8 @@ end
 
 if dirty then
   redis.call('HSET', H, 'st', st, 'gen', gen, 'ou', ou, 'fc', fc, 'hs', hs,
-             'n', n, 'nf', nf, 'ns', ns, 'hd', hd, 'ws', ws)
+             'n', n, 'nf', nf, 'ns', ns, 'hd', hd, 'ws', ws,
+             'od', od, 'tc', tc, 'tf', tf, 'ts', ts, 'tn', tn)
   redis.call('PEXPIRE', H, ttl_ms)
   if mode == 1 then redis.call('PEXPIRE', W, ttl_ms) end
 end
@@ -262,5 +298,5 @@ return table.concat({$reply}, ',')
 """
 
 SCRIPT: Final = Template(_TEMPLATE).substitute(
-    buckets=TIME_BUCKETS, rate_scale=RATE_SCALE, reply=", ".join(REPLY_FIELDS)
+    buckets=TIME_BUCKETS, rate_scale=RATE_SCALE, jitter=JITTER, reply=", ".join(REPLY_FIELDS)
 )

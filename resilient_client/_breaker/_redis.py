@@ -1,9 +1,9 @@
 """The Redis breaker storage: one breaker per endpoint for a whole fleet.
 
-Kept apart from the storage contract (``_breaker_storage.py``) because everything here is
+Kept apart from the storage contract (``_storage.py``) because everything here is
 Redis: the optional redis-py import, one connection pool per event loop, the health
 bookkeeping that falls back fast and warns rarely, and the wire format of the Lua script
-(``_breaker_lua.py``), which applies the same state machine as ``_breaker_core.py``.
+(``_lua.py``), which applies the same state machine as ``_circuit.py``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Literal
 import anyio.to_thread
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._circuit import CLOSED, HALF_OPEN, OPEN, BreakerState, rate_units
+from ._circuit import CLOSED, HALF_OPEN, OPEN, Trip, rate_units
 from ._lua import MODES, SCRIPT, Reply
+from ._policy import Breaker, BreakerState
 from ._storage import BreakerStorageUnavailable, Exchange, SharedView
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
-
-    from ._policy import Breaker
 
 __all__ = ["RedisBreakerStorage"]
 
@@ -57,7 +56,7 @@ class RedisBreakerStorage:
         namespace: prefix of every key; breakers are shared per namespace and endpoint.
         timeout: seconds allowed for connecting and for each Redis command (default 0.05).
         key_ttl: seconds a key outlives its last write (default 3600; never less than
-            twice a breaker's ``reset_timeout``), so abandoned endpoints leave nothing.
+            twice a breaker's longest open period), so abandoned endpoints leave nothing.
         warn_interval: at most one WARNING per this many seconds while Redis fails.
         reconnect_interval: after a failure, seconds during which calls do not try Redis
             at all (default 1.0; 0 = try on every call).
@@ -260,9 +259,10 @@ class RedisBreakerStorage:
             policy_arg,
             request.admit_token or "",
             probe.token if probe else "",
-            "[{},{}{}]".format(
+            "[{},{},{!r}{}]".format(
                 probe.generation if probe else 0,
                 -1 if probe is None or probe.bits is None else probe.bits,
+                probe.rand if probe else 0.0,
                 "".join(f",{generation},{bits}" for generation, bits in request.pending),
             ),
         ]
@@ -282,12 +282,15 @@ class RedisBreakerStorage:
             slow=fields.ns,
             successes=fields.hs,
             probes=fields.probes,
+            trip=Trip(fields.tc, fields.tf, fields.ts, fields.tn),
         )
 
 
 def _policy_arg(policy: Breaker, key_ttl: float) -> str:
     size = policy.window_size * 1000.0 if policy.window == "time" else policy.window_size
     reset_ms = max(1, round(policy.reset_timeout * 1000.0))
+    cap = policy.reset_timeout_max
+    max_ms = 0 if cap is None else max(reset_ms, round(cap * 1000.0))
     values = (
         MODES[policy.window],
         policy.failure_threshold,
@@ -298,6 +301,8 @@ def _policy_arg(policy: Breaker, key_ttl: float) -> str:
         reset_ms,
         policy.half_open_max_calls,
         policy.success_threshold,
-        max(round(key_ttl * 1000.0), 2 * reset_ms),
+        max(round(key_ttl * 1000.0), 2 * max(reset_ms, max_ms)),
+        max_ms,
+        repr(float(policy.reset_multiplier)),
     )
     return "[" + ",".join(str(v) for v in values) + "]"

@@ -11,21 +11,19 @@ Times cross the storage boundary only as durations (seconds from the storage's "
 processes of a fleet do not share a monotonic clock.
 
 This module is the contract every backend meets, with :class:`MemoryBreakerStorage` as
-the reference one (the same :class:`~._breaker_core.Circuit` a lone breaker runs). The
-Redis backend, with its optional dependency and wire format, is ``_breaker_redis.py``.
+the reference one (the same :class:`~._circuit.Circuit` a lone breaker runs). The
+Redis backend, with its optional dependency and wire format, is ``_redis.py``.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._circuit import OPEN, BreakerState, Circuit
-
-if TYPE_CHECKING:
-    from ._policy import Breaker
+from ._circuit import OPEN, Circuit, Trip
+from ._policy import Breaker, BreakerState
 
 __all__ = [
     "BreakerStorage",
@@ -46,11 +44,16 @@ class BreakerStorageUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """A finished (or released) half-open probe: ``bits`` ``None`` = no outcome to count."""
+    """A finished (or released) half-open probe: ``bits`` ``None`` = no outcome to count.
+
+    ``rand`` (from ``[0, 1)``, the breaker's clock) jitters the open period should this
+    probe's failure reopen the breaker, so every storage decides with the same number.
+    """
 
     token: str
     generation: int
     bits: int | None
+    rand: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,7 @@ class SharedView:
     ``open_remaining``: seconds left in the open state (0 unless open). ``failures`` is
     the failure streak (``consecutive``) or the failures in the window; ``successes`` the
     successful probes of this half-open period; ``probes`` the probes in flight (known
-    only on a half-open admission, else 0).
+    only on a half-open admission, else 0); ``trip`` what last opened the breaker.
     """
 
     state: BreakerState
@@ -91,6 +94,7 @@ class SharedView:
     slow: int
     successes: int
     probes: int
+    trip: Trip
 
 
 @runtime_checkable
@@ -111,7 +115,7 @@ class MemoryBreakerStorage:
     """Breaker state shared within this process.
 
     Clients (sync and async) built with the same instance share their breakers, as
-    processes sharing one :class:`~._breaker_redis.RedisBreakerStorage` do. ``clock``
+    processes sharing one :class:`~._redis.RedisBreakerStorage` do. ``clock``
     times the open state.
     """
 
@@ -131,7 +135,7 @@ class MemoryBreakerStorage:
             # No tick of its own: record() and admit() each move a due open state first.
             if request.probe is not None:
                 probe = request.probe
-                circuit.record(probe.generation, probe.token, probe.bits, now)
+                circuit.record(probe.generation, probe.token, probe.bits, now, probe.rand)
             for generation, bits in request.pending:
                 circuit.record(generation, None, bits, now)
             admission = None
@@ -155,6 +159,7 @@ class MemoryBreakerStorage:
                 slow=window.slow,
                 successes=circuit.half_open_successes,
                 probes=len(circuit.probes),
+                trip=circuit.trip,
             )
 
     async def aexchange(self, request: Exchange, /) -> SharedView:

@@ -47,7 +47,14 @@ from ._events import (
     RetryRefused,
     RetryScheduled,
 )
-from ._extensions import EXT_EXPLICIT_TIMEOUT, EXT_IDEMPOTENCY_KEY, EXT_POLICY, EXT_STREAM
+from ._extensions import (
+    EXT_EXPLICIT_TIMEOUT,
+    EXT_IDEMPOTENCY_KEY,
+    EXT_POLICY,
+    EXT_REPLAY,
+    EXT_RESILIENCE,
+    EXT_STREAM,
+)
 
 if TYPE_CHECKING:
     from .._breaker import Outcome, Rejection
@@ -72,7 +79,11 @@ class Call:
     __slots__ = (
         "_attempt_cap",
         "_attempt_started",
+        "_fault_now",
+        "_hint",
+        "_hint_for",
         "_judged",
+        "_key_header",
         "_loop",
         "_phases",
         "_pipeline",
@@ -82,6 +93,7 @@ class Call:
         "breaker",
         "budget",
         "bulkhead",
+        "chaos",
         "clock",
         "correlation_id",
         "deadline",
@@ -89,6 +101,7 @@ class Call:
         "fallback_asked",
         "fallback_used",
         "idempotency_key",
+        "injected",
         "limit",
         "observers",
         "planned_delay",
@@ -128,6 +141,7 @@ class Call:
             self.bulkhead = endpoint.bulkhead
             self.budget = endpoint.budget
             self.throttle = endpoint.throttle
+            self.chaos = endpoint.chaos
             total, self._attempt_cap = endpoint.total, endpoint.attempt
             self._phases = endpoint.phases
             idempotency = endpoint.idempotency
@@ -136,6 +150,7 @@ class Call:
             self.bulkhead = endpoint.bulkhead if policy.bulkhead is not None else None
             self.budget = endpoint.budget if policy.budget is not None else None
             self.throttle = endpoint.throttle if policy.throttle is not None else None
+            self.chaos = endpoint.chaos if policy.chaos is not None else None
             timeouts = policy.timeouts
             total, self._attempt_cap = timeouts.total, timeouts.attempt
             if not explicit:
@@ -153,6 +168,7 @@ class Call:
         self.fallback_used = False
         self.fallback_asked = False
         self.retry_reasons: tuple[str, ...] = ()
+        self.injected: tuple[str, ...] = ()  # faults chaos put in place of attempts
         self.stop_reason: str | None = None
         self.verdict: Verdict | None = None
         self.planned_delay = 0.0  # also the last retry's delay, for "decorrelated"
@@ -160,6 +176,9 @@ class Call:
         self._problem: Problem | None = None
         self._loop: RetryLoop | None = None
         self._too_long = False
+        self._fault_now = False
+        self._hint_for: object = None
+        self._hint: bool | None = None
         self._set_headers(idempotency)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -170,7 +189,7 @@ class Call:
             self.replayable = False
         self.view: CallView | None = None
         if self.observers:
-            self.view = CallView(self)
+            self.view = CallView(self, pipeline.provider_of(request.url))
             self._emit(_CALL_STARTED)
 
     def _emit(self, event: Event) -> None:
@@ -196,6 +215,7 @@ class Call:
         caller did not: set once, the same on every attempt."""
         request = self.request
         headers = request.headers
+        self._key_header = rule.header
         stored: list[Triple] | None = getattr(headers, "_list", None)  # triples(), inlined
         names = list(map(LOWER_NAME, triples(headers) if stored is None else stored))
         # A key the caller sent counts on any method: a keyed PUT's 409 is retried too.
@@ -286,14 +306,19 @@ class Call:
         """Fix the next attempt's :attr:`limit` (the deadline room's rule).
         ``DeadlineExceeded`` if nothing is left - asked before the breaker and before the
         attempt is announced, so a call out of time counts no attempt."""
-        if self.deadline is None:
-            self.limit = self._attempt_cap
+        cap = self._attempt_cap
+        deadline = self.deadline
+        if deadline is None:
+            self.limit = cap
             return
-        # Nothing ran since the call started when this is the first attempt and no slot
-        # was waited for: the whole deadline is left, without reading the clock again.
-        fresh = self.attempts == 0 and self.bulkhead is None
-        now = self.started if fresh else self.clock.monotonic()
-        limit = attempt_limit(self._attempt_cap, self.deadline, now)
+        if self.attempts == 0 and self.bulkhead is None:
+            # Nothing ran since the call started (no slot waited for): the whole deadline
+            # is left, and the clock need not be read again. (Decided here, not through
+            # attempt_limit: a frame less on every call.)
+            total = deadline - self.started
+            self.limit = total if cap is None or total < cap else cap
+            return
+        limit = attempt_limit(cap, deadline, self.clock.monotonic())
         if limit is not None and limit <= 0:
             raise self.deadline_exceeded()
         self.limit = limit
@@ -302,10 +327,16 @@ class Call:
         """Set the attempt's timeouts, clipped to its :attr:`limit`, and count it."""
         request = self.request
         now = self.clock.monotonic()
-        request.extensions["timeout"] = clip(self._phases, self.limit)
+        limit = self.limit
+        phases = self._phases
+        # The common case, nothing to clip, without a call to clip(): a frame per attempt.
+        request.extensions["timeout"] = (
+            phases[0] if limit is None or limit >= phases[1] else clip(phases, limit)
+        )
         if self.attempts == 0 and self.budget is not None:
             self.budget.record_call(now)
         self.attempts += 1
+        self._fault_now = False
         self._problem = None
         self._attempt_started = now
         if self.observers:
@@ -328,7 +359,7 @@ class Call:
         status = response.status_code
         if retry is None or status < 400:
             return False
-        hint = server_retry_hint(response.headers)
+        hint = self._server_hint(response)
         if not status_is_candidate(status, self.idempotency_key is not None, retry, hint):
             return False
         length = response.headers.get("content-length")
@@ -344,10 +375,11 @@ class Call:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
         if self.observers:
             duration = self.clock.monotonic() - self._attempt_started
+            injected = self.injected[-1] if self.injected and self._fault_now else None
             if failed:
-                self._emit(AttemptEnded(self.attempts, None, outcome, duration))  # type: ignore[arg-type]
+                self._emit(AttemptEnded(self.attempts, None, outcome, duration, injected))  # type: ignore[arg-type]
             else:
-                self._emit(AttemptEnded(self.attempts, outcome, None, duration))  # type: ignore[arg-type]
+                self._emit(AttemptEnded(self.attempts, outcome, None, duration, injected))  # type: ignore[arg-type]
         breaker = self.breaker  # the endpoint's: an override only switches it off
         if breaker is None:
             return _PLAIN_SUCCESS  # nobody asks
@@ -420,7 +452,7 @@ class Call:
         elif retry is None:
             verdict = Verdict(False, "retry_off")
         else:
-            hint = server_retry_hint(outcome.headers)
+            hint = self._server_hint(outcome)
             problem = None
             # Only a body already read is parsed: parsing an unread stream would consume
             # what the caller is about to read.
@@ -434,6 +466,14 @@ class Call:
         self._judged = outcome
         self.verdict = verdict
         return verdict
+
+    def _server_hint(self, response: httpx.Response) -> bool | None:
+        """The server's explicit retry verdict (``x-should-retry``...), read once per
+        response: both the body-reading rule and the verdict ask."""
+        if self._hint_for is not response:
+            self._hint = server_retry_hint(response.headers)
+            self._hint_for = response
+        return self._hint
 
     def problem(self, response: httpx.Response) -> Problem:
         """The response's problem, parsed once per attempt."""
@@ -511,7 +551,58 @@ class Call:
                 },
             )
 
+    # -- chaos: a fault in place of an attempt (the chaos room's injector decides) ------
+
+    def inject(self, fault: object) -> None:
+        """Record that ``fault`` replaced the current attempt (it never reaches the server)."""
+        self.injected += (str(fault),)
+        self._fault_now = True
+
+    # -- the outbox: a write the outage refused, parked for later (outbox/_rule.py) -----
+
+    def parks(self, outcome: httpx.Response | BaseException) -> bool:
+        """Whether this call's failure is parked in the outbox instead of raised."""
+        outbox = self._pipeline.outbox
+        if outbox is None or not self.policy.outbox:
+            return False
+        if not isinstance(outcome, BaseException) and outcome.status_code < 400:
+            return False
+        from ..outbox._rule import parks  # only clients with an outbox load its room
+
+        flavor = self.flavor
+        refused = isinstance(
+            outcome, (flavor.CircuitOpenError, flavor.DeadlineExceeded, flavor.LoadShedError)
+        )
+        verdict = self.verdict
+        return parks(
+            method=self.request.method,
+            keyed=self.idempotency_key is not None,
+            replayable=self.replayable,
+            replay=self.request.extensions.get(EXT_REPLAY) is True,
+            retryable=refused or (verdict is not None and verdict.retry),
+        )
+
+    def park_details(self, outcome: httpx.Response | BaseException) -> dict[str, Any]:
+        """The keywords of ``Outbox.park`` for this call."""
+        last_error = (
+            type(outcome).__name__
+            if isinstance(outcome, BaseException)
+            else f"status {outcome.status_code}"
+        )
+        return {
+            "endpoint": self.endpoint.key,
+            "idempotency_key": self.idempotency_key,
+            "idempotency_header": self._key_header,
+            "correlation_id": self.correlation_id,
+            "attempts": self.attempts,
+            "last_error": last_error,
+        }
+
     def ended(self, response: httpx.Response | None, error: BaseException | None) -> None:
         """Announce the end of the call, once: the story's last word on every path."""
         if self.observers:
-            self._emit(CallEnded(response, error, self.fallback_used))
+            if response is not None:
+                record = response.extensions.get(EXT_RESILIENCE)
+            else:
+                record = getattr(error, "__resilience_info__", None)
+            self._emit(CallEnded(response, error, self.fallback_used, record))

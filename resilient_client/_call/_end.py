@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..problems import Problem
     from ._call import Call
 
-__all__ = ["conclude", "info", "recover", "resilience_info"]
+__all__ = ["conclude", "finish", "info", "parked", "recover", "rescue", "resilience_info"]
 
 # Where an exception raised for a call keeps the call's record.
 _INFO_ATTRIBUTE = "__resilience_info__"
@@ -60,16 +60,20 @@ def info(call: Call, response: httpx.Response | None = None) -> ResilienceInfo:
         call.correlation_id,
         None if response is None else response_request_id(response.headers),
         call.retry_reasons,
-        call.final_reason,
+        # call.final_reason, inlined: a frame per call
+        call.stop_reason
+        if call.stop_reason is not None or call.verdict is None
+        else call.verdict.reason,
         call.fallback_used,
+        call.injected,
     )
 
 
 def conclude(call: Call, outcome: httpx.Response | BaseException) -> httpx.Response:
-    """The call's last outcome as the caller sees it: a response (:func:`_finish`), the
+    """The call's last outcome as the caller sees it: a response (:func:`finish`), the
     fallback's answer for a failure, or the failure raised."""
     if not isinstance(outcome, BaseException):
-        return _finish(call, outcome)
+        return finish(call, outcome)
     error = outcome
     if (
         isinstance(error, call.flavor.TimeoutException)
@@ -89,6 +93,26 @@ def conclude(call: Call, outcome: httpx.Response | BaseException) -> httpx.Respo
     raise error from outcome
 
 
+def rescue(call: Call, failure: httpx.Response | BaseException) -> httpx.Response | None:
+    """The fallback's answer for a failure the call is about to park, or ``None``: a
+    fallback still wins over the outbox."""
+    return _fallback(call, failure)
+
+
+def parked(call: Call, entry: Any, failure: httpx.Response | BaseException) -> Exception:
+    """The ``WriteParked`` to raise for a write stored in the outbox as ``entry``, with
+    the call's record and a note; the failure is its cause."""
+    error: Exception = call.flavor.WriteParked(entry, request=call.request)
+    if isinstance(failure, BaseException):
+        error.__cause__ = failure
+    elif not failure.is_closed:
+        failure.close()  # the caller never sees this response: give its connection back
+    record = info(call, None if isinstance(failure, BaseException) else failure)
+    _log(call, record, logging.DEBUG, None, None, "WriteParked")
+    _explain(error, call, record)
+    return error
+
+
 def recover(call: Call, exc: Exception) -> httpx.Response:
     """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised; the
     call's end is announced either way, even if the fallback itself raises."""
@@ -105,7 +129,7 @@ def recover(call: Call, exc: Exception) -> httpx.Response:
     return fallback
 
 
-def _finish(call: Call, response: httpx.Response) -> httpx.Response:
+def finish(call: Call, response: httpx.Response) -> httpx.Response:
     """Attach the call's record; raise an ``ApiError`` if the client asked for that."""
     status = response.status_code
     if (status >= 500 or status == 429) and call.policy.fallback is not None:

@@ -21,6 +21,7 @@ from .._deadline import phase_table
 from .._idempotency import IdempotencyRule
 from .._policy import Policy, merge
 from .._throttle import ThrottleState
+from ..chaos._inject import injector_for
 from ._routing import Router, parse_endpoint_key
 
 __all__ = ["Endpoint", "EndpointTable"]
@@ -34,6 +35,7 @@ class Endpoint:
         "breaker",
         "budget",
         "bulkhead",
+        "chaos",
         "idempotency",
         "key",
         "phases",
@@ -55,6 +57,7 @@ class Endpoint:
         self.budget = None if policy.budget is None else RetryBudgetState(policy.budget, clock)
         self.bulkhead = None if policy.bulkhead is None else BulkheadState(policy.bulkhead, clock)
         self.throttle = None if policy.throttle is None else ThrottleState(policy.throttle, clock)
+        self.chaos = None if policy.chaos is None else injector_for(policy.chaos, clock)
 
 
 class EndpointTable:

@@ -19,6 +19,7 @@ import httpx
 
 if TYPE_CHECKING:
     from .._policy import Policy
+    from ._info import ResilienceInfo
 
 __all__ = [
     "AttemptEnded",
@@ -46,12 +47,15 @@ class AttemptStarted(NamedTuple):
 
 
 class AttemptEnded(NamedTuple):
-    """An attempt produced an outcome: ``response``, or the ``error`` it raised."""
+    """An attempt produced an outcome: ``response``, or the ``error`` it raised.
+    ``injected`` names the fault chaos put in its place (``"503"``, ``"reset"``,
+    ``"timeout"``), which never reached the server; ``None`` for a real attempt."""
 
     attempt: int
     response: httpx.Response | None
     error: BaseException | None
     duration: float
+    injected: str | None = None
 
 
 class RetryScheduled(NamedTuple):
@@ -76,11 +80,14 @@ class CallRejected(NamedTuple):
 
 
 class CallEnded(NamedTuple):
-    """The call is over: the final ``response``, or the ``error`` raised to the caller."""
+    """The call is over: the final ``response``, or the ``error`` raised to the caller;
+    ``info`` is the call's record, as ``rc.resilience_info()`` gives it (``None`` for a
+    call cancelled from outside)."""
 
     response: httpx.Response | None
     error: BaseException | None
     fallback: bool = False
+    info: ResilienceInfo | None = None
 
 
 class BreakerStateChanged(NamedTuple):
@@ -106,27 +113,38 @@ Event: TypeAlias = (
 class CallView:
     """What observers see of a call: read-only, but for :attr:`observation`.
 
-    One per observed call, made only when the call has observers. Its properties read the
-    call as it is when asked (``attempts`` grows, ``stop_reason`` is set at the end).
+    One per observed call, made only when the call has observers. ``endpoint``,
+    ``request``, ``provider``, ``started``, ``correlation_id`` and ``idempotency_key`` are
+    fixed for the call's life; the properties read the call as it is when asked
+    (``attempts`` grows, ``stop_reason`` is set at the end).
     """
 
-    __slots__ = ("_call", "observation")
+    __slots__ = (
+        "_call",
+        "correlation_id",
+        "endpoint",
+        "idempotency_key",
+        "observation",
+        "provider",
+        "request",
+        "started",
+    )
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: Any, provider: str) -> None:
         self._call = call
+        #: The endpoint key the call matched, e.g. ``"GET /v1/users/{id}"``.
+        self.endpoint: str = call.endpoint.key
+        #: The request the attempts send (an observer may add headers at
+        #: ``AttemptStarted``, e.g. trace context; nothing else should change it).
+        self.request: httpx.Request = call.request
+        #: The provider called: the URL's host, and its port when one is given.
+        self.provider = provider
+        #: When the call started, on the pipeline clock's ``monotonic()`` scale.
+        self.started: float = call.started
+        self.correlation_id: str = call.correlation_id
+        self.idempotency_key: str | None = call.idempotency_key
         #: The observers' scratch slot for this call (``None`` at its start).
         self.observation: Any = None
-
-    @property
-    def endpoint(self) -> str:
-        """The endpoint key the call matched, e.g. ``"GET /v1/users/{id}"``."""
-        return self._call.endpoint.key  # type: ignore[no-any-return]
-
-    @property
-    def request(self) -> httpx.Request:
-        """The request the attempts send (an observer may add headers at
-        ``AttemptStarted``, e.g. trace context; nothing else should change it)."""
-        return self._call.request  # type: ignore[no-any-return]
 
     @property
     def policy(self) -> Policy:
@@ -139,14 +157,6 @@ class CallView:
         return self._call.attempts  # type: ignore[no-any-return]
 
     @property
-    def correlation_id(self) -> str:
-        return self._call.correlation_id  # type: ignore[no-any-return]
-
-    @property
-    def idempotency_key(self) -> str | None:
-        return self._call.idempotency_key  # type: ignore[no-any-return]
-
-    @property
     def retry_reasons(self) -> tuple[str, ...]:
         """Why each retry so far was made (``"status_503"``, ``"timeout"``...)."""
         return self._call.retry_reasons  # type: ignore[no-any-return]
@@ -157,14 +167,9 @@ class CallView:
         return self._call.final_reason  # type: ignore[no-any-return]
 
     @property
-    def started(self) -> float:
-        """When the call started, on the pipeline clock's ``monotonic()`` scale."""
-        return self._call.started  # type: ignore[no-any-return]
-
-    @property
     def elapsed(self) -> float:
         """Seconds since the call started, waits included."""
-        return self._call.clock.monotonic() - self._call.started  # type: ignore[no-any-return]
+        return self._call.clock.monotonic() - self.started  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<CallView {self.endpoint!r} attempts={self.attempts}>"

@@ -27,6 +27,8 @@ class ResilienceInfo(NamedTuple):
       ``None`` when no attempt was judged (a call refused before its first attempt that
       a fallback answered).
     - ``fallback``: the response came from the policy's fallback, not the server.
+    - ``injected``: the faults chaos put in place of attempts (``"503"``, ``"reset"``...),
+      which never reached the server (``rc.Chaos``); empty for a real call.
     """
 
     endpoint: str
@@ -38,3 +40,4 @@ class ResilienceInfo(NamedTuple):
     retry_reasons: tuple[str, ...] = ()
     stop_reason: str | None = None
     fallback: bool = False
+    injected: tuple[str, ...] = ()

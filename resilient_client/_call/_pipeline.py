@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
 from .._breaker import BreakerRegistry, BreakerSnapshot, BreakerStorage, EndpointBreaker
 from .._budget import RetryBudgetSnapshot
 from .._bulkhead import BulkheadSnapshot
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import Clock, default_clock
 from .._flavor import HTTPX, Flavor
 from .._headers import is_header_name
 from .._logging import FailureLog
@@ -27,13 +27,53 @@ from ._events import BreakerStateChanged, Observer
 from ._extensions import EXT_POLICY
 
 if TYPE_CHECKING:
+    from ..outbox import Outbox
     from ..telemetry import OpenTelemetryObserver
 
-__all__ = ["EndpointHealth", "Pipeline"]
+__all__ = ["PIPELINE_KEYWORDS", "EndpointHealth", "Pipeline", "PipelineOptions"]
 
 
 # Per-call overrides remembered per pipeline, merged over their endpoint's policy.
 _MERGE_CACHE_LIMIT = 256
+# Provider names remembered per pipeline, by host and port.
+_PROVIDER_CACHE_LIMIT = 1024
+
+
+class PipelineOptions(TypedDict, total=False):
+    """The keywords of a pipeline, as the clients and transports take them (declared here
+    only: they forward them as they are). Defaults in brackets.
+
+    - ``policy``: the default :class:`Policy` for every request [``Policy()``].
+    - ``endpoints``: endpoint key -> :class:`Policy`, merged over ``policy`` [none].
+    - ``raise_for_error``: raise ``ApiError`` for every final 4xx/5xx [False].
+    - ``correlation_header``: the header carrying the correlation id; ``None`` keeps it
+      off the wire (logs and spans keep one) [``"X-Correlation-ID"``].
+    - ``breaker_storage``: share breaker state, e.g. ``rc.RedisBreakerStorage`` [in-process].
+    - ``breaker_listeners``: ``pybreaker``-style listeners of breaker transitions [none].
+    - ``tracer_provider`` / ``meter_provider``: OpenTelemetry providers [the global ones].
+    - ``telemetry``: emit spans and metrics [True].
+    - ``clock``: time, sleeping and randomness, for tests [the default clock].
+    - ``observers``: receive every pipeline event (``resilient_client.typing.Observer``).
+    - ``outbox``: where writes of ``Policy(outbox=True)`` endpoints are parked [none].
+    - ``incidents``: an ``rc.IncidentMonitor`` watching this client's calls [none].
+    """
+
+    policy: Policy | None
+    endpoints: Mapping[str, Policy] | None
+    raise_for_error: bool
+    correlation_header: str | None
+    breaker_storage: BreakerStorage | None
+    breaker_listeners: Iterable[Any]
+    tracer_provider: Any
+    meter_provider: Any
+    telemetry: bool
+    clock: Clock | None
+    observers: Iterable[Observer]
+    outbox: Outbox | None
+    incidents: Observer | None
+
+
+PIPELINE_KEYWORDS = frozenset(PipelineOptions.__annotations__)
 
 
 class Pipeline:
@@ -41,28 +81,29 @@ class Pipeline:
 
     def __init__(
         self,
-        policy: Policy | None = None,
-        endpoints: Mapping[str, Policy] | None = None,
         *,
         base_url: httpx.URL | str = "",
-        clock: Clock = SYSTEM_CLOCK,
-        correlation_header: str | None = "X-Correlation-ID",
-        raise_for_error: bool = False,
-        observers: Iterable[Observer] = (),
-        breaker_storage: BreakerStorage | None = None,
-        breaker_listeners: Iterable[Any] = (),
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
-        telemetry: bool = True,
         flavor: Flavor = HTTPX,
+        **options: Unpack[PipelineOptions],
     ) -> None:
+        unknown = sorted(options.keys() - PIPELINE_KEYWORDS)
+        if unknown:
+            raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+        policy = options.get("policy")
+        endpoints = options.get("endpoints")
+        correlation_header = options.get("correlation_header", "X-Correlation-ID")
+        telemetry = options.get("telemetry", True)
+        clock = options.get("clock")
+        incidents = options.get("incidents")
         if policy is not None and not isinstance(policy, Policy):
             raise TypeError(
                 f"policy must be a resilient_client.Policy, not {type(policy).__name__}"
             )
         self.default = policy if policy is not None else Policy()
         self.flavor = flavor
-        self.clock = clock
+        # None: the default clock, read now - a test kit's clock if one is in force.
+        self.clock = clock = clock if clock is not None else default_clock()
+        self.outbox = options.get("outbox")
         self.correlation_header = correlation_header
         if correlation_header is not None and not is_header_name(correlation_header):
             raise ValueError(
@@ -72,9 +113,11 @@ class Pipeline:
         # The header's name as it goes on the wire, and lower-cased as httpx matches it.
         self.correlation_raw = (correlation_header or "").encode("ascii")
         self.correlation_key = self.correlation_raw.lower()
-        self.raise_for_error = raise_for_error
+        self.raise_for_error = options.get("raise_for_error", False)
         self.telemetry: OpenTelemetryObserver | None = None
-        observers = tuple(observers)
+        observers = tuple(options.get("observers", ()))
+        if incidents is not None and incidents not in observers:
+            observers = (*observers, incidents)  # an incident monitor is an observer
         if telemetry or observers:
             from ..telemetry import OpenTelemetryObserver
 
@@ -88,16 +131,21 @@ class Pipeline:
             elif telemetry:
                 # Through the OpenTelemetry API: providers set globally later are picked
                 # up, and with none (and nothing to propagate) a call skips its events.
-                self.telemetry = OpenTelemetryObserver(tracer_provider, meter_provider)
+                self.telemetry = OpenTelemetryObserver(
+                    options.get("tracer_provider"), options.get("meter_provider")
+                )
         self.extra_observers = tuple(o for o in observers if o is not self.telemetry)
         self.observers = self.extra_observers
         if self.telemetry is not None:
             self.observers = (self.telemetry, *self.extra_observers)
         self.failures = FailureLog(clock)
         self.breakers = BreakerRegistry(
-            breaker_storage, clock, listeners=[_BreakerEvents(self), *breaker_listeners]
+            options.get("breaker_storage"),
+            clock,
+            listeners=[_BreakerEvents(self), *options.get("breaker_listeners", ())],
         )
         self._merges: dict[tuple[int, int], tuple[Policy, Policy, Policy]] = {}
+        self._providers: dict[tuple[bytes, int | None], str] = {}
         base_path = str(flavor.URL(base_url).path).rstrip("/")
         self.endpoints = EndpointTable(
             self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
@@ -122,6 +170,18 @@ class Pipeline:
             self._merges.clear()  # overrides built per call: bounded, not remembered
         self._merges[cache_key] = (policy, override, merged)
         return merged
+
+    def provider_of(self, url: httpx.URL) -> str:
+        """``url``'s provider, ``"host"`` or ``"host:port"``, made once per host and port
+        (reading a URL's host decodes it: too dear to do on every observed call)."""
+        where = (url.raw_host, url.port)
+        name = self._providers.get(where)
+        if name is None:
+            if len(self._providers) >= _PROVIDER_CACHE_LIMIT:
+                self._providers.clear()
+            host = url.host
+            name = self._providers[where] = host if url.port is None else f"{host}:{url.port}"
+        return name
 
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
         return self.endpoints.match(request)

@@ -13,6 +13,8 @@ loops over it that differ only in ``await``::
     judge + wait   the retry room's rules, run by tenacity's decision machine
       ├─ Wait(delay, discard) → the driver closes the outcome being retried and sleeps
     stop           when the rules say so, the last outcome ends the call
+    park           a keyed write that the outage refused goes to the outbox
+      ├─ Park(details)        → the driver stores it, sends back the outbox entry
     record         the end (``_end.py``): a response with its record, a fallback, or the
                    failure raised with a note saying why the call stopped
 
@@ -25,14 +27,15 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from ._end import conclude, recover
+from .._logging import logger
+from ._end import conclude, finish, parked, recover, rescue
 
 if TYPE_CHECKING:
     import httpx
 
     from ._call import Call
 
-__all__ = ["SEND", "Acquire", "Step", "Wait", "story"]
+__all__ = ["SEND", "Acquire", "Park", "Step", "Wait", "story"]
 
 
 class Acquire(NamedTuple):
@@ -62,7 +65,14 @@ class Wait(NamedTuple):
     discard: Any  # httpx.Response | None, of either library
 
 
-Step = Acquire | _Send | Wait
+class Park(NamedTuple):
+    """Store the call's request in the pipeline's outbox (``details``: the keywords of
+    ``Outbox.park``); send back the entry."""
+
+    details: dict[str, Any]
+
+
+Step = Acquire | _Send | Wait | Park
 
 
 def story(call: Call) -> Generator[Step, Any, httpx.Response]:
@@ -87,11 +97,27 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
         finally:
             if bulkhead is not None:
                 bulkhead.release()
-        response = conclude(call, outcome)
+        # (policy.outbox first: no frame for the calls of endpoints without an outbox)
+        if call.policy.outbox and call.parks(outcome) and rescue(call, outcome) is None:
+            try:
+                entry = yield Park(call.park_details(outcome))
+            except Exception:  # the store failed: the write's own failure stands
+                logger.warning(
+                    "could not park a write in the outbox; its failure is raised instead",
+                    exc_info=True,
+                    extra={"endpoint": call.endpoint.key, "correlation_id": call.correlation_id},
+                )
+            else:
+                raise parked(call, entry, outcome)
+        # A response is finished directly: a frame less on every call that answers.
+        response = (
+            conclude(call, outcome) if isinstance(outcome, BaseException) else finish(call, outcome)
+        )
     except Exception as exc:  # announces the end itself, whether it answers or raises
         response = recover(call, exc)
     except BaseException as exc:  # cancelled: the call's record ends all the same
         call.ended(None, exc)
         raise
-    call.ended(response, None)
+    if call.observers:  # (a frame per call spared when nobody listens)
+        call.ended(response, None)
     return response

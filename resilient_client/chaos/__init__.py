@@ -33,13 +33,47 @@ Failures from ``/flaky``, ``/status``, ``/outage`` and ``/problem`` take ``retry
 ``python -m resilient_client.chaos --port N`` serves out of process.
 """
 
-from ._app import ChaosApp
-from ._envelopes import FORMATS, envelope, reason_phrase
-from ._server import RunningServer, SubprocessServer, main, serve, serve_in_subprocess
-from ._state import FailurePlan, RecordedRequest, ScenarioStats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._app import ChaosApp
+    from ._envelopes import FORMATS, envelope, reason_phrase
+    from ._inject import Chaos
+    from ._server import RunningServer, SubprocessServer, main, serve, serve_in_subprocess
+    from ._state import FailurePlan, RecordedRequest, ScenarioStats
+
+# Loaded on first use (PEP 562): the pipeline imports the fault injection of ``_inject``
+# with every client, and must not pay for the server's modules to do so.
+_HOMES = {
+    "ChaosApp": "._app",
+    "Chaos": "._inject",
+    "FORMATS": "._envelopes",
+    "envelope": "._envelopes",
+    "reason_phrase": "._envelopes",
+    "RunningServer": "._server",
+    "SubprocessServer": "._server",
+    "main": "._server",
+    "serve": "._server",
+    "serve_in_subprocess": "._server",
+    "FailurePlan": "._state",
+    "RecordedRequest": "._state",
+    "ScenarioStats": "._state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home, __name__), name)
+
 
 __all__ = [
     "FORMATS",
+    "Chaos",
     "ChaosApp",
     "FailurePlan",
     "RecordedRequest",

@@ -7,7 +7,7 @@ and the same exceptions, catchable as ``httpx2.HTTPError``. Policies, problems, 
 storages and telemetry are the top level's own objects, shared, not copies::
 
     import resilient_client as rc
-    from .. import httpx2 as rc2
+    from resilient_client import httpx2 as rc2
 
     client = rc2.ResilientClient(policy=rc.Policy(...))          # an httpx2.Client
     openai.OpenAI(http_client=client, max_retries=0)             # one retry layer, ours
@@ -47,6 +47,7 @@ from ._exceptions import (
     RateLimitError,
     ServerError,
     ServiceUnavailableError,
+    WriteParked,
     api_error_class,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "ResilientTransport",
     "ServerError",
     "ServiceUnavailableError",
+    "WriteParked",
     "raise_for_error",
 ]
 
@@ -86,6 +88,7 @@ HTTPX2 = Flavor(
     LoadShedError=LoadShedError,
     DeadlineExceeded=DeadlineExceeded,
     AttemptTimeout=AttemptTimeout,
+    WriteParked=WriteParked,
     api_error_class=api_error_class,
 )
 

@@ -10,11 +10,12 @@
 
 from ._background import AsyncReplayWorker, ReplayWorker
 from ._model import OutboxEntry, ReplayResult
+from ._open import open_store
 from ._outbox import Outbox
 from ._redis import RedisOutboxStore
 from ._replay import REPLAY_BACKOFF
 from ._sqlite import SqliteOutboxStore
-from ._store import OutboxStore, OutboxStoreError, open_store
+from ._store import OutboxStore, OutboxStoreError
 
 __all__ = [
     "REPLAY_BACKOFF",

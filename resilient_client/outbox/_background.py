@@ -13,15 +13,12 @@ import contextlib
 import logging
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
 
 from ._model import ReplayResult
 from ._store import OutboxStoreError
-
-if TYPE_CHECKING:
-    from ._outbox import Outbox
 
 __all__ = ["AsyncReplayWorker", "ReplayWorker"]
 
@@ -34,7 +31,7 @@ class ReplayWorker:
     ``rounds`` counts the rounds done; ``last`` is the last round's result.
     """
 
-    def __init__(self, outbox: Outbox, client: Any, interval: float) -> None:
+    def __init__(self, outbox: Any, client: Any, interval: float) -> None:
         self._outbox = outbox
         self._client = client
         self._interval = interval
@@ -87,7 +84,7 @@ class AsyncReplayWorker:
     ``last`` as for :class:`ReplayWorker`.
     """
 
-    def __init__(self, outbox: Outbox, client: Any, interval: float) -> None:
+    def __init__(self, outbox: Any, client: Any, interval: float) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

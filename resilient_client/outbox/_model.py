@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from .._redact import DEFAULT_REDACTION, Redaction
-from ..problems import Problem
+from ..problems._model import Problem
 
 __all__ = [
     "DROPPED_HEADERS",

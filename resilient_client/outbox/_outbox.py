@@ -29,8 +29,9 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._redact import DEFAULT_REDACTION, Redaction
 from .._retry import Backoff
 from ._model import OutboxEntry, ReplayResult, new_entry, utc
+from ._open import open_store
 from ._replay import REPLAY_BACKOFF, ReplayPass, Step, held_endpoints, outcome_of
-from ._store import OutboxStore, open_store
+from ._store import OutboxStore
 
 if TYPE_CHECKING:
     from ._background import AsyncReplayWorker, ReplayWorker

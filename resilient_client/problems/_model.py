@@ -16,7 +16,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._redact import redact_text
+from .._mask import without_unsafe_characters
+from .._redact import mask_text, redact_text
 
 __all__ = ["Draft", "ErrorCategory", "FieldError", "Problem", "ProblemFormat", "one_line"]
 
@@ -86,10 +87,13 @@ class Problem(BaseModel):
 
     def summary(self) -> str:
         """One log-safe line: status and reason phrase, ``[code]``, the detail (whitespace
-        collapsed, control characters dropped, cut at 200 characters) and the request id.
-        Nothing else from the response: no URL, no header value, no body beyond ``detail``;
-        a URL the server quoted in them has its credentials and sensitive query values
-        replaced with ``REDACTED``, as telemetry's ``url.full`` does."""
+        collapsed, control and bidirectional formatting characters dropped, cut at 200
+        characters) and the request id. Nothing else from the response: no URL, no header
+        value, no body beyond ``detail``; a URL the server quoted in them has its
+        credentials and sensitive query values replaced with ``REDACTED``, as telemetry's
+        ``url.full`` does, and the detail (or title) has e-mail addresses, card numbers
+        and tokens masked (``[email]``, ``[card]``, ``[token]``; see
+        :func:`~resilient_client.telemetry.mask_text`)."""
         if self.status == 0:
             phrase = ""
             line = "network error"
@@ -100,7 +104,7 @@ class Problem(BaseModel):
         if code:
             line += f" [{code}]"
         text = self.detail or (self.title if self.title != phrase else None)
-        text = _safe_line(text, 200) if text else ""
+        text = _safe_line(text, 200, mask=True) if text else ""
         if text:
             line += ": " + text
         if _reused_idempotency_key(self):
@@ -126,8 +130,8 @@ def _reused_idempotency_key(problem: Problem) -> bool:
     )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s")
+_DIGITS_AND_SEPARATORS = "0123456789 -"
 
 
 def one_line(text: str, limit: int) -> str:
@@ -137,18 +141,22 @@ def one_line(text: str, limit: int) -> str:
     return _cut(_collapsed(text[: limit * 4]), limit)
 
 
-def _safe_line(text: str, limit: int) -> str:
-    """:func:`one_line`, with the URLs in ``text`` redacted before it is cut (a URL cut
-    short could lose the ``@`` or ``=`` that marks its secret)."""
+def _safe_line(text: str, limit: int, *, mask: bool = False) -> str:
+    """:func:`one_line`, with the URLs in ``text`` redacted - and with ``mask``, e-mail
+    addresses, card numbers and tokens masked - before it is cut (a URL cut short could
+    lose the ``@`` or ``=`` that marks its secret, a card number cut short its check)."""
     bound = limit * 4
     if len(text) > bound:  # the prefix one_line reads, to the end of the word it stops in
         space = _SPACE.search(text, bound)
-        text = text[: space.start()] if space is not None else text
-    return _cut(redact_text(_collapsed(text)), limit)
+        if space is not None:
+            # A card number with spaces in it may straddle the cut: drop its first part
+            # rather than show digits the masking can no longer recognise.
+            text = text[: space.start()].rstrip(_DIGITS_AND_SEPARATORS)
+    return _cut(mask_text(_collapsed(text)) if mask else redact_text(_collapsed(text)), limit)
 
 
 def _collapsed(text: str) -> str:
-    return _CONTROL.sub("", " ".join(text.split()))
+    return " ".join(without_unsafe_characters(text).split())
 
 
 def _cut(text: str, limit: int) -> str:

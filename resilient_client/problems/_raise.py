@@ -3,8 +3,11 @@ status, carrying the parsed :class:`Problem`.
 
 The message is ``problem.summary()``: one line with the status and reason phrase, the
 code, the detail (collapsed and cut at 200 characters) and the request id; never the URL,
-another header's value or any of the body beyond ``detail``. A reused idempotency key
-(422, or Stripe's ``idempotency_error``) is said in so many words.
+another header's value or any of the body beyond ``detail``, and in the detail e-mail
+addresses, card numbers and tokens are masked (``[email]``, ``[card]``, ``[token]``): a
+provider's error text can quote what the caller sent. ``.problem`` keeps the detail as
+the server wrote it, for code that needs it. A reused idempotency key (422, or Stripe's
+``idempotency_error``) is said in so many words.
 """
 
 from __future__ import annotations

@@ -75,10 +75,12 @@ caller's ``baggage``) through the global propagators; the SDK adds no baggage of
 traced twice. ``url.full`` never shows credentials or sensitive query values; headers are
 recorded only from an allow-list, never ``Authorization``, ``Cookie``, ``Set-Cookie``,
 ``Proxy-Authorization``, ``X-Api-Key`` and the like (:class:`Redaction`). Exception
-messages are not recorded, only ``error.type``.
+messages are not recorded, only ``error.type``; a server's error text that is recorded
+anywhere goes through :func:`mask_text` first (e-mail addresses, card numbers, tokens,
+control and bidirectional formatting characters).
 """
 
-from .._redact import Redaction, redact_text, redact_url
+from .._redact import Redaction, mask_text, redact_text, redact_url
 from ._configure import TelemetryProviders, configure_telemetry
 from ._observer import OpenTelemetryObserver
 
@@ -87,6 +89,7 @@ __all__ = [
     "Redaction",
     "TelemetryProviders",
     "configure_telemetry",
+    "mask_text",
     "redact_text",
     "redact_url",
 ]

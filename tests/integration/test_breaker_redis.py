@@ -21,7 +21,7 @@ from breaker_support import EP, SPAWN, breaker_over, call, free_port, run_fleet
 # pytest puts this directory on sys.path (tests/ is not a package).
 from redis_server import RedisServer, RedisServerUnavailable, redis_server
 
-from resilient_client._breaker._breaker import (
+from resilient_client._breaker import (
     Breaker,
     BreakerRegistry,
     EndpointBreaker,
@@ -261,7 +261,9 @@ def test_calls_go_on_while_redis_is_down_and_share_again_when_it_is_back(
 
 # -- the Lua port decides like the Python state machine ----------------------------------
 
-Step = tuple[str, float]  # ("success"|"failure"|"ignored", duration) or ("advance", 0)
+# ("success"|"failure"|"ignored", duration), or ("advance", seconds; 0 = 30): the open
+# period ends (in Redis: made due now), whatever its length.
+Step = tuple[str, float]
 
 S, F, IGN, ADVANCE = "success", "failure", "ignored", "advance"
 
@@ -303,21 +305,33 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
          "slow_call_duration": 1.0, "slow_call_rate_threshold": 0.07},
         [(S, 0.0)] * 93 + [(S, 1.0)] * 7 + [(S, 0.0), (ADVANCE, 0.0), (S, 0.0)],
     ),
+    # Failed probes grow the open period (jitter pinned by the clocks' fixed 0.25: less
+    # 5 %) up to the cap; a close starts again from reset_timeout.
+    "growing-open-period": (
+        {"failure_threshold": 1, "reset_timeout": 30.0, "reset_timeout_max": 200.0,
+         "reset_multiplier": 2.0, "slow_call_duration": 1.0},
+        [(F, 0.0), (S, 0.0), (ADVANCE, 0.0), (F, 0.0), (S, 0.0), (ADVANCE, 60.0), (S, 2.0),
+         (S, 0.0), (ADVANCE, 120.0), (F, 0.0), (S, 0.0), (ADVANCE, 200.0), (F, 0.0), (S, 0.0),
+         (ADVANCE, 200.0), (S, 0.0), (F, 0.0), (S, 0.0)],
+    ),
 }  # fmt: skip
 
 
 def run_scenario(
-    breaker: EndpointBreaker, steps: list[Step], advance: Callable[[], None]
+    breaker: EndpointBreaker, steps: list[Step], advance: Callable[[float], None]
 ) -> list[tuple[Any, ...]]:
     trace: list[tuple[Any, ...]] = []
     for outcome, duration in steps:
         if outcome == "advance":
-            advance()
+            advance(duration or 30.0)
             continue
         permit = call(breaker, outcome, duration)  # type: ignore[arg-type]
         kind = "probe" if isinstance(permit, Permit) and permit.probe else type(permit).__name__
         snap = breaker.snapshot()
-        trace.append((kind, snap.state, snap.failures, snap.calls, snap.slow_calls, snap.successes))
+        # Whole seconds: Redis's clock runs on for a few ms between the trip and the read.
+        wait = None if snap.retry_in is None else round(snap.retry_in)
+        counts = (snap.failures, snap.calls, snap.slow_calls, snap.successes)
+        trace.append((kind, snap.state, *counts, wait, snap.opened_by))
     return trace
 
 
@@ -326,12 +340,20 @@ def test_redis_decides_like_the_in_process_state_machine(
     name: str, storage: RedisBreakerStorage, raw: redis.Redis, namespace: str
 ) -> None:
     policy, steps = SCENARIOS[name]
-    clock = FakeClock()
+    clock = FakeClock(fixed=0.25)
     memory = BreakerRegistry(MemoryBreakerStorage(clock), clock).get(EP, Breaker(**policy))
-    expected = run_scenario(memory, steps, lambda: clock.advance(30.0))
-    shared = breaker_over(storage, **policy)
-    assert run_scenario(shared, steps, lambda: end_break(raw, namespace)) == expected
+    expected = run_scenario(memory, steps, clock.advance)
+    # A fake clock for the same random numbers; Redis keeps its own time.
+    shared = breaker_over(storage, FakeClock(fixed=0.25), **policy)
+    assert run_scenario(shared, steps, lambda _: end_break(raw, namespace)) == expected
     assert {kind for kind, *_ in expected} >= {"Permit", "Rejection"}
+    if name == "growing-open-period":
+        opens = [(step[6], step[7]) for step in expected if step[1] == "open"]
+        probe, slow, once = "a failed probe", "a slow probe", "1 failure in a row"
+        # Each period shows twice: after its trip, and on the rejection that follows.
+        assert opens == [(30, once)] + [(57, probe)] * 2 + [(114, slow)] * 2 + [
+            (190, probe)
+        ] * 4 + [(30, once)]
 
 
 # -- a fleet of processes ----------------------------------------------------------------

@@ -31,11 +31,6 @@ EP = "POST /payments/{name}"
 CANARY = "canary-secret-51d0"
 _names = itertools.count()
 
-WIRED = "outbox" in rc.Policy.model_fields
-needs_wiring = pytest.mark.xfail(
-    not WIRED, reason="waits for the pipeline to park writes (issue 22 wiring)", strict=True
-)
-
 
 @pytest.fixture
 def name() -> str:
@@ -212,7 +207,6 @@ def _parking_client(driver: Driver, base_url: str, outbox: Outbox) -> Any:
     )
 
 
-@needs_wiring
 def test_an_outage_parks_n_keyed_posts_and_replay_makes_exactly_n_effects(
     driver: Driver, outage: RunningServer, name: str, store: str
 ) -> None:
@@ -223,17 +217,20 @@ def test_an_outage_parks_n_keyed_posts_and_replay_makes_exactly_n_effects(
         with pytest.raises(driver.ns.WriteParked) as caught:
             driver.request(client, "POST", f"/payments/{name}", json={"amount": i})
         parked.append(caught.value.entry)
-        assert caught.value.entry.attempts == 2
+    # Two calls of two attempts, then the default breaker (5 failures in a row) opens on
+    # the third call's first attempt, and refuses the fourth call outright: all parked.
+    assert [e.attempts for e in parked] == [2, 2, 1, 0]
+    assert [e.last_error for e in parked] == ["status 503"] * 3 + ["CircuitOpenError"]
     assert outage.app.effects(name) == 0
     assert sorted(e.id for e in outbox.entries()) == sorted(e.id for e in parked)
     outage.app.down = False  # type: ignore[attr-defined]
+    client.pipeline.clock.advance(31.0)  # past the breaker's open period: it lets a probe by
     result = replay(driver, outbox, client)
     assert len(result.delivered) == 4 and outage.app.effects(name) == 4
     keys = {r.headers["idempotency-key"] for r in outage.app.scenario(name).requests}
     assert keys == {e.idempotency_key for e in parked}
 
 
-@needs_wiring
 def test_a_refused_connection_parks_the_write(driver: Driver, store: str) -> None:
     outbox = Outbox(store)
     client = _parking_client(driver, f"http://127.0.0.1:{free_port()}", outbox)
@@ -243,7 +240,6 @@ def test_a_refused_connection_parks_the_write(driver: Driver, store: str) -> Non
     assert len(outbox.entries()) == 1
 
 
-@needs_wiring
 def test_a_4xx_is_never_parked(
     driver: Driver, upstream: RunningServer, name: str, store: str
 ) -> None:
@@ -257,7 +253,6 @@ def test_a_4xx_is_never_parked(
     assert outbox.entries() == []
 
 
-@needs_wiring
 def test_a_replayed_write_is_never_parked_again(
     driver: Driver, outage: RunningServer, name: str, store: str
 ) -> None:

@@ -17,7 +17,7 @@ import pytest
 from breaker_support import EP, breaker_over, call, run_fleet
 from pydantic import ValidationError
 
-from resilient_client._breaker._breaker import (
+from resilient_client._breaker import (
     Breaker,
     BreakerRegistry,
     BreakerState,

@@ -15,7 +15,7 @@ import anyio.lowlevel
 import pytest
 from breaker_support import breaker_over, call, free_port
 
-from resilient_client._breaker._breaker import EndpointBreaker, Permit, Rejection
+from resilient_client._breaker import EndpointBreaker, Permit, Rejection
 from resilient_client._breaker._circuit import RATE_SCALE, TIME_BUCKETS
 from resilient_client._breaker._lua import REPLY_FIELDS, SCRIPT
 from resilient_client._breaker._redis import RedisBreakerStorage, _key_base

@@ -654,7 +654,7 @@ def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -
 
     clock = FakeClock(fixed=0.0)
     policy = rc.Policy(timeouts=rc.Timeouts(total=1.0, attempt=5.0))
-    call = Call(Pipeline(policy, clock=clock), httpx.Request("GET", URL))
+    call = Call(Pipeline(policy=policy, clock=clock), httpx.Request("GET", URL))
     call.time_attempt()
     assert call.limit == 1.0  # the deadline, not the cap, sets this attempt's limit
     call.start_attempt()
@@ -718,7 +718,7 @@ def test_a_per_call_override_is_merged_once_and_the_merges_kept_are_bounded() ->
     from resilient_client._call._call import Call
     from resilient_client._call._pipeline import _MERGE_CACHE_LIMIT, Pipeline
 
-    pipeline = Pipeline(rc.Policy(), clock=FakeClock(fixed=0.0))
+    pipeline = Pipeline(policy=rc.Policy(), clock=FakeClock(fixed=0.0))
     override = rc.Policy(retry=rc.Retry(max_attempts=5))
 
     def policy_of(chosen: rc.Policy) -> rc.Policy:

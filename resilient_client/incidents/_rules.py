@@ -1,0 +1,239 @@
+"""Health per endpoint: the rules, the rolling window of calls, and the pure state machine.
+
+An endpoint is ``"healthy"``, ``"degraded"`` or ``"down"``, judged from the calls that
+ended in the last ``window`` seconds (calls, not attempts: a call retried into success is
+a success), the p95 of their durations, and its breaker (open = down).
+
+Hysteresis, so that one bad second does not flap the state:
+
+- a state is *entered* at its threshold, and only with ``min_calls`` calls in the window
+  (one failed call at low volume is no outage);
+- a state is *left* only once the window is well clear of it: the failure rate below
+  half the threshold that entered it, the p95 below 0.8 × ``degraded_latency``. Between
+  the two, the endpoint keeps the state it has.
+
+So the state is ``max(entered, min(current, held))``, ranked healthy < degraded < down
+(:func:`judge`, pure, tested as a table). An endpoint with no calls in the window is
+healthy: no traffic is no evidence of failure.
+
+The window (:class:`CallWindow`) is a ring of ten buckets, each a tenth of ``window``:
+counting a call is a few integer stores under a lock held for no I/O, and a call's
+duration lands in a fixed log-scaled histogram (bins 19 % apart), so memory per endpoint
+does not grow with the number of calls.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from datetime import datetime
+from typing import Literal, NamedTuple, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "BUCKETS",
+    "DEGRADED",
+    "DOWN",
+    "HEALTHY",
+    "RANK",
+    "CallWindow",
+    "Health",
+    "HealthRules",
+    "HealthState",
+    "WindowStats",
+    "judge",
+]
+
+HealthState = Literal["healthy", "degraded", "down"]
+HEALTHY: HealthState = "healthy"
+DEGRADED: HealthState = "degraded"
+DOWN: HealthState = "down"
+RANK: dict[str, int] = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
+_BY_RANK: tuple[HealthState, HealthState, HealthState] = (HEALTHY, DEGRADED, DOWN)
+
+BUCKETS = 10
+"""The window is kept in tenths: health is judged once per bucket at most."""
+
+# Leaving a state needs the window well clear of its threshold (see the module docstring).
+_RATE_MARGIN = 0.5
+_LATENCY_MARGIN = 0.8
+
+# Histogram bin upper bounds, seconds: 1 ms × 2^(i/4), up to ~190 s; the last bin is open.
+_BOUNDS: tuple[float, ...] = tuple(0.001 * 2 ** (i / 4) for i in range(71))
+_BINS = len(_BOUNDS) + 1
+
+
+class HealthRules(BaseModel):
+    """When an endpoint counts as degraded or down, and when an incident ends.
+
+    Args:
+        window: seconds of calls that health is judged on, ``> 0``, at most 86400
+            (default 60.0). Judged once per tenth of it at most.
+        min_calls: calls the window must hold before an endpoint can be marked degraded
+            or down, ``>= 1`` (default 10): no alert from one failed call at low volume.
+        degraded_failure_rate: share of failed calls, in ``(0, 1]``, from which the
+            endpoint is degraded (default 0.1).
+        down_failure_rate: share of failed calls, in ``(0, 1]`` and at least
+            ``degraded_failure_rate``, from which it is down (default 0.5).
+        degraded_latency: the p95 call duration in seconds from which the endpoint is
+            degraded, ``> 0``; ``None`` (default) judges on failures only.
+        recover_after: seconds every endpoint of a provider must be healthy before its
+            incident resolves, ``>= 0`` (default 60.0); an incident that turns bad again
+            within this long after resolving reopens as the same incident.
+
+    A call fails for health when it ends in an exception or a 5xx or 429 response, or
+    was answered by a fallback. A 4xx other than 429 is the caller's own mistake, not an
+    outage. Calls refused locally (breaker open, bulkhead full, throttle) never reached the
+    provider and are not counted; an open breaker marks its endpoint down by itself.
+
+    Raises:
+        pydantic.ValidationError: a value out of range, naming the field.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window: float = Field(default=60.0, gt=0.0, le=86400.0, allow_inf_nan=False)
+    min_calls: int = Field(default=10, ge=1, le=1_000_000)
+    degraded_failure_rate: float = Field(default=0.1, gt=0.0, le=1.0, allow_inf_nan=False)
+    down_failure_rate: float = Field(default=0.5, gt=0.0, le=1.0, allow_inf_nan=False)
+    degraded_latency: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    recover_after: float = Field(default=60.0, ge=0.0, le=86400.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.down_failure_rate < self.degraded_failure_rate:
+            raise ValueError(
+                "down_failure_rate must be >= degraded_failure_rate "
+                f"(got {self.down_failure_rate} < {self.degraded_failure_rate})"
+            )
+        return self
+
+    @property
+    def bucket(self) -> float:
+        """Seconds per bucket of the window (a tenth of it)."""
+        return self.window / BUCKETS
+
+
+class Health(BaseModel):
+    """One endpoint's health (``monitor.health()``).
+
+    ``state``; ``calls`` and ``failure_rate`` over the window; ``p95``: seconds, ``None``
+    without calls; ``since``: when the endpoint entered ``state`` (UTC).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: HealthState
+    calls: int
+    failure_rate: float
+    p95: float | None
+    since: datetime
+
+
+class WindowStats(NamedTuple):
+    """What the window holds at one instant: ``first_failure`` is the wall time of its
+    oldest failed call, ``None`` without one."""
+
+    calls: int
+    failures: int
+    p95: float | None
+    first_failure: float | None
+
+
+def judge(
+    current: HealthState, stats: WindowStats, breaker_open: bool, rules: HealthRules
+) -> HealthState:
+    """The endpoint's next state from its ``current`` one (pure; see the module
+    docstring for the hysteresis)."""
+    if breaker_open:
+        return DOWN
+    calls = stats.calls
+    if calls == 0:
+        return HEALTHY
+    rate = stats.failures / calls
+    latency = rules.degraded_latency
+    p95 = stats.p95
+    entered = 0
+    if calls >= rules.min_calls:
+        if rate >= rules.down_failure_rate:
+            entered = 2
+        elif rate >= rules.degraded_failure_rate or (
+            latency is not None and p95 is not None and p95 >= latency
+        ):
+            entered = 1
+    held = 0
+    if rate >= rules.down_failure_rate * _RATE_MARGIN:
+        held = 2
+    elif rate >= rules.degraded_failure_rate * _RATE_MARGIN or (
+        latency is not None and p95 is not None and p95 >= latency * _LATENCY_MARGIN
+    ):
+        held = 1
+    return _BY_RANK[max(entered, min(RANK[current], held))]
+
+
+class CallWindow:
+    """The calls of one endpoint over the last ``window`` seconds, in ten buckets.
+
+    Not thread-safe on its own: the monitor holds its lock around :meth:`add`.
+    """
+
+    __slots__ = ("_calls", "_failures", "_first", "_hist", "_width", "head")
+
+    def __init__(self, width: float) -> None:
+        self._width = width
+        self.head = -1  # number of the newest bucket
+        self._calls = [0] * BUCKETS
+        self._failures = [0] * BUCKETS
+        self._first: list[float | None] = [None] * BUCKETS
+        self._hist = [[0] * _BINS for _ in range(BUCKETS)]
+
+    def _move(self, index: int) -> None:
+        """Make bucket ``index`` the newest, zeroing the buckets that expired."""
+        start = max(self.head + 1, index - BUCKETS + 1)
+        for expired in range(start, index + 1):
+            slot = expired % BUCKETS
+            self._calls[slot] = 0
+            self._failures[slot] = 0
+            self._first[slot] = None
+            self._hist[slot][:] = [0] * _BINS
+        self.head = index
+
+    def add(self, index: int, duration: float, failed: bool, wall: float) -> None:
+        """Count one call that ended in bucket ``index`` after ``duration`` seconds."""
+        if index > self.head:
+            self._move(index)
+        elif index < self.head - BUCKETS + 1:
+            return  # older than the window (a clock that went back)
+        slot = index % BUCKETS
+        self._calls[slot] += 1
+        self._hist[slot][bisect_left(_BOUNDS, duration)] += 1
+        if failed:
+            self._failures[slot] += 1
+            if self._first[slot] is None:
+                self._first[slot] = wall
+
+    def stats(self, index: int) -> WindowStats:
+        """The window ending with bucket ``index`` (the current one)."""
+        if index > self.head:
+            self._move(index)
+        slots = [i % BUCKETS for i in range(index - BUCKETS + 1, index + 1) if i <= self.head]
+        calls = sum(self._calls[s] for s in slots)
+        failures = sum(self._failures[s] for s in slots)
+        firsts = [f for f in (self._first[s] for s in slots) if f is not None]
+        p95 = None
+        if calls:
+            merged = [sum(self._hist[s][b] for s in slots) for b in range(_BINS)]
+            p95 = _quantile(merged, calls, 0.95)
+        return WindowStats(calls, failures, p95, min(firsts) if firsts else None)
+
+
+def _quantile(bins: list[int], total: int, q: float) -> float:
+    """The upper bound of the bin holding quantile ``q`` (seconds); the open last bin
+    reports its lower bound."""
+    wanted = q * total
+    seen = 0
+    for index, count in enumerate(bins):
+        seen += count
+        if seen >= wanted and count:
+            return _BOUNDS[index] if index < len(_BOUNDS) else _BOUNDS[-1]
+    return _BOUNDS[-1]
