@@ -17,9 +17,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ._breaker import BreakerSnapshot
 from ._call._extensions import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
-from ._call._pipeline import PIPELINE_KEYWORDS, EndpointHealth, Pipeline
+from ._call._pipeline import PIPELINE_KEYWORDS, BreakerTable, HealthTable, Pipeline
 from ._flavor import HTTPX, Flavor
 from ._transport import AsyncResilientTransport, ResilientTransport
 
@@ -69,13 +68,15 @@ class ClientMixin:
     def pipeline(self) -> Pipeline:
         return self._pipeline
 
-    def health(self) -> dict[str, EndpointHealth]:
-        """Each endpoint's breaker, budget, bulkhead and throttle state, by endpoint key."""
+    def health(self) -> HealthTable:
+        """Each endpoint's breaker, budget, bulkhead and throttle state, by endpoint key
+        (a dict; ``print()`` it for a table)."""
         return self._pipeline.health()
 
-    def breakers(self) -> dict[str, BreakerSnapshot]:
-        """Each endpoint's breaker: state, counts, and when it lets a probe through next."""
-        return {snapshot.endpoint: snapshot for snapshot in self._pipeline.breakers.snapshots()}
+    def breakers(self) -> BreakerTable:
+        """Each endpoint's breaker: state, counts, and when it lets a probe through next
+        (a dict; ``print()`` it for one line per breaker)."""
+        return self._pipeline.breaker_table()
 
     @property
     def timeout(self) -> Any:
@@ -129,17 +130,18 @@ class ClientMixin:
             timeout=timeout,
             extensions=extensions,
         )
-        if (
+        # Marked either way: a request without the mark is one built elsewhere (see send).
+        request.extensions[EXT_EXPLICIT_TIMEOUT] = bool(
             self._explicit_timeout
             or timeout is not self._flavor.use_client_default
             or (extensions and "timeout" in extensions)
-        ):
-            request.extensions[EXT_EXPLICIT_TIMEOUT] = True
+        )
         return request
 
 
 class SyncSendMixin:
     _flavor: ClassVar[Flavor]
+    _explicit_timeout: bool
 
     def send(
         self,
@@ -150,7 +152,11 @@ class SyncSendMixin:
         follow_redirects: Any = _CLIENT_DEFAULT,
     ) -> httpx.Response:
         """httpx's ``send``; tells the pipeline whether the body will be streamed."""
-        request.extensions[EXT_STREAM] = stream
+        extensions = request.extensions
+        extensions[EXT_STREAM] = stream
+        if EXT_EXPLICIT_TIMEOUT not in extensions:  # built elsewhere, not by build_request
+            # Its own timeout extension, or this client's timeout= (httpx copies it in).
+            extensions[EXT_EXPLICIT_TIMEOUT] = "timeout" in extensions or self._explicit_timeout
         response: httpx.Response = super().send(  # type: ignore[misc]
             request,
             stream=stream,
@@ -166,6 +172,7 @@ class SyncSendMixin:
 
 class AsyncSendMixin:
     _flavor: ClassVar[Flavor]
+    _explicit_timeout: bool
 
     # A coroutine function of its own, not a plain one handing back httpx's coroutine
     # (a frame cheaper): inspect must call it one, for mock.patch to make an AsyncMock of
@@ -179,7 +186,11 @@ class AsyncSendMixin:
         follow_redirects: Any = _CLIENT_DEFAULT,
     ) -> httpx.Response:
         """httpx's ``send``; tells the pipeline whether the body will be streamed."""
-        request.extensions[EXT_STREAM] = stream
+        extensions = request.extensions
+        extensions[EXT_STREAM] = stream
+        if EXT_EXPLICIT_TIMEOUT not in extensions:  # built elsewhere, not by build_request
+            # Its own timeout extension, or this client's timeout= (httpx copies it in).
+            extensions[EXT_EXPLICIT_TIMEOUT] = "timeout" in extensions or self._explicit_timeout
         response: httpx.Response = await super().send(  # type: ignore[misc]
             request,
             stream=stream,

@@ -78,14 +78,26 @@ class ResilienceError(Exception):
 class CircuitOpenMixin(ResilienceError):
     """The endpoint's breaker is open (or its half-open probes are taken).
 
-    ``endpoint`` is the endpoint key; ``retry_at`` the ``time.monotonic()`` instant at
-    which the breaker lets a probe through again.
+    ``endpoint`` is the endpoint key; ``retry_after`` the seconds until the breaker lets
+    a probe through again (``None`` if unknown); ``retry_at`` the same instant on the
+    pipeline clock's ``monotonic()`` scale.
     """
 
-    def __init__(self, endpoint: str, retry_at: float, *, request: Any = None) -> None:
-        super().__init__(f"circuit open for endpoint {endpoint!r}", request=request)  # type: ignore[call-arg]
+    def __init__(
+        self,
+        endpoint: str,
+        retry_at: float,
+        *,
+        request: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        message = f"circuit open for endpoint {endpoint!r}"
+        if retry_after is not None:
+            message += f": next probe in {max(0.0, retry_after):.1f} s"
+        super().__init__(message, request=request)  # type: ignore[call-arg]
         self.endpoint = endpoint
         self.retry_at = retry_at
+        self.retry_after = retry_after
 
 
 class BulkheadFullMixin(ResilienceError):

@@ -73,6 +73,15 @@ _OVERLOAD_STATUSES = frozenset({429, 503, 529})
 ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
 
 
+def _own_copy(request: httpx.Request) -> httpx.Request:
+    """The caller's request, with headers of its own that the pipeline may add to (its
+    body, URL and extensions are the caller's). Either library's Request."""
+    copy = object.__new__(type(request))
+    copy.__dict__.update(request.__dict__)
+    copy.headers = type(request.headers)(request.headers)
+    return copy
+
+
 class Call:
     """One logical call: its attempts, its deadline and the decisions about them."""
 
@@ -133,6 +142,10 @@ class Call:
         self.request = request
         self.started = self._attempt_started = started = clock.monotonic()
         explicit = extensions.get(EXT_EXPLICIT_TIMEOUT)
+        if explicit is None:
+            # Not through a resilient client (transport mode, under a plain client or an
+            # SDK): the timeouts httpx passes with the request are the caller's.
+            explicit = "timeout" in extensions
         self._phases: PhaseTable
         # The endpoint's state, less what a per-call override switched off (an override
         # cannot change its parameters: they are the endpoint's).
@@ -212,7 +225,12 @@ class Call:
 
     def _set_headers(self, rule: IdempotencyRule) -> None:
         """Fix the call's idempotency key and correlation id, sending each that the
-        caller did not: set once, the same on every attempt."""
+        caller did not: set once, the same on every attempt.
+
+        The headers go on a copy of the request, never on the caller's: request hooks,
+        a redirect's next hop (built from this request) and a request sent again all see
+        the request as the caller made it, and each call adds its own.
+        """
         request = self.request
         headers = request.headers
         self._key_header = rule.header
@@ -220,6 +238,7 @@ class Call:
         names = list(map(LOWER_NAME, triples(headers) if stored is None else stored))
         # A key the caller sent counts on any method: a keyed PUT's 409 is retried too.
         key = first_value(headers, rule.lower_name) if rule.lower_name in names else None
+        add_key = False
         if key is not None:
             key = key.strip('"')
         else:
@@ -229,30 +248,40 @@ class Call:
                     key = new_idempotency_key()
             elif not isinstance(key, str) or not key:
                 raise TypeError(f'extensions["{EXT_IDEMPOTENCY_KEY}"] must be a non-empty str')
-            if key is not None:
-                headers[rule.header] = rule.encode(key)
-                names.append(rule.lower_name)
-                # Read again: the correlation header goes where this one went, whether
-                # the store changed in place or was replaced.
-                stored = getattr(headers, "_list", None)
+            add_key = key is not None
         self.idempotency_key = key
         pipeline = self._pipeline
+        correlation = None  # the id to add to the request, if the pipeline adds one
         if pipeline.correlation_header is None:  # none on the wire; logs and spans keep one
             self.correlation_id = _context.current_correlation_id() or _context.new_correlation_id()
-            return
-        lower = pipeline.correlation_key
-        present = first_value(headers, lower) if lower in names else None
-        if present is not None:
-            self.correlation_id = present
-            return
-        self.correlation_id = value = (
-            _context.current_correlation_id() or _context.new_correlation_id()
-        )
-        # ASCII: correlation_id() checks a caller's id; ours is hex.
-        if stored is None:
-            add_header(headers, pipeline.correlation_raw, lower, value)
-        else:  # add_header(), inlined
-            stored.append((pipeline.correlation_raw, lower, value.encode("ascii")))
+        else:
+            lower = pipeline.correlation_key
+            present = first_value(headers, lower) if lower in names else None
+            if present is not None:
+                self.correlation_id = present
+            else:
+                self.correlation_id = correlation = (
+                    _context.current_correlation_id() or _context.new_correlation_id()
+                )
+        if not add_key and correlation is None:
+            return  # nothing to add: the caller's request is sent as it is
+        self.request = request = _own_copy(request)
+        headers = request.headers
+        if add_key:
+            headers[rule.header] = rule.encode(key)  # type: ignore[arg-type]
+        if correlation is not None:
+            # ASCII: correlation_id() checks a caller's id; ours is hex.
+            stored = getattr(headers, "_list", None)
+            if stored is None:
+                add_header(headers, pipeline.correlation_raw, pipeline.correlation_key, correlation)
+            else:  # add_header(), inlined
+                stored.append(
+                    (
+                        pipeline.correlation_raw,
+                        pipeline.correlation_key,
+                        correlation.encode("ascii"),
+                    )
+                )
 
     # -- admission (throttle, bulkhead): once per call ---------------------------------
 
@@ -281,8 +310,9 @@ class Call:
 
     def refused(self, rejection: Rejection) -> Exception:
         """The ``CircuitOpenError`` for an attempt the breaker refused."""
+        retry_after = rejection.retry_at - self.clock.monotonic()
         error = self.flavor.CircuitOpenError(
-            rejection.endpoint, rejection.retry_at, request=self.request
+            rejection.endpoint, rejection.retry_at, request=self.request, retry_after=retry_after
         )
         return self._rejected(error, "breaker")
 
@@ -444,7 +474,8 @@ class Call:
         keyed = self.idempotency_key is not None
         method = self.request.method
         if isinstance(outcome, BaseException):
-            verdict = judge_failure(classify_exception(outcome), method, keyed, self.replayable)
+            failure = classify_exception(outcome)
+            verdict = judge_failure(failure, method, keyed, self.replayable, outcome)
             if retry is None and verdict.retry:
                 verdict = Verdict(False, "retry_off")
         elif outcome.status_code < 400:

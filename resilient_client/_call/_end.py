@@ -13,6 +13,7 @@ logged at WARNING/ERROR, since nothing else will say it.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -138,6 +139,10 @@ def finish(call: Call, response: httpx.Response) -> httpx.Response:
             return replacement
     record = info(call, response)
     response.extensions[EXT_RESILIENCE] = record
+    if not hasattr(response, "_elapsed"):
+        # httpx sets it when its own stream wrapper closes, which a body the pipeline read
+        # inside the attempt never does: the call's time, waits included, is the answer's.
+        response.elapsed = timedelta(seconds=record.elapsed)
     if status >= 400:
         raising = call._pipeline.raise_for_error
         level = logging.DEBUG if raising else logging.WARNING if status < 500 else logging.ERROR

@@ -19,6 +19,7 @@ import httpx
 
 if TYPE_CHECKING:
     from .._policy import Policy
+    from ..problems import Problem
     from ._info import ResilienceInfo
 
 __all__ = [
@@ -165,6 +166,13 @@ class CallView:
     def stop_reason(self) -> str | None:
         """Why the call ended where it did (its stop rule, else its last verdict)."""
         return self._call.final_reason  # type: ignore[no-any-return]
+
+    def problem(self, response: httpx.Response) -> Problem | None:
+        """The problem of an attempt's error ``response`` whose body was read, parsed once
+        per attempt (the retry decision reuses it); ``None`` for an unread body."""
+        if not response.is_stream_consumed:
+            return None  # parsing would consume what the caller is about to read
+        return self._call.problem(response)  # type: ignore[no-any-return]
 
     @property
     def elapsed(self) -> float:

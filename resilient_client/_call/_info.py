@@ -41,3 +41,21 @@ class ResilienceInfo(NamedTuple):
     stop_reason: str | None = None
     fallback: bool = False
     injected: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        parts = [f"{self.endpoint}: {attempts} in {self.elapsed:.2f} s"]
+        if self.retry_reasons:
+            parts.append("retried for " + ", ".join(self.retry_reasons))
+        if self.stop_reason is not None:
+            parts.append(f"stopped by {self.stop_reason}")
+        if self.fallback:
+            parts.append("answered by the fallback")
+        if self.injected:
+            parts.append("chaos injected " + ", ".join(self.injected))
+        if self.request_id is not None:
+            parts.append(f"request id {self.request_id}")
+        if self.idempotency_key is not None:
+            parts.append(f"idempotency key {self.idempotency_key}")
+        parts.append(f"correlation id {self.correlation_id}")
+        return "; ".join(parts)

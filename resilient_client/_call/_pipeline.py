@@ -30,7 +30,14 @@ if TYPE_CHECKING:
     from ..outbox import Outbox
     from ..telemetry import OpenTelemetryObserver
 
-__all__ = ["PIPELINE_KEYWORDS", "EndpointHealth", "Pipeline", "PipelineOptions"]
+__all__ = [
+    "PIPELINE_KEYWORDS",
+    "BreakerTable",
+    "EndpointHealth",
+    "HealthTable",
+    "Pipeline",
+    "PipelineOptions",
+]
 
 
 # Per-call overrides remembered per pipeline, merged over their endpoint's policy.
@@ -186,18 +193,24 @@ class Pipeline:
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
         return self.endpoints.match(request)
 
-    def health(self) -> dict[str, EndpointHealth]:
+    def breaker_table(self) -> BreakerTable:
+        """Every endpoint's breaker snapshot, by key."""
+        return BreakerTable((snapshot.endpoint, snapshot) for snapshot in self.breakers.snapshots())
+
+    def health(self) -> HealthTable:
         """Every endpoint seen so far, by key: its breaker, budget, bulkhead and throttle."""
-        return {
-            endpoint.key: EndpointHealth(
-                endpoint=endpoint.key,
-                breaker=None if endpoint.breaker is None else endpoint.breaker.snapshot(),
-                budget=None if endpoint.budget is None else endpoint.budget.snapshot(),
-                bulkhead=None if endpoint.bulkhead is None else endpoint.bulkhead.snapshot(),
-                throttle=None if endpoint.throttle is None else endpoint.throttle.snapshot(),
-            )
-            for endpoint in self.endpoints.all()
-        }
+        return HealthTable(
+            {
+                endpoint.key: EndpointHealth(
+                    endpoint=endpoint.key,
+                    breaker=None if endpoint.breaker is None else endpoint.breaker.snapshot(),
+                    budget=None if endpoint.budget is None else endpoint.budget.snapshot(),
+                    bulkhead=None if endpoint.bulkhead is None else endpoint.bulkhead.snapshot(),
+                    throttle=None if endpoint.throttle is None else endpoint.throttle.snapshot(),
+                )
+                for endpoint in self.endpoints.all()
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +222,65 @@ class EndpointHealth:
     budget: RetryBudgetSnapshot | None
     bulkhead: BulkheadSnapshot | None
     throttle: ThrottleSnapshot | None
+
+    def cells(self) -> tuple[str, str, str, str, str]:
+        """The endpoint's row of :class:`HealthTable`: one readable cell per strategy."""
+        breaker = "off"
+        if self.breaker is not None:
+            text = str(self.breaker)
+            breaker = text.split(": ", 1)[1] if text.startswith(self.endpoint + ": ") else text
+        budget = "off"
+        if self.budget is not None:
+            b = self.budget
+            budget = f"{b.retries} retries / {b.calls} calls, {b.available} available"
+            if b.refusing:
+                budget += f", refusing ({b.refused} refused)"
+        bulkhead = "off"
+        if self.bulkhead is not None:
+            h = self.bulkhead
+            bulkhead = f"{h.in_flight}/{h.max_concurrent} in flight, {h.waiting} waiting"
+        throttle = "off"
+        if self.throttle is not None:
+            t = self.throttle
+            throttle = f"rejecting {t.probability:.0%} ({t.rejected} in the window)"
+        return self.endpoint, breaker, budget, bulkhead, throttle
+
+    def __str__(self) -> str:
+        _, breaker, budget, bulkhead, throttle = self.cells()
+        return (
+            f"{self.endpoint}: breaker {breaker}; budget {budget}; "
+            f"bulkhead {bulkhead}; throttle {throttle}"
+        )
+
+
+_HEADINGS = ("endpoint", "breaker", "budget", "bulkhead", "throttle")
+
+
+class HealthTable(dict[str, EndpointHealth]):
+    """``client.health()``: endpoint key -> :class:`EndpointHealth`, printed as a table."""
+
+    def __str__(self) -> str:
+        return _table(_HEADINGS, [health.cells() for health in self.values()])
+
+
+class BreakerTable(dict[str, BreakerSnapshot]):
+    """``client.breakers()``: endpoint key -> breaker snapshot, one line each when printed
+    (times as durations: "next probe in 12.0 s")."""
+
+    def __str__(self) -> str:
+        return "\n".join(str(snapshot) for snapshot in self.values()) or "(no breakers yet)"
+
+
+def _table(headings: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Rows under headings, each column as wide as its widest cell (plain text: it is
+    also logged and pasted into tickets)."""
+    if not rows:
+        return "(no endpoints yet)"
+    widths = [max(len(cell) for cell in column) for column in zip(headings, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in (headings, *rows)]  # fmt: skip
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
 
 
 class _BreakerEvents:

@@ -41,6 +41,7 @@ __all__ = [
     "classify_exception",
     "judge_failure",
     "judge_status",
+    "refusal_verdict",
     "status_is_candidate",
 ]
 
@@ -104,10 +105,32 @@ def _may_resend(method: str, keyed: bool) -> bool:
     return keyed or method in IDEMPOTENT_METHODS
 
 
-def judge_failure(failure: Failure, method: str, keyed: bool, replayable: bool) -> Verdict:
-    """The verdict on an attempt that raised instead of answering."""
+# Our own refusals are final too; their verdict names who refused, for the caller's note.
+_REFUSALS = {
+    "CircuitOpenError": Verdict(False, "breaker"),
+    "DeadlineExceeded": Verdict(False, "deadline"),
+    "BulkheadFull": Verdict(False, "bulkhead"),
+    "LoadShedError": Verdict(False, "throttle"),
+}
+_FATAL = Verdict(False, "fatal_error")
+
+
+def refusal_verdict(exc: BaseException) -> Verdict:
+    """The verdict on an attempt that raised a :attr:`Failure.FATAL` exception: who
+    refused it when it is one of our own refusals, else ``"fatal_error"``."""
+    for cls in type(exc).__mro__:
+        found = _REFUSALS.get(cls.__name__)
+        if found is not None:
+            return found
+    return _FATAL
+
+
+def judge_failure(
+    failure: Failure, method: str, keyed: bool, replayable: bool, exc: BaseException | None = None
+) -> Verdict:
+    """The verdict on an attempt that raised ``exc`` instead of answering."""
     if failure is Failure.FATAL:
-        return Verdict(False, "fatal_error")
+        return _FATAL if exc is None else refusal_verdict(exc)
     if not replayable:
         return _BODY_NOT_REPLAYABLE
     if failure is Failure.NOT_SENT:

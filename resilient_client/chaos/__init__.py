@@ -20,6 +20,7 @@ Endpoints (``{name}`` is a scenario id of the test's choosing, so tests don't in
 ``/drop/{name}?when=before|mid&times=N`` first N lose the connection
 ``/echo/{name}``                        200 with what the server received
 ``/slow/{name}?seconds=S``              wait S, then 200 (concurrency probes)
+``/redirect/{name}?to=PATH&status=307``  a redirect to PATH on this server
 ``/outage/{name}``                      fails per :meth:`ChaosApp.set_failure_plan`
 ``/problem/{name}/{format}?status=N``   an error in one of :data:`FORMATS`
 ``POST /payments/{name}``               idempotent payments (Idempotency-Key draft)

@@ -31,6 +31,7 @@ _ROUTES: dict[str, tuple[int | None, Handler]] = {
     "outage": (0, _handlers.outage),
     "payments": (0, payments),
     "problem": (1, _handlers.problem),
+    "redirect": (0, _handlers.redirect),
     "slow": (0, _handlers.slow),
     "stall": (0, _handlers.stall),
     "status": (1, _handlers.status),

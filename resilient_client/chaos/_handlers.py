@@ -18,6 +18,7 @@ __all__ = [
     "failure",
     "flaky",
     "ok",
+    "redirect",
     "outage",
     "problem",
     "slow",
@@ -197,6 +198,18 @@ async def echo(call: Call) -> None:
             "body": req.body.decode("utf-8", errors="replace"),
         },
     )
+
+
+async def redirect(call: Call) -> None:
+    """A redirect to ``to=PATH`` (default ``/ok/<name>``) with ``status=`` (default 307,
+    which keeps the method and body)."""
+    status = call.request.integer("status") or 307
+    if status not in (301, 302, 303, 307, 308):
+        raise BadParam("status", "a redirect status: 301, 302, 303, 307 or 308")
+    target = call.request.text("to") or f"/ok/{call.name}"
+    if not target.startswith("/"):
+        raise BadParam("to", "a path on this server, starting with /")
+    await call.answer(status, b"", {"location": target})
 
 
 async def slow(call: Call) -> None:

@@ -74,6 +74,7 @@ class Instruments:
         "breaker_state",
         "breaker_transitions",
         "call_duration",
+        "failures",
         "rejections",
         "request_duration",
         "retries",
@@ -110,6 +111,11 @@ class Instruments:
             unit="{call}",
             description="Calls refused locally (breaker, bulkhead, throttle) before any attempt.",
         )
+        self.failures = meter.create_counter(
+            sc.FAILURES,
+            unit="{attempt}",
+            description="Failed attempts, by endpoint and problem category (and chaos fault).",
+        )
         self.breaker_state = meter.create_gauge(
             sc.BREAKER_STATE_METRIC,
             unit="1",
@@ -145,6 +151,12 @@ class Instruments:
 
     def rejection(self, endpoint: str, rejected_by: str) -> None:
         self.rejections.add(1, {sc.ENDPOINT: endpoint, sc.REJECTED_BY: rejected_by})
+
+    def failure(self, endpoint: str, category: str, fault: str | None) -> None:
+        attributes: dict[str, str] = {sc.ENDPOINT: endpoint, sc.PROBLEM_CATEGORY: category}
+        if fault is not None:
+            attributes[sc.CHAOS_FAULT] = fault
+        self.failures.add(1, attributes)
 
     def breaker_changed(self, endpoint: str, old: str, new: str) -> None:
         """Record a breaker moving from ``old`` to ``new``."""

@@ -61,6 +61,7 @@ from .._call._events import (
     RetryRefused,
     RetryScheduled,
 )
+from .._mask import neutralize
 from .._redact import Redaction
 from ..problems import REQUEST_ID_HEADERS
 from ..problems._headers import response_request_id
@@ -283,6 +284,14 @@ class OpenTelemetryObserver(ObserverBase):
         response, error = event.response, event.error
         status = response.status_code if response is not None else None
         error_type = sc.error_type_of(status, error)
+        category: str | None = None
+        code: str | None = None
+        if error is not None:
+            category = "network" if isinstance(error, Exception) else None
+        elif status is not None and status >= 400:
+            problem = call.problem(response)  # type: ignore[arg-type] # parsed once per attempt
+            if problem is not None:
+                category, code = problem.category.value, problem.code
         version = protocol_version(response) if response is not None else None
         span = state.attempt_span
         if span is not None:
@@ -301,6 +310,12 @@ class OpenTelemetryObserver(ObserverBase):
                     self._record_headers(attributes, sc.RESPONSE_HEADER_PREFIX, headers)
             if error_type is not None:
                 attributes[sc.ERROR_TYPE] = error_type
+            if category is not None:
+                attributes[sc.PROBLEM_CATEGORY] = category
+            if code is not None:
+                attributes[sc.PROBLEM_CODE] = neutralize(code)
+            if event.injected is not None:
+                attributes[sc.CHAOS_FAULT] = event.injected
             span.set_attributes(attributes)
             if error_type is not None:
                 span.set_status(_ERROR)
@@ -314,6 +329,8 @@ class OpenTelemetryObserver(ObserverBase):
                 metric = attempt_attributes(route.metric, status, version, error_type)
                 self._keep(route.attempts, outcome_key, metric)
             self._instruments.request_duration.record(event.duration, metric)
+            if category is not None:
+                self._instruments.failure(call.endpoint, category, event.injected)
 
     def _detach(self, state: CallState) -> None:
         """Leave the attempt's context, if the call entered one."""

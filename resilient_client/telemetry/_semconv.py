@@ -54,6 +54,13 @@ REFUSED_BY: Final = "resilient_client.retry.refused_by"
 REJECTED_BY: Final = "resilient_client.rejected_by"
 CORRELATION_ID: Final = "resilient_client.correlation_id"
 REQUEST_ID: Final = "resilient_client.request_id"
+# The problem an attempt's error answer carried (its code neutralised: a server's text),
+# and its category (rc.ErrorCategory: a closed set, fit for a metric attribute).
+PROBLEM_CODE: Final = "resilient_client.problem.code"
+PROBLEM_CATEGORY: Final = "resilient_client.problem.category"
+# The fault rc.Chaos put in place of an attempt ("503", "reset", "timeout").
+CHAOS_FAULT: Final = "resilient_client.chaos.fault"
+FAILURES: Final = "resilient_client.failures"
 IDEMPOTENCY_KEY: Final = "resilient_client.idempotency_key"
 BREAKER_STATE: Final = "resilient_client.breaker.state"
 BREAKER_PREVIOUS_STATE: Final = "resilient_client.breaker.previous_state"

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import resilient_client as rc
+import resilient_client.testing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,15 +85,33 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert selected == commands[1]
 
 
+def test_readme_observer_example_runs() -> None:
+    block = next(b for b in _readme_blocks("python") if "class RetryCounter" in b)
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    client = namespace["client"]
+    counter = namespace["counter"]
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(503 if counter.retries["* api.example.com"] == 0 else 200)
+    )  # type: ignore[attr-defined]
+    client._transport._inner = transport  # type: ignore[attr-defined]
+    with rc.testing.no_waits():  # the retry's backoff is recorded, not slept
+        assert client.get("/x").status_code == 200  # type: ignore[attr-defined]
+    assert counter.retries == {"* api.example.com": 1}  # type: ignore[attr-defined]
+
+
 def test_readme_testing_example_runs() -> None:
     block = next(b for b in _readme_blocks("python") if "ScriptedTransport" in b)
     exec(compile("import httpx\nimport resilient_client as rc\n" + block, "README.md", "exec"), {})
 
 
-def test_readme_toml_example_loads() -> None:
-    (block,) = _readme_blocks("toml")
+def test_readme_toml_examples_load() -> None:
     import tomllib
 
+    blocks = _readme_blocks("toml")
+    for other in blocks:  # every example the README shows is a valid configuration
+        rc.load_config(tomllib.loads(other))
+    block = next(b for b in blocks if "[policy.retry]" in b)
     kwargs = rc.load_config(tomllib.loads(block))
     client = rc.ResilientClient(**kwargs)
     assert kwargs["policy"].retry.max_attempts == 4
