@@ -34,6 +34,7 @@ from ._exceptions import (
     WriteParked,
 )
 from ._idempotency import Idempotency, idempotency_key_for
+from ._logging import RedactingFilter
 from ._policy import Backoff, Policy, Retry, Timeouts
 from ._throttle import AdaptiveThrottle
 from ._transport import AsyncResilientTransport, ResilientTransport
@@ -94,6 +95,7 @@ __all__ = [
     "Policy",
     "Problem",
     "RateLimitError",
+    "RedactingFilter",
     "Redaction",
     "RedisBreakerStorage",
     "RedisIncidentStore",

@@ -32,7 +32,7 @@ from math import floor
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._clock import Clock
+from ._clock import Clock, renew_after_fork
 from ._logging import Episodes
 from ._window import BucketRing
 
@@ -101,6 +101,7 @@ class RetryBudgetState:
     """
 
     __slots__ = (
+        "__weakref__",
         "_calls",
         "_episodes",
         "_lock",
@@ -121,6 +122,7 @@ class RetryBudgetState:
         self.policy = policy
         self._now = clock.monotonic
         self._lock = threading.Lock()
+        renew_after_fork(self)
         # Buckets per second: a float multiply and floor() are the cheapest bucket index.
         self._per_second = _BUCKETS / policy.window
         head = floor(self._now() * self._per_second)
@@ -137,6 +139,10 @@ class RetryBudgetState:
         self._ratio_u = round(policy.ratio * _SCALE)
         self._reserve_u = round(policy.min_per_second * policy.window * _SCALE)
         self._episodes = Episodes(policy.window)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (the counts are history, kept)."""
+        self._lock = threading.Lock()
 
     def record_call(self, now: float | None = None) -> None:
         """Count one call (its first attempt): it earns ``ratio`` of a retry.

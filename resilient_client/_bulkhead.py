@@ -31,7 +31,7 @@ from typing import TypeVar
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._clock import SYSTEM_CLOCK, Clock
+from ._clock import SYSTEM_CLOCK, Clock, renew_after_fork
 from ._logging import Episodes
 
 __all__ = ["Bulkhead", "BulkheadSnapshot", "BulkheadState"]
@@ -91,6 +91,7 @@ class BulkheadState:
     """
 
     __slots__ = (
+        "__weakref__",
         "_acquired_total",
         "_episodes",
         "_in_flight",
@@ -107,6 +108,7 @@ class BulkheadState:
         self._max = policy.max_concurrent
         self._now = clock.monotonic
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._in_flight = 0
         # Invariant: a waiter is queued only while every slot is taken, and every
         # queued waiter is _WAITING (abandoned ones are removed at once).
@@ -114,6 +116,13 @@ class BulkheadState:
         self._acquired_total = 0
         self._rejected_total = 0
         self._episodes = Episodes(_EPISODE_GAP)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock, and no slot held: the calls that held them,
+        and the waiters queued, are the parent's threads'."""
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._waiters = deque()
 
     @property
     def in_flight(self) -> int:

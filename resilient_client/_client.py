@@ -139,6 +139,27 @@ class ClientMixin:
         return request
 
 
+def _marked(
+    client: SyncSendMixin | AsyncSendMixin,
+    request: httpx.Request,
+    stream: bool,
+    auth: Any,
+    follow_redirects: Any,
+) -> tuple[Any, Any]:
+    """Mark ``request`` for the pipeline (is the body streamed, is its timeout the
+    caller's) and map our defaults of ``send``'s keywords onto the library's own."""
+    extensions = request.extensions
+    extensions[EXT_STREAM] = stream
+    if EXT_EXPLICIT_TIMEOUT not in extensions:  # built elsewhere, not by build_request
+        # Its own timeout extension, or this client's timeout= (httpx copies it in).
+        extensions[EXT_EXPLICIT_TIMEOUT] = "timeout" in extensions or client._explicit_timeout
+    default = client._flavor.use_client_default
+    return (
+        default if auth is _CLIENT_DEFAULT else auth,
+        default if follow_redirects is _CLIENT_DEFAULT else follow_redirects,
+    )
+
+
 class SyncSendMixin:
     _flavor: ClassVar[Flavor]
     _explicit_timeout: bool
@@ -152,20 +173,9 @@ class SyncSendMixin:
         follow_redirects: Any = _CLIENT_DEFAULT,
     ) -> httpx.Response:
         """httpx's ``send``; tells the pipeline whether the body will be streamed."""
-        extensions = request.extensions
-        extensions[EXT_STREAM] = stream
-        if EXT_EXPLICIT_TIMEOUT not in extensions:  # built elsewhere, not by build_request
-            # Its own timeout extension, or this client's timeout= (httpx copies it in).
-            extensions[EXT_EXPLICIT_TIMEOUT] = "timeout" in extensions or self._explicit_timeout
+        auth, follow_redirects = _marked(self, request, stream, auth, follow_redirects)
         response: httpx.Response = super().send(  # type: ignore[misc]
-            request,
-            stream=stream,
-            auth=self._flavor.use_client_default if auth is _CLIENT_DEFAULT else auth,
-            follow_redirects=(
-                self._flavor.use_client_default
-                if follow_redirects is _CLIENT_DEFAULT
-                else follow_redirects
-            ),
+            request, stream=stream, auth=auth, follow_redirects=follow_redirects
         )
         return response
 
@@ -186,20 +196,9 @@ class AsyncSendMixin:
         follow_redirects: Any = _CLIENT_DEFAULT,
     ) -> httpx.Response:
         """httpx's ``send``; tells the pipeline whether the body will be streamed."""
-        extensions = request.extensions
-        extensions[EXT_STREAM] = stream
-        if EXT_EXPLICIT_TIMEOUT not in extensions:  # built elsewhere, not by build_request
-            # Its own timeout extension, or this client's timeout= (httpx copies it in).
-            extensions[EXT_EXPLICIT_TIMEOUT] = "timeout" in extensions or self._explicit_timeout
+        auth, follow_redirects = _marked(self, request, stream, auth, follow_redirects)
         response: httpx.Response = await super().send(  # type: ignore[misc]
-            request,
-            stream=stream,
-            auth=self._flavor.use_client_default if auth is _CLIENT_DEFAULT else auth,
-            follow_redirects=(
-                self._flavor.use_client_default
-                if follow_redirects is _CLIENT_DEFAULT
-                else follow_redirects
-            ),
+            request, stream=stream, auth=auth, follow_redirects=follow_redirects
         )
         return response
 

@@ -19,16 +19,25 @@ plugin), both set and restored by context managers:
 Both are process-wide on purpose, like stamina's ``set_testing``: a client built in a
 test may run its calls on any thread or event loop, and a context variable would not
 follow it there.
+
+``fork()``: a child starts with one thread, but with every lock as some other thread of
+its parent held it at that instant, and with its parent's random state. Every object
+holding a lock or a random generator registers with :func:`renew_after_fork`; in the
+child, each one's ``_after_fork()`` gives it fresh locks (and drops what it cannot share
+with its parent), and the clock's own generators are reseeded from the OS, so a child
+does not draw its parent's jitter.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from anyio.lowlevel import checkpoint
@@ -41,6 +50,7 @@ __all__ = [
     "active_waits",
     "clock_override",
     "default_clock",
+    "renew_after_fork",
     "set_skipping",
     "skip_wait",
     "skipping_waits",
@@ -142,16 +152,27 @@ def set_skipping(waits: Waits | None) -> None:
 
 
 class SystemClock:
-    """The real clock: :func:`time.monotonic`, :func:`time.time`, real sleeps."""
+    """The real clock: :func:`time.monotonic`, :func:`time.time`, real sleeps.
 
-    __slots__ = ("monotonic", "random", "wall")
+    ``rng``: the random generator (default: a fresh one, reseeded from the OS in a forked
+    child; one given is left as it is).
+    """
+
+    __slots__ = ("__weakref__", "_own", "monotonic", "random", "wall")
 
     def __init__(self, rng: random.Random | None = None) -> None:
         # The builtins themselves rather than methods calling them: the pipeline reads
         # the clock several times per call, and a Python-level wrapper doubles the cost.
         self.monotonic: Callable[[], float] = time.monotonic
         self.wall: Callable[[], float] = time.time
-        self.random: Callable[[], float] = (rng or random.Random()).random
+        self._own = random.Random() if rng is None else None
+        self.random: Callable[[], float] = (rng or self._own).random  # type: ignore[union-attr]
+        if self._own is not None:
+            renew_after_fork(self)
+
+    def _after_fork(self) -> None:
+        if self._own is not None:
+            self._own.seed()  # from os.urandom: the child's own jitter
 
     def sleep(self, seconds: float) -> None:
         if skip_wait(seconds):
@@ -167,6 +188,28 @@ class SystemClock:
             return
         # anyio, not asyncio: httpx's async client runs under trio as well.
         await anyio.sleep(max(0.0, seconds))
+
+
+# --- fork ------------------------------------------------------------------------------
+
+_RENEWED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def renew_after_fork(owner: Any) -> None:
+    """Call ``owner._after_fork()`` in every child this process forks (held weakly: an
+    owner gone is forgotten). ``_after_fork`` runs in the child's only thread, before
+    anything else: it replaces locks (a lock another thread of the parent held stays
+    locked forever in the child) and drops what must not be shared (connections)."""
+    _RENEWED.add(owner)
+
+
+def _renew_all() -> None:
+    for owner in list(_RENEWED):
+        owner._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # where processes fork (not on Windows)
+    os.register_at_fork(after_in_child=_renew_all)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -50,7 +50,9 @@ _CLIENT_KEYWORDS = frozenset(
         "correlation_header",
     }
 )
-_TOP_LEVEL = _CLIENT_KEYWORDS | {"policy", "endpoints"}
+# "probes": the synthetic checks of ``resilient-client probe`` ([[probes]] tables), kept
+# beside the client's keywords (ClientConfig.probes), never passed to the client.
+_TOP_LEVEL = _CLIENT_KEYWORDS | {"policy", "endpoints", "probes"}
 # Client keywords whose None means off, so that TOML can say it.
 _SWITCHABLE_KEYWORDS = frozenset({"correlation_header"})
 _OFF = "off"
@@ -76,6 +78,8 @@ class ClientConfig(dict[str, Any]):
 
     origin: str
     warnings: tuple[str, ...]
+    #: The ``[[probes]]`` tables of ``resilient-client probe``, as written (not a keyword).
+    probes: tuple[dict[str, Any], ...] = ()
 
     def __init__(self, data: Mapping[str, Any], origin: str, found: Iterable[str] = ()) -> None:
         super().__init__(data)
@@ -187,6 +191,7 @@ def _read(path: Path) -> Mapping[str, Any]:
 def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
     result: dict[str, Any] = {}
     found: list[str] = []
+    probes: tuple[dict[str, Any], ...] = ()
     for key, value in data.items():
         if key == "policy":
             result["policy"] = _policy(value, origin, "policy")
@@ -202,6 +207,10 @@ def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
                     raise ValueError(f"{origin}: {where}: {exc}") from exc
                 endpoints[endpoint_key] = _policy(table, origin, where)
             result["endpoints"] = endpoints
+        elif key == "probes":
+            if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
+                raise ValueError(f"{origin}: probes must be an array of tables ([[probes]])")
+            probes = tuple(dict(table) for table in value)
         elif key in _SWITCHABLE_KEYWORDS and _says_off(value):
             result[key] = None
         elif key in _CLIENT_KEYWORDS:
@@ -215,7 +224,9 @@ def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
         base_url = result.get("base_url")
         keys = result["endpoints"]
         found.extend(f"{origin}: {text}" for text in endpoint_key_warnings(keys, base_url))
-    return ClientConfig(result, origin, found)
+    config = ClientConfig(result, origin, found)
+    config.probes = probes
+    return config
 
 
 def _policy(table: object, origin: str, where: str) -> Policy:

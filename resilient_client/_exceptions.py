@@ -31,7 +31,9 @@ the SDK's own errors in one clause. Misuse (a bad policy, a malformed endpoint k
 these.
 
 Messages are one line and carry no URL, header value or body excerpt beyond the
-problem's own ``detail``: they end up in logs and error trackers.
+problem's own ``detail``: they end up in logs and error trackers. The stores' errors
+(``OutboxStoreError``, ``IncidentStoreError``) live in their rooms, off the network path;
+what they say of a failing SQLite file is worded once, by :func:`sqlite_trouble`.
 """
 
 from __future__ import annotations
@@ -63,11 +65,26 @@ __all__ = [
     "ServiceUnavailableError",
     "WriteParked",
     "api_error_class",
+    "sqlite_trouble",
 ]
 
 
 class ResilienceError(Exception):
     """Base of every exception this SDK raises itself, whichever HTTP library it drives."""
+
+
+def sqlite_trouble(exc: BaseException, *, timeout: float, kind: str) -> str:
+    """What is wrong with a SQLite store's file, from ``sqlite3``'s error ``exc``: the end
+    of a one-line store error ``"<kind> <path> <this>"`` (the outbox's and the incident
+    store's errors, which are not on the network path). ``timeout``: the seconds the
+    store waited for another connection's lock; ``kind``: what the store is ("outbox
+    store", "incident store")."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"is locked by another connection (waited {timeout:g} s)"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return f"is not a readable SQLite {kind} (damaged, or another kind of file)"
+    return f"cannot be used ({type(exc).__name__}: {text})"
 
 
 # -- behaviour, shared by the httpx and httpx2 trees -----------------------------------

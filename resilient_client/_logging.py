@@ -16,6 +16,11 @@ Values that servers or callers choose - ``code``, ``correlation_id``, ``request_
 control and bidirectional formatting characters escaped, so no value can forge a line or
 reorder what a reader sees (:class:`CallRecordFilter`).
 
+httpx logs every request at INFO (logger ``httpx``: ``HTTP Request: GET
+https://user:pw@host/?api_key=... "HTTP/1.1 200 OK"``) with the full URL, its password and
+query secrets included. :class:`RedactingFilter`, added to that logger, redacts URLs in its
+records as telemetry's ``url.full`` is redacted.
+
 During an outage the same failure repeats for every call; the first one of each
 ``(endpoint, what)`` is logged, and the next one after ``interval`` seconds says how
 many were suppressed in between, so log volume stays bounded whatever the call rate.
@@ -30,14 +35,16 @@ from typing import Any
 
 from opentelemetry import trace
 
-from ._clock import Clock
+from ._clock import Clock, renew_after_fork
 from ._mask import neutralize
+from ._redact import Redaction, redact_text, redact_url
 
 __all__ = [
     "CALL_FIELDS",
     "CallRecordFilter",
     "Episodes",
     "FailureLog",
+    "RedactingFilter",
     "get_logger",
     "logger",
     "trace_ids",
@@ -93,6 +100,44 @@ class CallRecordFilter(logging.Filter):
 
 
 _FILTER = CallRecordFilter()
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts the URLs in every record it sees: credentials and sensitive query values
+    become ``REDACTED`` (:class:`~resilient_client.telemetry.Redaction`), in the message
+    and in its arguments (an ``httpx.URL`` argument included). Never drops a record.
+
+    For httpx's own request log, which prints each URL whole::
+
+        logging.getLogger("httpx").addFilter(resilient_client.RedactingFilter())
+
+    (a logger's filter sees the records of that logger only; add it to a handler to cover
+    every logger the handler serves). ``redaction``: what to redact, ``None`` the default.
+    """
+
+    def __init__(self, redaction: Redaction | None = None) -> None:
+        super().__init__()
+        self._redaction = redaction
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redaction = self._redaction
+        if isinstance(record.msg, str):
+            record.msg = redact_text(record.msg, redaction)
+        args = record.args
+        if isinstance(args, tuple) and args:
+            record.args = tuple(_redacted_arg(arg, redaction) for arg in args)
+        elif isinstance(args, dict) and args:
+            record.args = {key: _redacted_arg(arg, redaction) for key, arg in args.items()}
+        return True
+
+
+def _redacted_arg(arg: object, redaction: Redaction | None) -> object:
+    if isinstance(arg, str):
+        return redact_text(arg, redaction)
+    # A URL object (httpx's, httpx2's): formatted by %s, so it is replaced by its text.
+    if type(arg).__name__ == "URL" and hasattr(arg, "userinfo"):
+        return redact_url(arg, redaction)
+    return arg
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -158,7 +203,12 @@ class FailureLog:
         self._clock = clock
         self._interval = interval
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._seen: dict[tuple[str, str], list[float]] = {}  # -> [last_logged, suppressed]
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held this one)."""
+        self._lock = threading.Lock()
 
     def emit(self, level: int, message: str, fields: dict[str, Any]) -> None:
         """Log ``message`` with ``fields`` unless an identical failure was logged recently."""

@@ -176,6 +176,10 @@ class Redaction(BaseModel):
             return True
         return self._pattern is not None and self._pattern.search(lower) is not None
 
+    def is_sensitive_query_parameter(self, name: str) -> bool:
+        """Whether query parameter ``name``'s value is redacted (case-insensitive)."""
+        return _decoded_lower(name) in self._query_lower
+
     def check_recorded_headers(self, names: Iterable[str]) -> tuple[str, ...]:
         """``names`` stripped and lower-cased, for an allow-list of recorded headers.
 

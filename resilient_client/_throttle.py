@@ -40,7 +40,7 @@ from math import floor
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._clock import Clock
+from ._clock import Clock, renew_after_fork
 from ._logging import Episodes
 from ._window import BucketRing
 
@@ -108,6 +108,7 @@ class ThrottleState:
     """
 
     __slots__ = (
+        "__weakref__",
         "_episodes",
         "_k",
         "_lock",
@@ -126,6 +127,7 @@ class ThrottleState:
         self._now = clock.monotonic
         self._random = clock.random
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._k = policy.k
         self._min_requests = policy.min_requests
         self._max_p = policy.max_rejection_probability
@@ -197,6 +199,10 @@ class ThrottleState:
             f"{accepts} of {requests} requests accepted in the last {self.policy.window:g}s, "
             f"rejecting locally with probability {probability:.2f}"
         )
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (the counts are history, kept)."""
+        self._lock = threading.Lock()
 
     @property
     def rejected_total(self) -> int:

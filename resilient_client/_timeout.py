@@ -20,6 +20,16 @@ driver's own ``try``: the driver runs one per attempt, and a ``with`` statement'
 method frames and a guard object's ``__init__`` were most of its cost. Under trio,
 where no asyncio loop runs, :class:`ScopeGuard` gives anyio's cancel scope the same
 two steps.
+
+A sync attempt has no task to cancel. Its limit is held by the network instead:
+:func:`bound_attempts` wraps the inner transport's connection pool's network backend
+(httpcore's, or httpcore2's) so that every connect, TLS handshake, read and write waits
+at most until the running attempt's end (:data:`ATTEMPT_END`, set by the sync driver for
+the attempt's duration), and one that would start after it fails with the library's own
+timeout at once. httpx's per-phase timeouts bound each socket operation; this bounds
+their sum, so a server trickling the headers or the body a byte at a time cannot keep an
+attempt past its limit. Outside an attempt (a streamed body the caller reads later,
+another client sharing the transport) the wrapper passes every timeout through.
 """
 
 from __future__ import annotations
@@ -29,11 +39,22 @@ import heapq
 import sys
 import time
 import weakref
+from contextvars import ContextVar
 from typing import Any, TypeAlias
 
 import anyio
 
-__all__ = ["Guard", "ScopeGuard", "Watchdog", "guard_attempt", "leave", "watchdog_for"]
+__all__ = [
+    "ATTEMPT_END",
+    "AttemptBoundBackend",
+    "Guard",
+    "ScopeGuard",
+    "Watchdog",
+    "bound_attempts",
+    "guard_attempt",
+    "leave",
+    "watchdog_for",
+]
 
 # Below this many entries the heap is never rebuilt: not worth it.
 _COMPACT_MIN = 64
@@ -219,3 +240,123 @@ def guard_attempt(limit: float, watchdog: Watchdog | None = None) -> Guard | Sco
     if watchdog.dead > _COMPACT_MIN and watchdog.dead * 2 > len(heap):
         watchdog._compact()
     return guard
+
+
+# --- sync attempts: a limit held by the network backend -------------------------------
+
+ATTEMPT_END: ContextVar[float | None] = ContextVar("resilient_client.attempt_end", default=None)
+"""When the running sync attempt must end, in ``time.monotonic()`` seconds (None: no
+attempt runs, or it has no limit)."""
+
+
+def _left(timeout: float | None) -> float | None:
+    """``timeout`` cut to what the running attempt has left; raises ``_Expired`` when
+    nothing is."""
+    end = ATTEMPT_END.get()
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise _Expired
+    return left if timeout is None or left < timeout else timeout
+
+
+class _Expired(Exception):
+    """The running attempt's end has passed (mapped to the library's own timeout)."""
+
+
+class _BoundStream:
+    """A network stream whose every operation ends by the running attempt's end."""
+
+    __slots__ = ("_errors", "_stream")
+
+    def __init__(self, stream: Any, errors: Any) -> None:
+        self._stream = stream
+        self._errors = errors  # the httpcore (or httpcore2) module
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            timeout = _left(timeout)
+        except _Expired:
+            raise self._errors.ReadTimeout("the attempt's limit passed") from None
+        return self._stream.read(max_bytes, timeout)  # type: ignore[no-any-return]
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            timeout = _left(timeout)
+        except _Expired:
+            raise self._errors.WriteTimeout("the attempt's limit passed") from None
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> _BoundStream:
+        try:
+            timeout = _left(timeout)
+        except _Expired:
+            raise self._errors.ConnectTimeout("the attempt's limit passed") from None
+        return _BoundStream(
+            self._stream.start_tls(ssl_context, server_hostname, timeout), self._errors
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class AttemptBoundBackend:
+    """A sync network backend whose streams end every operation by the running attempt's
+    end (see the module docstring); ``backend`` does the I/O."""
+
+    __slots__ = ("_backend", "_errors")
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._errors = sys.modules[type(backend).__module__.partition(".")[0]]
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> _BoundStream:
+        try:
+            timeout = _left(timeout)
+        except _Expired:
+            raise self._errors.ConnectTimeout("the attempt's limit passed") from None
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _BoundStream(stream, self._errors)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> _BoundStream:
+        try:
+            timeout = _left(timeout)
+        except _Expired:
+            raise self._errors.ConnectTimeout("the attempt's limit passed") from None
+        stream = self._backend.connect_unix_socket(path, timeout, socket_options)
+        return _BoundStream(stream, self._errors)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def bound_attempts(transport: Any) -> bool:
+    """Make a sync inner transport's connections hold each attempt's end, if it is an
+    ``httpx.HTTPTransport`` (of either library, proxied or not) or an httpcore pool: its
+    pool's network backend is wrapped in :class:`AttemptBoundBackend` (once; connections
+    made from then on use it). True if the transport holds attempt ends now; False for
+    any other transport (its own timeouts are all that bound an attempt)."""
+    pool = getattr(transport, "_pool", transport)
+    backend = getattr(pool, "_network_backend", None)
+    if backend is None or not hasattr(backend, "connect_tcp"):
+        return False
+    if not isinstance(backend, AttemptBoundBackend):
+        if type(backend).__module__.partition(".")[0] not in ("httpcore", "httpcore2"):
+            return False
+        pool._network_backend = AttemptBoundBackend(backend)
+    return True

@@ -14,23 +14,42 @@ is a call of its own.
 
 An attempt, for the driver, is: ask the breaker (I/O when its state is shared), send
 through the inner transport with the attempt's timeouts, read the body when the call says
-so, and tell the breaker the outcome. The async driver also guards the attempt with its
-limit (``_timeout.py``), so it never outlives its cap or the deadline.
+so, and tell the breaker the outcome. Each attempt ends by its limit (its cap or the
+deadline, ``_timeout.py``): the async driver guards it with the loop's watchdog; the sync
+driver, which has no task to cancel, has the inner transport's connections end every
+socket operation by the attempt's end (httpx's ``HTTPTransport``; another inner
+transport keeps its own timeouts only).
+
+Hostile servers: a streamed call's small error body, read so the retry decision can see
+its problem, is decoded with a bound (``problems/_bounded.py``), so a compressed bomb
+cannot inflate in memory. httpcore 1.0.9 can leave a connection that a cancelled request
+had been given "in use" forever (a wedged pool); after an attempt that timed out or was
+cancelled, the async driver evicts such connections (:func:`_evict_orphans`).
+
+``fork()``: in a child, a driver drops its inner transport's connections (they are its
+parent's sockets) and its pool's lock, without closing anything the parent uses.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Unpack
+import contextlib
+import sys
+import time
+from types import TracebackType
+from typing import Any, ClassVar, Self, Unpack
 
 import httpx
 
 from ._breaker import Rejection
-from ._call._call import Call
+from ._call._call import ERROR_BODY_LIMIT, Call
+from ._call._extensions import EXT_STREAM
 from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
 from ._call._story import SEND, Park, Wait, story
+from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
-from ._timeout import guard_attempt, leave
+from ._timeout import ATTEMPT_END, bound_attempts, guard_attempt, leave
 from .chaos._inject import ChaosInjector
+from .problems._bounded import decodes_within
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
 
@@ -59,6 +78,11 @@ class _Driver:
         self._inner = transport if transport is not None else self._default_inner()
         self._pipeline = pipeline or Pipeline(base_url=base_url, flavor=self._flavor, **options)
         self._clock = self._pipeline.clock
+        renew_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: none of the parent's connections (see the module docstring)."""
+        _forget_connections(self._inner)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -75,8 +99,27 @@ class _Driver:
 class SyncDriver(_Driver):
     """The sync driver: everything a sync resilient transport does, for either library."""
 
+    def __init__(self, transport: Any = None, **kwargs: Any) -> None:
+        super().__init__(transport, **kwargs)
+        # Whether the inner transport ends socket operations by the attempt's end.
+        self._bounded = bound_attempts(self._inner)
+
     def _default_inner(self) -> Any:
         return self._flavor.default_transport()
+
+    def __enter__(self) -> Self:
+        # As httpx does for a transport given to a client: the inner one is entered and
+        # exited with it (and closed by its own __exit__).
+        self._inner.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self._inner.__exit__(exc_type, exc_value, traceback)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = Call(self._pipeline, request)
@@ -116,16 +159,30 @@ class SyncDriver(_Driver):
             return call.refused(permit)
         try:
             request = call.start_attempt()
-            if call.chaos is None:
-                response: httpx.Response = self._inner.handle_request(request)
-            else:
-                response = self._send_or_inject(call, call.chaos, request)
-            if call.reads_body(response):
-                try:
-                    response.read()
-                except BaseException:
-                    response.close()
-                    raise
+            limit = call.limit
+            end = None if limit is None or not self._bounded else time.monotonic() + limit
+            token = None if end is None else ATTEMPT_END.set(end)
+            try:
+                if call.chaos is None:
+                    response: httpx.Response = self._inner.handle_request(request)
+                else:
+                    response = self._send_or_inject(call, call.chaos, request)
+                if call.reads_body(response):
+                    try:
+                        if request.extensions.get(EXT_STREAM) is False:
+                            response.read()
+                        else:
+                            _read_error_body(response)
+                    except BaseException:
+                        response.close()
+                        raise
+            except self._flavor.TimeoutException as exc:
+                if end is not None and time.monotonic() >= end:
+                    raise call.attempt_timed_out() from exc
+                raise
+            finally:
+                if token is not None:
+                    ATTEMPT_END.reset(token)
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
             if permit is not None:
@@ -161,6 +218,18 @@ class AsyncDriver(_Driver):
 
     def _default_inner(self) -> Any:
         return self._flavor.default_async_transport()
+
+    async def __aenter__(self) -> Self:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc_value, traceback)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = Call(self._pipeline, request)
@@ -213,7 +282,10 @@ class AsyncDriver(_Driver):
                     response = await self._send_or_inject(call, call.chaos, request)
                 if call.reads_body(response):
                     try:
-                        await response.aread()
+                        if request.extensions.get(EXT_STREAM) is False:
+                            await response.aread()
+                        else:
+                            await _aread_error_body(response)
                     except BaseException:
                         await response.aclose()
                         raise
@@ -230,6 +302,9 @@ class AsyncDriver(_Driver):
                     breaker.record(permit, *result)  # type: ignore[union-attr]
                 else:
                     await breaker.arecord(permit, *result)  # type: ignore[union-attr]
+            if not isinstance(exc, Exception) or isinstance(exc, self._flavor.TimeoutException):
+                # Cut short: httpcore may have left the pool a connection nobody will free.
+                await _evict_orphans(self._inner)
             if isinstance(exc, Exception):
                 return exc
             raise
@@ -279,3 +354,92 @@ class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
     """
 
     _flavor = HTTPX
+
+
+# --- hostile servers: bounded error bodies -------------------------------------------------
+
+
+def _stream_class(response: httpx.Response) -> Any:
+    """The ``ByteStream`` of the response's own library (httpx or httpx2)."""
+    return sys.modules[type(response).__module__.partition(".")[0]].ByteStream
+
+
+def _read_error_body(response: httpx.Response) -> None:
+    """Read a streamed call's small error body (its ``Content-Length`` is within
+    :data:`ERROR_BODY_LIMIT`) so the retry decision can see its problem, decoding it only
+    if it decodes within that bound too: a compressed bomb stays unread (the caller may
+    still read it), its raw bytes kept in memory in place of the network stream."""
+    stream: Any = response.stream
+    raw = b"".join(stream)
+    stream.close()
+    response.stream = _stream_class(response)(raw)
+    if decodes_within(raw, response.headers.get("content-encoding"), ERROR_BODY_LIMIT):
+        response.read()
+
+
+async def _aread_error_body(response: httpx.Response) -> None:
+    """:func:`_read_error_body`, awaited."""
+    stream: Any = response.stream
+    raw = b"".join([chunk async for chunk in stream])
+    await stream.aclose()
+    response.stream = _stream_class(response)(raw)
+    if decodes_within(raw, response.headers.get("content-encoding"), ERROR_BODY_LIMIT):
+        await response.aread()
+
+
+# --- the inner pool: wedged connections, fork -------------------------------------------
+
+
+def _pool_of(transport: Any) -> Any:
+    """The httpcore (or httpcore2) connection pool of an ``HTTPTransport``, or None."""
+    pool = getattr(transport, "_pool", None)
+    if pool is None or not hasattr(pool, "_connections") or not hasattr(pool, "_requests"):
+        return None
+    return pool
+
+
+async def _evict_orphans(transport: Any) -> None:
+    """Close and drop the pool's connections that no request holds and that will never be
+    free again.
+
+    httpcore 1.0.9 assigns a new connection to a queued request; if that request is
+    cancelled (or times out) before it starts connecting, the connection stays in the
+    pool, neither connected, idle nor closed, for good - and a connection whose request
+    was cancelled while it was being released can stay "active" the same way. Either
+    counts against ``max_connections`` forever: enough of them and every later request
+    waits for a connection until it times out. A connection is an orphan when no request
+    in the pool's queue holds it and it is not idle, available or closed.
+    """
+    pool = _pool_of(transport)
+    if pool is None:
+        return
+    with pool._optional_thread_lock:
+        held = {id(request.connection) for request in pool._requests}
+        orphans = [
+            connection
+            for connection in pool._connections
+            if id(connection) not in held
+            and not (connection.is_idle() or connection.is_available() or connection.is_closed())
+        ]
+        for connection in orphans:
+            pool._connections.remove(connection)
+    for connection in orphans:
+        with contextlib.suppress(Exception):
+            await connection.aclose()
+
+
+def _forget_connections(transport: Any) -> None:
+    """In a forked child: drop the pool's connections and queue, and give it a fresh lock.
+
+    Nothing is closed explicitly: the sockets are shared with the parent, which keeps
+    using them; the child's copies of the descriptors are closed when the dropped
+    objects are collected (closing a descriptor never ends the parent's connection).
+    """
+    pool = _pool_of(transport)
+    if pool is None:
+        return
+    pool._connections = []
+    pool._requests = []
+    lock = getattr(pool, "_optional_thread_lock", None)
+    if lock is not None:
+        pool._optional_thread_lock = type(lock)()

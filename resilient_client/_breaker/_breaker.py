@@ -49,7 +49,7 @@ from typing import Protocol
 import anyio
 import pybreaker
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock, renew_after_fork
 from ._circuit import CLOSED, FAILED, HALF_OPEN, OPEN, SLOW, Admission, Circuit, describe_trip
 from ._policy import Breaker, BreakerSnapshot, BreakerState, Outcome, Permit, Rejection
 from ._storage import BreakerStorage, BreakerStorageUnavailable, Exchange, ProbeResult, SharedView
@@ -110,6 +110,7 @@ class EndpointBreaker:
         self.local = storage is None
         self._clock = clock
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._circuit = Circuit(policy)
         self._pending: list[tuple[int, int]] = []
         self._view: SharedView | None = None
@@ -138,6 +139,18 @@ class EndpointBreaker:
                 state_storage=self._pybreaker_view,
                 name=endpoint,
             )
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks (pybreaker's too), as another thread of the
+        parent may have held them; the circuit's state is kept."""
+        self._lock = threading.Lock()
+        if self._pybreaker is not None:
+            self._pybreaker._lock = threading.RLock()
+
+    def is_closed(self) -> bool:
+        """Whether this process's view of the circuit is closed (an endpoint whose breaker
+        is not may not be forgotten: its open state is what protects the upstream)."""
+        return self._circuit.state == CLOSED
 
     @property
     def name(self) -> str:
@@ -526,7 +539,17 @@ class BreakerRegistry:
         self._clock = clock
         self._listeners = tuple(listeners)
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._breakers: dict[str, EndpointBreaker] = {}
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held this one)."""
+        self._lock = threading.Lock()
+
+    def discard(self, endpoint: str) -> None:
+        """Forget ``endpoint``'s breaker (an endpoint table evicting a host's default)."""
+        with self._lock:
+            self._breakers.pop(endpoint, None)
 
     def get(self, endpoint: str, policy: Breaker) -> EndpointBreaker:
         """The breaker of ``endpoint``; a different ``policy`` than last time applies to

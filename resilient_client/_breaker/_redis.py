@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock, renew_after_fork
 from ._circuit import CLOSED, HALF_OPEN, OPEN, Trip, rate_units
 from ._lua import MODES, SCRIPT, Reply
 from ._policy import Breaker, BreakerState
@@ -126,10 +126,17 @@ class RedisBreakerStorage:
         # By endpoint: the policy last seen, its keys and its encoded policy argument.
         self._encoded: dict[str, tuple[Breaker, list[str], str]] = {}
         self._lock = threading.Lock()
+        renew_after_fork(self)
         self._round_trips = 0
         self._down = False
         self._next_try = 0.0
         self._next_warning = 0.0
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock, and none of the parent's event loops' clients
+        (redis-py's own pools replace the parent's connections in a child)."""
+        self._lock = threading.Lock()
+        self._async = {}
 
     @property
     def round_trips(self) -> int:

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import SYSTEM_CLOCK, Clock, renew_after_fork
 from ._circuit import OPEN, Circuit, Trip
 from ._policy import Breaker, BreakerState
 
@@ -123,6 +123,11 @@ class MemoryBreakerStorage:
         self._clock = clock
         self._lock = threading.Lock()
         self._circuits: dict[str, Circuit] = {}
+        renew_after_fork(self)
+
+    def _after_fork(self) -> None:
+        # A forked child's own lock: one a parent thread held would stay locked forever.
+        self._lock = threading.Lock()
 
     def exchange(self, request: Exchange, /) -> SharedView:
         now = self._clock.monotonic()

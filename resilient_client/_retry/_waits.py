@@ -3,8 +3,11 @@
 Pure: the caller passes the response's headers, its parsed problem, the time and a random
 number in, and gets a delay back. With ``Retry.respect_retry_after`` a server's
 ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP-date) or a body's retry hint
-(Google ``RetryInfo``) replaces the backoff; a hint longer than ``max_retry_after`` ends
-the call instead (the stop rules in ``_stop.py`` read :attr:`Wait.too_long`).
+(Google ``RetryInfo``) may lengthen the wait, never shorten it: the delay is the longer
+of the hint and the backoff's own delay (jitter included), so a server answering
+``Retry-After: 0``, a negative value or a date in the past cannot make the client retry
+faster than it would unprompted. A hint longer than ``max_retry_after`` ends the call
+instead (the stop rules in ``_stop.py`` read :attr:`Wait.too_long`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ def next_wait(
     rnd: float,
     now: float,
 ) -> Wait:
-    """The wait before retry ``retry_num`` (1 = the second attempt).
+    """The wait before retry ``retry_num`` (1 = the second attempt): the server's hint
+    when it is longer than the backoff's delay, else that delay.
 
     ``headers`` and ``problem`` are the last response's (``None`` after a transport
     failure); ``previous`` the call's last delay (``0.0`` before the first retry), ``rnd``
@@ -50,11 +54,16 @@ def next_wait(
         hint = retry_after_seconds(headers, now=now)
         if hint is None and problem is not None:
             hint = problem.retry_after
-    if hint is not None:
-        return Wait(hint, hint > retry.max_retry_after)
     # previous' 0.0 before the first retry counts as none: "decorrelated" never starts
     # below ``initial``.
-    return Wait(backoff_delay(retry.backoff, retry_num, previous, rnd), False)
+    delay = backoff_delay(retry.backoff, retry_num, previous, rnd)
+    if hint is None:
+        return Wait(delay, False)
+    if hint > retry.max_retry_after:
+        return Wait(hint, True)
+    # The backoff is the floor: a hint of 0, negative or past must not turn the retries
+    # into a tight loop against a server that is already failing.
+    return Wait(hint if hint > delay else delay, False)
 
 
 def backoff_delay(backoff: Backoff, retry_num: int, previous: float | None, rnd: float) -> float:

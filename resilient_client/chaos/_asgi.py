@@ -12,7 +12,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "http_date",
     "join_headers",
     "json_body",
+    "parse_param",
     "pause",
     "read_body",
     "respond",
@@ -47,6 +48,8 @@ _PRECEDENCE: tuple[PauseOutcome, ...] = ("stopping", "disconnected", "elapsed")
 # stop waiting for it rather than hang a handler.
 _DISCONNECT_GRACE = 1.0
 
+_T = TypeVar("_T")
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -57,6 +60,15 @@ class BadParam(ValueError):
     def __init__(self, param: str, message: str) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
+
+
+def parse_param(name: str, raw: str, parse: Callable[[str], _T], kind: str) -> _T:
+    """``parse(raw)``, ``raw`` being parameter ``name``'s value. Raises :class:`BadParam`
+    ("expected <kind>, got <raw>") when ``parse`` raises ``ValueError``."""
+    try:
+        return parse(raw)
+    except ValueError:
+        raise BadParam(name, f"expected {kind}, got {raw!r}") from None
 
 
 def join_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -105,10 +117,7 @@ class Request:
         raw = self.params.get(name)
         if raw is None:
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise BadParam(name, f"expected a number, got {raw!r}") from None
+        value = parse_param(name, raw, float, "a number")
         if not math.isfinite(value) or value < 0:
             raise BadParam(name, f"expected a finite number >= 0, got {raw!r}")
         return value
@@ -118,10 +127,7 @@ class Request:
         raw = self.params.get(name)
         if raw is None:
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadParam(name, f"expected an integer, got {raw!r}") from None
+        value = parse_param(name, raw, int, "an integer")
         if value < 0:
             raise BadParam(name, f"expected an integer >= 0, got {raw!r}")
         return value

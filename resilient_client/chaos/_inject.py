@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .._clock import Clock
+from .._clock import Clock, renew_after_fork
 from ._envelopes import envelope as build_envelope
 
 __all__ = [
@@ -153,12 +153,18 @@ class ChaosInjector:
     Thread-safe; one injector per endpoint keeps endpoints' sequences apart.
     """
 
-    __slots__ = ("_faults", "_latency", "_lock", "chaos")
+    __slots__ = ("__weakref__", "_faults", "_latency", "_lock", "chaos")
 
     def __init__(self, chaos: Chaos, rng: random.Random | None = None) -> None:
         self.chaos = chaos
         self._faults = rng if rng is not None else random.Random(chaos.seed)
         self._latency = random.Random(self._faults.getrandbits(64))
+        self._lock = threading.Lock()
+        renew_after_fork(self)
+
+    def _after_fork(self) -> None:
+        # A forked child's own lock (a parent thread may have held this one); the fault
+        # sequence stays the seed's, so a seeded chaos repeats in the child too.
         self._lock = threading.Lock()
 
     def pick(self) -> Fault | None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -112,13 +113,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._accounts: dict[str, _Account] = {}
-
-    def _account(self, name: str) -> _Account:
-        account = self._accounts.get(name)
-        if account is None:
-            account = self._accounts[name] = _Account()
-        return account
+        self._accounts: defaultdict[str, _Account] = defaultdict(_Account)
 
     def begin(self, name: str, key: str | None, print_: str) -> Decision:
         """Decide what a request with ``key`` (None = no key) and fingerprint does.
@@ -127,7 +122,7 @@ class Ledger:
         repeat sees :class:`Outstanding`.
         """
         with self._lock:
-            account = self._account(name)
+            account = self._accounts[name]
             entry = account.entries.get(key) if key is not None else None
             if entry is not None:
                 # A different payload is refused whether or not the original finished.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -101,18 +102,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._scenarios: dict[str, _Scenario] = {}
-
-    def _get(self, name: str) -> _Scenario:
-        scenario = self._scenarios.get(name)
-        if scenario is None:
-            scenario = self._scenarios[name] = _Scenario()
-        return scenario
+        self._scenarios: defaultdict[str, _Scenario] = defaultdict(_Scenario)
 
     def enter(self, name: str, request: Request, arrived: float) -> Visit:
         """Record ``request`` under ``name`` and count it in flight until :meth:`leave`."""
         with self._lock:
-            scenario = self._get(name)
+            scenario = self._scenarios[name]
             scenario.attempts += 1
             scenario.in_flight += 1
             scenario.peak = max(scenario.peak, scenario.in_flight)
@@ -149,14 +144,14 @@ class Recorder:
     def set_plan(self, name: str, plan: FailurePlan) -> None:
         """Replace ``name``'s failure plan and restart its random sequence."""
         with self._lock:
-            scenario = self._get(name)
+            scenario = self._scenarios[name]
             scenario.plan = plan
             scenario.rng = random.Random(plan.seed)
 
     def draw_failure(self, name: str) -> int | None:
         """The status this ``/outage`` call fails with, or None when it succeeds."""
         with self._lock:
-            scenario = self._get(name)
+            scenario = self._scenarios[name]
             if scenario.plan is None or scenario.rng is None:
                 return None
             # Draw even at rate 0 or 1: the n-th call's fate depends on the seed and n alone.

@@ -30,26 +30,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import problems as _problems
 from .._client import AsyncSendMixin, ClientMixin, SyncSendMixin
+from .._exceptions import (
+    ApiErrorMixin,
+    AttemptTimeoutMixin,
+    BulkheadFullMixin,
+    CircuitOpenMixin,
+    DeadlineExceededMixin,
+    LoadShedMixin,
+    WriteParkedMixin,
+    mirror_tree,
+)
+from .._exceptions import api_error_class as _top_level_class
 from .._flavor import Flavor
 from .._transport import AsyncDriver, SyncDriver
-from ._exceptions import (
-    ApiError,
-    AttemptTimeout,
-    AuthenticationError,
-    BadRequestError,
-    BulkheadFull,
-    CircuitOpenError,
-    ConflictError,
-    DeadlineExceeded,
-    LoadShedError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ServerError,
-    ServiceUnavailableError,
-    WriteParked,
-    api_error_class,
-)
 
 __all__ = [
     "ApiError",
@@ -74,6 +67,34 @@ __all__ = [
     "WriteParked",
     "raise_for_error",
 ]
+
+# The exception tree over httpx2's classes: the top level's, mirrored (same names, mixins
+# and places; only the httpx bases are httpx2's), so ``except httpx2.HTTPError`` catches
+# them. Each name is spelt out for the type checker.
+_tree = mirror_tree(httpx2, __name__)
+
+CircuitOpenError: type[CircuitOpenMixin] = _tree["CircuitOpenError"]
+BulkheadFull: type[BulkheadFullMixin] = _tree["BulkheadFull"]
+LoadShedError: type[LoadShedMixin] = _tree["LoadShedError"]
+WriteParked: type[WriteParkedMixin] = _tree["WriteParked"]
+DeadlineExceeded: type[DeadlineExceededMixin] = _tree["DeadlineExceeded"]
+AttemptTimeout: type[AttemptTimeoutMixin] = _tree["AttemptTimeout"]
+ApiError: type[ApiErrorMixin] = _tree["ApiError"]
+BadRequestError: type[ApiErrorMixin] = _tree["BadRequestError"]
+AuthenticationError: type[ApiErrorMixin] = _tree["AuthenticationError"]
+PermissionDeniedError: type[ApiErrorMixin] = _tree["PermissionDeniedError"]
+NotFoundError: type[ApiErrorMixin] = _tree["NotFoundError"]
+ConflictError: type[ApiErrorMixin] = _tree["ConflictError"]
+RateLimitError: type[ApiErrorMixin] = _tree["RateLimitError"]
+ServerError: type[ApiErrorMixin] = _tree["ServerError"]
+ServiceUnavailableError: type[ApiErrorMixin] = _tree["ServiceUnavailableError"]
+
+
+def api_error_class(status: int) -> type[ApiErrorMixin]:
+    """The most specific :class:`ApiError` subclass of this tree for an HTTP status."""
+    cls: type[ApiErrorMixin] = _tree[_top_level_class(status).__name__]
+    return cls
+
 
 HTTPX2 = Flavor(
     name="httpx2",

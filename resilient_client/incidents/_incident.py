@@ -219,6 +219,18 @@ class Incident(BaseModel):
     def from_json(cls, text: str | bytes) -> Incident:
         return cls.model_validate_json(text)
 
+    def report(self, format: Literal["markdown", "json", "html"] = "markdown") -> str:
+        """The escalation report for the provider's support team (API.md §9).
+
+        ``"markdown"`` to paste into a ticket, ``"json"`` for tooling (``"schema":
+        "resilient-client/incident/1"``), ``"html"`` one self-contained file with an SVG
+        timeline. UTC ISO 8601 dates; no secret in any format. ``ValueError`` for
+        another format.
+        """
+        from ._report import render
+
+        return render(self, format)
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:

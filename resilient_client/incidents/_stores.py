@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from .._exceptions import ResilienceError
+from .._exceptions import ResilienceError, sqlite_trouble
 from ._incident import Alert, Incident, Record
 
 __all__ = [
@@ -144,13 +144,7 @@ class SqliteIncidentStore:
         return f"SqliteIncidentStore({self.path!r})"
 
     def _error(self, exc: BaseException) -> IncidentStoreError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            why = f"is locked by another process (waited {self._timeout:g} s)"
-        elif "not a database" in text or "malformed" in text or "corrupt" in text:
-            why = "is not a readable SQLite incident store (damaged, or another kind of file)"
-        else:
-            why = f"cannot be used ({type(exc).__name__}: {text})"
+        why = sqlite_trouble(exc, timeout=self._timeout, kind="incident store")
         return IncidentStoreError(self.path, f"incident store {self.path} {why}")
 
     def _open(self) -> sqlite3.Connection:

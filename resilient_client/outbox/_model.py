@@ -13,7 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 from .._redact import DEFAULT_REDACTION, Redaction
@@ -23,6 +23,7 @@ __all__ = [
     "DROPPED_HEADERS",
     "EntryState",
     "OutboxEntry",
+    "ParkDetails",
     "ReplayResult",
     "decode_entry",
     "encode_entry",
@@ -171,21 +172,35 @@ def stored_headers(
     )
 
 
+class ParkDetails(TypedDict, total=False):
+    """What is stored with a parked write besides the request: the keywords of
+    ``Outbox.park`` / ``Outbox.apark``, declared once. The defaults are
+    :func:`new_entry`'s."""
+
+    endpoint: Required[str]
+    idempotency_key: Required[str]
+    idempotency_header: str
+    correlation_id: str | None
+    attempts: int
+    last_error: str
+
+
 def new_entry(
     request: Any,
     *,
-    endpoint: str,
-    idempotency_key: str,
-    idempotency_header: str,
-    correlation_id: str | None,
-    attempts: int,
-    last_error: str,
     now: float,
     redaction: Redaction = DEFAULT_REDACTION,
+    endpoint: str,
+    idempotency_key: str,
+    idempotency_header: str = "Idempotency-Key",
+    correlation_id: str | None = None,
+    attempts: int = 1,
+    last_error: str = "",
 ) -> OutboxEntry:
-    """A pending entry for ``request`` (an ``httpx.Request`` of either library), due at
-    once. Raises ``ValueError`` for a request whose body is a one-shot stream not read
-    into memory (it cannot be sent again) or an empty idempotency key."""
+    """A pending entry for ``request`` (an ``httpx.Request`` of either library), parked at
+    ``now`` (epoch seconds) and due at once; the other keywords are :class:`ParkDetails`.
+    Raises ``ValueError`` for a request whose body is a one-shot stream not read into
+    memory (it cannot be sent again) or an empty idempotency key."""
     if not idempotency_key:
         raise ValueError("only writes with an idempotency key can be parked")
     try:

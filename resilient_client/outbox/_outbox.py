@@ -18,7 +18,7 @@ import logging
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Unpack, overload
 
 import anyio.to_thread
 import httpx
@@ -28,7 +28,7 @@ from .._call._extensions import EXT_IDEMPOTENCY_KEY, EXT_REPLAY
 from .._clock import SYSTEM_CLOCK, Clock
 from .._redact import DEFAULT_REDACTION, Redaction
 from .._retry import Backoff
-from ._model import OutboxEntry, ReplayResult, new_entry, utc
+from ._model import OutboxEntry, ParkDetails, ReplayResult, new_entry, utc
 from ._open import open_store
 from ._replay import REPLAY_BACKOFF, ReplayPass, Step, held_endpoints, outcome_of
 from ._store import OutboxStore
@@ -123,59 +123,26 @@ class Outbox:
 
     # -- parking ---------------------------------------------------------------------
 
-    def park(
-        self,
-        request: httpx.Request,
-        *,
-        endpoint: str,
-        idempotency_key: str,
-        idempotency_header: str = "Idempotency-Key",
-        correlation_id: str | None = None,
-        attempts: int = 1,
-        last_error: str = "",
-    ) -> OutboxEntry:
+    def park(self, request: httpx.Request, **details: Unpack[ParkDetails]) -> OutboxEntry:
         """Store ``request`` (a write that failed with a retryable outcome) and return its
-        pending entry, due at once. Sensitive headers, URL credentials and sensitive query
-        parameters are not stored. ``last_error`` must be short and secret-free
-        (``"status 503"``). Raises ``ValueError`` for a one-shot streamed body or an
-        empty key, :class:`OutboxStoreError` when the store cannot be written."""
-        entry = new_entry(
-            request,
-            endpoint=endpoint,
-            idempotency_key=idempotency_key,
-            idempotency_header=idempotency_header,
-            correlation_id=correlation_id,
-            attempts=attempts,
-            last_error=last_error,
-            now=self._now(),
-            redaction=self._redaction,
-        )
+        pending entry, due at once.
+
+        Keywords (:class:`~resilient_client.outbox._model.ParkDetails`): ``endpoint`` and
+        ``idempotency_key`` (required); ``idempotency_header`` (default
+        ``"Idempotency-Key"``), ``correlation_id`` (default ``None``: none), ``attempts``
+        (the call's attempts, default 1), ``last_error`` (default ``""``; must be short
+        and secret-free: ``"status 503"``).
+
+        Sensitive headers, URL credentials and sensitive query parameters are not stored.
+        Raises ``ValueError`` for a one-shot streamed body or an empty key,
+        :class:`OutboxStoreError` when the store cannot be written."""
+        entry = new_entry(request, now=self._now(), redaction=self._redaction, **details)
         self._store.add(entry)
         return entry
 
-    async def apark(
-        self,
-        request: httpx.Request,
-        *,
-        endpoint: str,
-        idempotency_key: str,
-        idempotency_header: str = "Idempotency-Key",
-        correlation_id: str | None = None,
-        attempts: int = 1,
-        last_error: str = "",
-    ) -> OutboxEntry:
+    async def apark(self, request: httpx.Request, **details: Unpack[ParkDetails]) -> OutboxEntry:
         """:meth:`park` for async code: the store is written in a worker thread."""
-        park = partial(
-            self.park,
-            request,
-            endpoint=endpoint,
-            idempotency_key=idempotency_key,
-            idempotency_header=idempotency_header,
-            correlation_id=correlation_id,
-            attempts=attempts,
-            last_error=last_error,
-        )
-        return await anyio.to_thread.run_sync(park)
+        return await anyio.to_thread.run_sync(partial(self.park, request, **details))
 
     # -- reading and dropping ----------------------------------------------------------
 

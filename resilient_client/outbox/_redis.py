@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._redact import redact_url
-from ._model import OutboxEntry, decode_entry, encode_entry
-from ._store import OutboxStoreError
+from ._model import OutboxEntry, encode_entry
+from ._store import OutboxStoreError, read_entry
 
 if TYPE_CHECKING:
     import redis
@@ -129,14 +129,6 @@ class RedisOutboxStore:
                 f"{doing}: {type(exc).__name__}",
             ) from exc
 
-    def _decode(self, data: Any) -> OutboxEntry:
-        try:
-            return decode_entry(data)
-        except ValueError as exc:
-            raise OutboxStoreError(
-                self.name, f"outbox store {self.name} holds an unreadable entry ({exc})"
-            ) from exc
-
     # -- the protocol --------------------------------------------------------------------
 
     def add(self, entry: OutboxEntry) -> None:
@@ -162,7 +154,7 @@ class RedisOutboxStore:
     ) -> list[OutboxEntry]:
         args = [repr(now), repr(until), owner, str(limit), f"{self._base}:e:", *sorted(set(skip))]
         rows = self._run("claiming entries", lambda: self._claim(keys=[self._due], args=args))
-        return [self._decode(row) for row in rows]
+        return [read_entry(self.name, row) for row in rows]
 
     def settle(self, entry: OutboxEntry, *, owner: str) -> bool:
         keys = [self._due, self._all, self._key(entry.id)]
@@ -172,7 +164,7 @@ class RedisOutboxStore:
 
     def get(self, entry_id: str) -> OutboxEntry | None:
         data = self._run("reading an entry", lambda: self._client.hget(self._key(entry_id), "data"))
-        return None if data is None else self._decode(data)
+        return None if data is None else read_entry(self.name, data)
 
     def entries(self) -> list[OutboxEntry]:
         def read() -> list[Any]:
@@ -182,7 +174,7 @@ class RedisOutboxStore:
                 pipe.hget(self._key(raw.decode()), "data")
             return list(pipe.execute())
 
-        return [self._decode(data) for data in self._run("listing entries", read) if data]
+        return [read_entry(self.name, data) for data in self._run("listing entries", read) if data]
 
     def drop(self, entry_id: str) -> bool:
         def delete() -> bool:

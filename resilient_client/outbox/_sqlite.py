@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from ._model import SCHEMA, OutboxEntry, decode_entry, encode_entry
-from ._store import OutboxStoreError
+from .._exceptions import sqlite_trouble
+from ._model import SCHEMA, OutboxEntry, encode_entry
+from ._store import OutboxStoreError, read_entry
 
 __all__ = ["SqliteOutboxStore"]
 
@@ -71,13 +72,7 @@ class SqliteOutboxStore:
     # -- opening, checked before any write -------------------------------------------
 
     def _fail(self, exc: BaseException, doing: str) -> OutboxStoreError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            why = f"is locked by another connection (waited {self._timeout:g} s)"
-        elif "not a database" in text or "malformed" in text or "corrupt" in text:
-            why = "is not a readable SQLite outbox (damaged, or another kind of file)"
-        else:
-            why = f"cannot be used ({text})"
+        why = sqlite_trouble(exc, timeout=self._timeout, kind="outbox store")
         return OutboxStoreError(self.path, f"outbox store {self.path} {why} while {doing}")
 
     def _connect(self) -> sqlite3.Connection:
@@ -207,7 +202,7 @@ class SqliteOutboxStore:
                 "UPDATE outbox_entries SET owner = ?, lease_until = ? WHERE id = ?",
                 [(owner, until, row[0]) for row in rows],
             )
-            return [self._decode(row[1]) for row in rows]
+            return [read_entry(self.path, row[1]) for row in rows]
 
         return self._write("claiming entries", take)
 
@@ -232,14 +227,14 @@ class SqliteOutboxStore:
             row = connection.execute(
                 "SELECT data FROM outbox_entries WHERE id = ?", (entry_id,)
             ).fetchone()
-        return None if row is None else self._decode(row[0])
+        return None if row is None else read_entry(self.path, row[0])
 
     def entries(self) -> list[OutboxEntry]:
         with self._using("listing entries") as connection:
             rows = connection.execute(
                 "SELECT data FROM outbox_entries ORDER BY parked_at, id"
             ).fetchall()
-        return [self._decode(row[0]) for row in rows]
+        return [read_entry(self.path, row[0]) for row in rows]
 
     def drop(self, entry_id: str) -> bool:
         def delete(connection: sqlite3.Connection) -> bool:
@@ -260,11 +255,3 @@ class SqliteOutboxStore:
             connection, self._connection = self._connection, None
             if connection is not None and self._pid == os.getpid():
                 connection.close()
-
-    def _decode(self, data: str) -> OutboxEntry:
-        try:
-            return decode_entry(data)
-        except ValueError as exc:
-            raise OutboxStoreError(
-                self.path, f"outbox store {self.path} holds an unreadable entry ({exc})"
-            ) from exc

@@ -1,5 +1,5 @@
-"""Where parked writes are kept: the :class:`OutboxStore` protocol, its error, and the
-store a URL names.
+"""Where parked writes are kept: the :class:`OutboxStore` protocol, its error, reading an
+entry back from a store (:func:`read_entry`, for every store), and the store a URL names.
 
 A store is synchronous; the async outbox runs its calls in a worker thread, so a slow
 disk or Redis never blocks an event loop, and each backend is written once.
@@ -11,11 +11,13 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from .._exceptions import ResilienceError
-from ._model import OutboxEntry
+from ._model import OutboxEntry, decode_entry
 
 __all__ = [
     "OutboxStore",
     "OutboxStoreError",
+    "read_entry",
+    "sqlite_path",
 ]
 
 
@@ -27,6 +29,16 @@ class OutboxStoreError(ResilienceError):
     def __init__(self, store: str, message: str) -> None:
         super().__init__(message)
         self.store = store
+
+
+def read_entry(store: str, data: str | bytes) -> OutboxEntry:
+    """The entry a store keeps as ``data`` (:func:`~._model.encode_entry`'s document).
+    Raises :class:`OutboxStoreError` naming ``store`` when it is not one."""
+    try:
+        return decode_entry(data)
+    except ValueError as exc:
+        message = f"outbox store {store} holds an unreadable entry ({exc})"
+        raise OutboxStoreError(store, message) from exc
 
 
 @runtime_checkable

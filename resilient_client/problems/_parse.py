@@ -8,16 +8,18 @@ Reading the body:
 
 - A response that was already read: the first ``max_body_bytes`` of ``response.content``;
   the response is untouched.
-- An unread sync stream (``client.stream(...)``, or a transport's response): decoded bytes
-  are pulled until ``max_body_bytes`` are in hand, then the response is **closed**. The
+- An unread sync stream (``client.stream(...)``, or a transport's response): raw bytes
+  are pulled and decoded here (``_bounded.py``) until ``max_body_bytes`` decoded bytes are
+  in hand, then the response is **closed**. The
   body cannot be read again afterwards; call ``response.read()`` first to keep it.
   :func:`parse_problem` never reads an async stream (it would have to block): it returns a
   status-and-headers problem; use :func:`aparse_problem` there.
 - A failure while reading (the connection dropped mid-body, a decoding error) keeps what
   arrived before it.
 
-The bound is on decoded bytes: a compressed body is decompressed one network chunk at a
-time by httpx, so one hostile chunk may briefly inflate past the bound.
+The bound is on decoded bytes, and holds while decoding too: a 983-byte body of
+``Content-Encoding: gzip, gzip`` that inflates to gigabytes costs 64 KiB here (httpx's
+own decoding inflates each network chunk whole).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import cast
 import httpx
 
 from . import _unstructured
+from ._bounded import BoundedDecoder
 from ._classify import classify
 from ._detect import draft_for_json
 from ._headers import first_values, response_request_id, server_retry_hint
@@ -155,16 +158,36 @@ class _NotJson:
 _NOT_JSON = _NotJson()
 
 
+# How deep a body's JSON may nest before the deeper part is cut off (replaced with None):
+# a problem must always serialise, and pydantic's serialiser gives up a few hundred
+# levels down (a 300-deep extension made ``model_dump_json()`` raise). No error envelope
+# nests more than a handful of levels.
+MAX_JSON_DEPTH = 32
+
+
 def _load_json(text: str) -> object:
     stripped = text.lstrip()
     if not stripped.startswith(("{", "[")):
         return _NOT_JSON
     try:
-        return json.loads(stripped)
+        return _within_depth(json.loads(stripped), MAX_JSON_DEPTH)
     # RecursionError: "[[[[..." a few thousand deep; ValueError includes numbers past
     # Python's int digit limit.
     except (ValueError, RecursionError):
         return _NOT_JSON
+
+
+def _within_depth(value: object, depth: int) -> object:
+    """``value`` with every object or array nested ``depth`` levels down replaced by None."""
+    if isinstance(value, dict):
+        if depth <= 0:
+            return None
+        return {key: _within_depth(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        if depth <= 0:
+            return None
+        return [_within_depth(item, depth - 1) for item in value]
+    return value
 
 
 def _read_prefix(response: httpx.Response, limit: int) -> bytes:
@@ -176,15 +199,13 @@ def _read_prefix(response: httpx.Response, limit: int) -> bytes:
     # Duck-typed, so httpx2's streams qualify too.
     if limit == 0 or not hasattr(response.stream, "__iter__"):
         return b""
-    chunks: list[bytes] = []
-    size = 0
-    # iter_bytes is a generator function, annotated as a plain Iterator.
-    pieces = cast(Generator[bytes, None, None], response.iter_bytes())
+    decoder = BoundedDecoder(response.headers.get("content-encoding"), limit)
+    # iter_raw is a generator function, annotated as a plain Iterator. Raw bytes: httpx's
+    # decoding would inflate each chunk whole.
+    pieces = cast(Generator[bytes, None, None], response.iter_raw())
     try:
         for chunk in pieces:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
+            if decoder.feed(chunk):
                 break
     # Whatever a broken stream raises (httpx errors, a custom stream's own), what arrived
     # before it is the body we have: parse_problem must not fail on the error path.
@@ -194,7 +215,7 @@ def _read_prefix(response: httpx.Response, limit: int) -> bytes:
         with contextlib.suppress(Exception):
             pieces.close()
             response.close()
-    return b"".join(chunks)[:limit]
+    return decoder.body
 
 
 async def _aread_prefix(response: httpx.Response, limit: int) -> bytes:
@@ -205,14 +226,11 @@ async def _aread_prefix(response: httpx.Response, limit: int) -> bytes:
         pass
     if limit == 0 or not hasattr(response.stream, "__aiter__"):
         return _read_prefix(response, limit)
-    chunks: list[bytes] = []
-    size = 0
-    pieces = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+    decoder = BoundedDecoder(response.headers.get("content-encoding"), limit)
+    pieces = cast(AsyncGenerator[bytes, None], response.aiter_raw())
     try:
         async for chunk in pieces:
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
+            if decoder.feed(chunk):
                 break
     except Exception:  # see _read_prefix
         pass
@@ -220,4 +238,4 @@ async def _aread_prefix(response: httpx.Response, limit: int) -> bytes:
         with contextlib.suppress(Exception):
             await pieces.aclose()
             await response.aclose()
-    return b"".join(chunks)[:limit]
+    return decoder.body

@@ -8,6 +8,13 @@ addresses, card numbers and tokens are masked (``[email]``, ``[card]``, ``[token
 provider's error text can quote what the caller sent. ``.problem`` keeps the detail as
 the server wrote it, for code that needs it. A reused idempotency key (422, or Stripe's
 ``idempotency_error``) is said in so many words.
+
+A server may echo the caller's credential in its error text ("invalid api key
+'k-123...'") in no shape the masking knows. So the secrets the request itself carried -
+its URL's password, the values of its sensitive query parameters and of its sensitive
+headers (``Authorization``'s credentials, ``X-Api-Key``...; see
+:class:`~resilient_client.telemetry.Redaction`) - are replaced with ``[token]`` in the
+message wherever they appear, and where the message was cut in the middle of one.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import NoReturn
 import httpx
 
 from .._exceptions import ApiErrorMixin, api_error_class
+from .._redact import DEFAULT_REDACTION
 from ._model import Problem
 from ._parse import DEFAULT_MAX_BODY_BYTES, aparse_problem, parse_problem
 
@@ -69,4 +77,45 @@ async def araise_for_error(
 
 def _raise(response: httpx.Response, problem: Problem, error_class: ErrorClass) -> NoReturn:
     cls = error_class(response.status_code)
-    raise cls(problem.summary(), problem=problem, request=response.request, response=response)
+    request = response.request
+    message = without_secrets(problem.summary(), request_secrets(request))
+    raise cls(message, problem=problem, request=request, response=response)
+
+
+# Shorter values are not searched for: "1" or "on" would mask half a message, and a
+# secret that short protects nothing anyway.
+_MIN_SECRET = 6
+_TOKEN = "[token]"
+
+
+def request_secrets(request: httpx.Request) -> list[str]:
+    """The credentials ``request`` carried (see the module docstring), longest first."""
+    redaction = DEFAULT_REDACTION
+    found: set[str] = set()
+    url = request.url
+    if url.password:
+        found.add(url.password)
+    for name, value in url.params.multi_items():
+        if redaction.is_sensitive_query_parameter(name):
+            found.add(value)
+    for name, value in request.headers.items():
+        if redaction.is_sensitive_header(name):
+            found.add(value)
+            scheme, _, credentials = value.partition(" ")
+            if credentials and scheme.isalpha():  # "Bearer <token>", "Basic <base64>"
+                found.add(credentials.strip())
+    return sorted((value for value in found if len(value) >= _MIN_SECRET), key=len, reverse=True)
+
+
+def without_secrets(message: str, secrets: list[str]) -> str:
+    """``message`` with each of ``secrets`` replaced by ``[token]``, and a cut one
+    (``...abc12…``, at least 6 of its characters before the ellipsis) too."""
+    for secret in secrets:
+        message = message.replace(secret, _TOKEN)
+    if message.endswith("…"):
+        body = message[:-1]
+        for secret in secrets:
+            for size in range(min(len(secret), len(body)), _MIN_SECRET - 1, -1):
+                if body.endswith(secret[:size]):
+                    return body[:-size] + _TOKEN + "…"
+    return message

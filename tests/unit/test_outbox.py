@@ -320,7 +320,7 @@ def test_write_parked_is_a_transport_error_with_the_entry_and_a_safe_message(
 def test_httpx2_has_its_own_write_parked() -> None:
     import httpx2
 
-    from resilient_client.httpx2._exceptions import WriteParked as WriteParked2
+    from resilient_client.httpx2 import WriteParked as WriteParked2
 
     assert issubclass(WriteParked2, httpx2.TransportError)
     assert not issubclass(WriteParked2, httpx.TransportError)

@@ -195,7 +195,7 @@ def test_hostile_bodies_give_an_unstructured_problem(raw: bytes) -> None:
 
 def test_deep_but_legal_nesting_is_kept() -> None:
     deep: Any = "bottom"
-    for _ in range(400):
+    for _ in range(20):
         deep = [deep]
     raw = json.dumps({"title": "Deep", "deep": deep}).encode()
     response = httpx.Response(
@@ -206,6 +206,25 @@ def test_deep_but_legal_nesting_is_kept() -> None:
 
     assert problem.extensions["deep"] == deep
     assert problem.summary() == "500 Internal Server Error: Deep"
+
+
+def test_nesting_past_32_levels_is_cut_so_the_problem_always_serialises() -> None:
+    deep: Any = "bottom"
+    for _ in range(400):
+        deep = [deep]
+    raw = json.dumps({"title": "Deep", "deep": deep}).encode()
+    response = httpx.Response(
+        500, headers={"content-type": "application/problem+json"}, content=raw
+    )
+
+    problem = parse_problem(response)
+
+    kept = problem.extensions["deep"]
+    depth = 0
+    while isinstance(kept, list):
+        kept, depth = kept[0], depth + 1
+    assert kept is None and depth < 32  # cut, not kept 400 deep
+    assert problem.model_dump_json()
 
 
 # -- properties --------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     commands = [block.strip() for block in _readme_blocks("bash")]
     assert len(commands) >= 2
     assert "pytest" in commands[1]
-    assert "examples/quickstart.py" in commands[0]
+    assert "resilient-client demo" in commands[0]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "README.md" in ci
     # Run .ci/run's own selection of the command (its `test_command=$(awk ...)` line) on

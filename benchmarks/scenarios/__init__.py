@@ -1,0 +1,1 @@
+"""The scenario benchmark's parts; ``benchmarks/scenarios.py`` is the command."""
