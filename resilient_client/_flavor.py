@@ -35,9 +35,36 @@ class Flavor:
     DeadlineExceeded: type[_exceptions.DeadlineExceededMixin]
     AttemptTimeout: type[_exceptions.AttemptTimeoutMixin]
     api_error_class: Callable[[int], type[Any]]
-    # Defaulted (unlike the classes above) only so that a flavor built before the outbox
-    # existed still constructs: httpx2's must pass its own.
-    WriteParked: type[_exceptions.WriteParkedMixin] = _exceptions.WriteParked
+    WriteParked: type[_exceptions.WriteParkedMixin]
+
+    @classmethod
+    def of(
+        cls, lib: Any, tree: Any, use_client_default: object, api_error_class: Callable[[int], Any]
+    ) -> Flavor:
+        """The flavor of the HTTP library ``lib`` (the module ``httpx`` or ``httpx2``),
+        whose pipeline exceptions are the attributes of ``tree`` of the same names."""
+        same_names = {name: getattr(lib, name) for name in _LIBRARY_NAMES}
+        same_names.update((name, getattr(tree, name)) for name in _TREE_NAMES)
+        return cls(
+            name=lib.__name__,
+            use_client_default=use_client_default,
+            default_transport=lib.HTTPTransport,
+            default_async_transport=lib.AsyncHTTPTransport,
+            api_error_class=api_error_class,
+            **same_names,
+        )
+
+
+# The fields a flavor takes from its library, and from its exception tree, by name.
+_LIBRARY_NAMES = ("URL", "TimeoutException", "RequestNotRead")
+_TREE_NAMES = (
+    "CircuitOpenError",
+    "BulkheadFull",
+    "LoadShedError",
+    "DeadlineExceeded",
+    "AttemptTimeout",
+    "WriteParked",
+)
 
 
 def _httpx_use_client_default() -> object:
@@ -46,19 +73,4 @@ def _httpx_use_client_default() -> object:
     return USE_CLIENT_DEFAULT
 
 
-HTTPX = Flavor(
-    name="httpx",
-    URL=httpx.URL,
-    TimeoutException=httpx.TimeoutException,
-    RequestNotRead=httpx.RequestNotRead,
-    use_client_default=_httpx_use_client_default(),
-    default_transport=httpx.HTTPTransport,
-    default_async_transport=httpx.AsyncHTTPTransport,
-    CircuitOpenError=_exceptions.CircuitOpenError,
-    BulkheadFull=_exceptions.BulkheadFull,
-    LoadShedError=_exceptions.LoadShedError,
-    DeadlineExceeded=_exceptions.DeadlineExceeded,
-    AttemptTimeout=_exceptions.AttemptTimeout,
-    api_error_class=_exceptions.api_error_class,
-    WriteParked=_exceptions.WriteParked,
-)
+HTTPX = Flavor.of(httpx, _exceptions, _httpx_use_client_default(), _exceptions.api_error_class)

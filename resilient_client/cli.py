@@ -159,6 +159,15 @@ def _request(client: Any, target: str) -> httpx.Request:
 # -- commands -----------------------------------------------------------------------------
 
 
+def _loaded(command: str, path: str, *, failure: int) -> tuple[Any, list[Probe]] | int:
+    """:func:`_load`, or the exit status ``failure`` once the error is printed."""
+    try:
+        return _load(path)
+    except (ValueError, OSError) as exc:
+        _error(command, exc)
+        return failure
+
+
 def _check(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # each is printed once, below, as a "warning:" line
         warnings.simplefilter("ignore")
@@ -168,11 +177,10 @@ def _check(args: argparse.Namespace) -> int:
 def _checked(args: argparse.Namespace) -> int:
     from ._client import ResilientClient
 
-    try:
-        config, probes = _load(args.config)
-    except (ValueError, OSError) as exc:
-        _error("check", exc)
-        return 1
+    loaded = _loaded("check", args.config, failure=1)
+    if isinstance(loaded, int):
+        return loaded
+    config, probes = loaded
     print(config)  # its effective policies, and its warnings about keys that never match
     found = _timeout_warnings(config)
     for text in found:
@@ -199,11 +207,10 @@ def _probe(args: argparse.Namespace) -> int:
     from ._client import ResilientClient
     from ._redact import redact_url
 
-    try:
-        config, probes = _load(args.config)
-    except (ValueError, OSError) as exc:
-        _error("probe", exc)
-        return 3
+    loaded = _loaded("probe", args.config, failure=3)
+    if isinstance(loaded, int):
+        return loaded
+    config, probes = loaded
     if not probes:
         _error("probe", f"{args.config} has no [[probes]] tables")
         return 3

@@ -17,6 +17,7 @@ Importing ``resilient_client`` never imports httpx2; importing this module does.
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any
 
@@ -96,22 +97,7 @@ def api_error_class(status: int) -> type[ApiErrorMixin]:
     return cls
 
 
-HTTPX2 = Flavor(
-    name="httpx2",
-    URL=httpx2.URL,
-    TimeoutException=httpx2.TimeoutException,
-    RequestNotRead=httpx2.RequestNotRead,
-    use_client_default=USE_CLIENT_DEFAULT,
-    default_transport=httpx2.HTTPTransport,
-    default_async_transport=httpx2.AsyncHTTPTransport,
-    CircuitOpenError=CircuitOpenError,
-    BulkheadFull=BulkheadFull,
-    LoadShedError=LoadShedError,
-    DeadlineExceeded=DeadlineExceeded,
-    AttemptTimeout=AttemptTimeout,
-    WriteParked=WriteParked,
-    api_error_class=api_error_class,
-)
+HTTPX2 = Flavor.of(httpx2, sys.modules[__name__], USE_CLIENT_DEFAULT, api_error_class)
 
 # The drivers and mixins are typed against httpx; httpx2's classes are the same shapes.
 

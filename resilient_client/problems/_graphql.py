@@ -10,7 +10,7 @@ more than one. Every error with a ``path`` becomes a field error, the path joine
 from __future__ import annotations
 
 from ._model import Draft, FieldError
-from ._values import JsonObject, as_code, as_dict, as_str, dotted_path, field_error
+from ._values import JsonObject, as_code, as_dict, as_str, dotted_path, field_error, with_members
 
 __all__ = ["parse"]
 
@@ -19,12 +19,12 @@ def parse(errors: list[JsonObject]) -> Draft:
     first = errors[0]
     first_extensions = as_dict(first.get("extensions")) or {}
     code = as_code(first_extensions.get("code"))
-    extensions = {name: value for name, value in first_extensions.items() if name != "code"}
-    for name in ("path", "locations"):
-        if name in first:
-            extensions[name] = first[name]
-    if len(errors) > 1:
-        extensions["errors"] = errors
+    extensions = with_members(
+        {name: value for name, value in first_extensions.items() if name != "code"},
+        first,
+        ("path", "locations"),
+        errors,
+    )
     return Draft(
         format="graphql",
         detail=as_str(first.get("message")),

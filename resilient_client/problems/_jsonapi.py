@@ -12,19 +12,19 @@ more than one; other top-level members (``meta``, ``jsonapi``, ``links``) are ke
 from __future__ import annotations
 
 from ._model import Draft, FieldError
-from ._values import JsonObject, as_code, as_dict, as_str, field_error
+from ._values import JsonObject, as_code, as_dict, as_str, field_error, with_members
 
 __all__ = ["parse"]
 
 
 def parse(body: JsonObject, errors: list[JsonObject]) -> Draft:
     first = errors[0]
-    extensions = {name: value for name, value in body.items() if name != "errors"}
-    for name in ("status", "meta"):
-        if name in first:
-            extensions[name] = first[name]
-    if len(errors) > 1:
-        extensions["errors"] = errors
+    extensions = with_members(
+        {name: value for name, value in body.items() if name != "errors"},
+        first,
+        ("status", "meta"),
+        errors,
+    )
     links = as_dict(first.get("links")) or {}
     code = as_code(first.get("code"))
     return Draft(

@@ -80,3 +80,17 @@ def dotted_path(value: object) -> str | None:
 
 def field_error(field: str | None, message: str | None, code: str | None) -> FieldError:
     return FieldError(field=field, message=message or "", code=code)
+
+
+def with_members(
+    extensions: dict[str, Any], source: JsonObject, names: tuple[str, ...], errors: list[JsonObject]
+) -> dict[str, Any]:
+    """``extensions`` with the members ``names`` of ``source`` that it has, and every error
+    of ``errors`` when there are several (an envelope's list of errors: the first one is
+    the problem, the others are kept)."""
+    for name in names:
+        if name in source:
+            extensions[name] = source[name]
+    if len(errors) > 1:
+        extensions["errors"] = errors
+    return extensions

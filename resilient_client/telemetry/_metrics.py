@@ -66,6 +66,27 @@ def call_attributes(
     return attributes
 
 
+# The counters, in the order Instruments unpacks them: name, unit, description.
+_COUNTERS = (
+    (sc.RETRIES, "{retry}", "Retries scheduled, by reason."),
+    (
+        sc.RETRY_REFUSALS,
+        "{retry}",
+        "Retries wanted but refused by the retry budget or the breaker.",
+    ),
+    (
+        sc.REJECTIONS,
+        "{call}",
+        "Calls refused locally (breaker, bulkhead, throttle) before any attempt.",
+    ),
+    (
+        sc.FAILURES,
+        "{attempt}",
+        "Failed attempts, by endpoint and problem category (and chaos fault).",
+    ),
+)
+
+
 class Instruments:
     """Every instrument the observer records to, from ``provider``'s meter ``scope``."""
 
@@ -98,23 +119,10 @@ class Instruments:
             description="Duration of logical calls: every attempt and the waits between them.",
             explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS,
         )
-        self.retries = meter.create_counter(
-            sc.RETRIES, unit="{retry}", description="Retries scheduled, by reason."
-        )
-        self.retry_refusals = meter.create_counter(
-            sc.RETRY_REFUSALS,
-            unit="{retry}",
-            description="Retries wanted but refused by the retry budget or the breaker.",
-        )
-        self.rejections = meter.create_counter(
-            sc.REJECTIONS,
-            unit="{call}",
-            description="Calls refused locally (breaker, bulkhead, throttle) before any attempt.",
-        )
-        self.failures = meter.create_counter(
-            sc.FAILURES,
-            unit="{attempt}",
-            description="Failed attempts, by endpoint and problem category (and chaos fault).",
+        counter = meter.create_counter
+        self.retries, self.retry_refusals, self.rejections, self.failures = (
+            counter(name, unit=unit, description=description)
+            for name, unit, description in _COUNTERS
         )
         self.breaker_state = meter.create_gauge(
             sc.BREAKER_STATE_METRIC,

@@ -49,18 +49,7 @@ import httpx
 from opentelemetry import context, metrics, propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from .._call._events import (
-    AttemptEnded,
-    AttemptStarted,
-    BreakerStateChanged,
-    CallEnded,
-    CallRejected,
-    CallStarted,
-    CallView,
-    Event,
-    RetryRefused,
-    RetryScheduled,
-)
+from .._call import _events as ev
 from .._mask import neutralize
 from .._redact import Redaction
 from ..problems import REQUEST_ID_HEADERS
@@ -120,18 +109,18 @@ class OpenTelemetryObserver(ObserverBase):
         super().__init__(
             tracer_provider, meter_provider, redaction, request_id_headers, recorded_headers
         )
-        self._handlers: dict[type[Event], Callable[[Any, Any], None]] = {
-            CallStarted: self._call_started,
-            AttemptStarted: self._attempt_started,
-            AttemptEnded: self._attempt_ended,
-            RetryScheduled: self._retry_scheduled,
-            RetryRefused: self._retry_refused,
-            CallRejected: self._call_rejected,
-            CallEnded: self._call_ended,
-            BreakerStateChanged: self._breaker_changed,
+        self._handlers: dict[type[ev.Event], Callable[[Any, Any], None]] = {
+            ev.CallStarted: self._call_started,
+            ev.AttemptStarted: self._attempt_started,
+            ev.AttemptEnded: self._attempt_ended,
+            ev.RetryScheduled: self._retry_scheduled,
+            ev.RetryRefused: self._retry_refused,
+            ev.CallRejected: self._call_rejected,
+            ev.CallEnded: self._call_ended,
+            ev.BreakerStateChanged: self._breaker_changed,
         }
 
-    def on_event(self, call: CallView | None, event: Event) -> None:
+    def on_event(self, call: ev.CallView | None, event: ev.Event) -> None:
         """Receive one pipeline event. Never raises: a telemetry fault must not fail a call."""
         handler = self._handlers.get(type(event))
         if handler is None:
@@ -146,7 +135,7 @@ class OpenTelemetryObserver(ObserverBase):
 
     # -- the call ----------------------------------------------------------------------
 
-    def _call_started(self, call: CallView, event: CallStarted) -> None:
+    def _call_started(self, call: ev.CallView, event: ev.CallStarted) -> None:
         request = call.request
         route = self._route(request.method, call.endpoint, request.url)
         parent = current_context()
@@ -178,7 +167,7 @@ class OpenTelemetryObserver(ObserverBase):
             attempt[sc.HTTP_REQUEST_METHOD_ORIGINAL] = request.method
         state.attempt_attributes = attempt
 
-    def _call_ended(self, call: CallView, event: CallEnded) -> None:
+    def _call_ended(self, call: ev.CallView, event: ev.CallEnded) -> None:
         state = call.observation
         if not isinstance(state, CallState) or state.ended:
             return
@@ -241,7 +230,7 @@ class OpenTelemetryObserver(ObserverBase):
 
     # -- attempts ------------------------------------------------------------------------
 
-    def _attempt_started(self, call: CallView, event: AttemptStarted) -> None:
+    def _attempt_started(self, call: ev.CallView, event: ev.AttemptStarted) -> None:
         state = call.observation
         if state is _PASSTHROUGH:
             propagate.inject(call.request.headers, setter=HEADER_SETTER)
@@ -274,7 +263,7 @@ class OpenTelemetryObserver(ObserverBase):
         if state.attach:
             state.token = context.attach(ctx)
 
-    def _attempt_ended(self, call: CallView, event: AttemptEnded) -> None:
+    def _attempt_ended(self, call: ev.CallView, event: ev.AttemptEnded) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
@@ -341,7 +330,7 @@ class OpenTelemetryObserver(ObserverBase):
 
     # -- decisions -------------------------------------------------------------------------
 
-    def _retry_scheduled(self, call: CallView, event: RetryScheduled) -> None:
+    def _retry_scheduled(self, call: ev.CallView, event: ev.RetryScheduled) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
@@ -357,7 +346,7 @@ class OpenTelemetryObserver(ObserverBase):
         if state.metered:
             self._instruments.retry(call.endpoint, event.reason)
 
-    def _retry_refused(self, call: CallView, event: RetryRefused) -> None:
+    def _retry_refused(self, call: ev.CallView, event: ev.RetryRefused) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
@@ -368,7 +357,7 @@ class OpenTelemetryObserver(ObserverBase):
         if state.metered:
             self._instruments.refusal(call.endpoint, event.reason)
 
-    def _call_rejected(self, call: CallView, event: CallRejected) -> None:
+    def _call_rejected(self, call: ev.CallView, event: ev.CallRejected) -> None:
         state = call.observation
         if not isinstance(state, CallState) or state is _PASSTHROUGH:
             return
@@ -378,7 +367,7 @@ class OpenTelemetryObserver(ObserverBase):
         if state.metered:
             self._instruments.rejection(call.endpoint, event.kind)
 
-    def _breaker_changed(self, call: CallView | None, event: BreakerStateChanged) -> None:
+    def _breaker_changed(self, call: ev.CallView | None, event: ev.BreakerStateChanged) -> None:
         if self._instruments.enabled():
             self._instruments.breaker_changed(event.endpoint, event.old, event.new)
 
