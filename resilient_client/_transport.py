@@ -156,7 +156,7 @@ class SyncDriver(_Driver):
         breaker = call.breaker
         permit = None if breaker is None else breaker.admit()
         if isinstance(permit, Rejection):
-            return call.refused(permit)
+            return call.refused_by_breaker(permit)
         try:
             request = call.start_attempt()
             limit = call.limit
@@ -269,7 +269,7 @@ class AsyncDriver(_Driver):
             # A breaker without storage does no I/O: skip a coroutine per step.
             decision = breaker.admit() if breaker.local else await breaker.aadmit()
             if isinstance(decision, Rejection):
-                return call.refused(decision)
+                return call.refused_by_breaker(decision)
             permit = decision
         try:
             request = call.start_attempt()

@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from ..problems import Problem
     from ._call import Call
 
-__all__ = ["conclude", "finish", "info", "parked", "recover", "rescue", "resilience_info"]
+__all__ = [
+    "end_raised",
+    "end_with_outcome",
+    "end_with_response",
+    "fallback_answer",
+    "info",
+    "parked_error",
+    "resilience_info",
+]
 
 # Where an exception raised for a call keeps the call's record.
 _INFO_ATTRIBUTE = "__resilience_info__"
@@ -70,11 +78,11 @@ def info(call: Call, response: httpx.Response | None = None) -> ResilienceInfo:
     )
 
 
-def conclude(call: Call, outcome: httpx.Response | BaseException) -> httpx.Response:
-    """The call's last outcome as the caller sees it: a response (:func:`finish`), the
+def end_with_outcome(call: Call, outcome: httpx.Response | BaseException) -> httpx.Response:
+    """The call's last outcome as the caller sees it: a response (:func:`end_with_response`), the
     fallback's answer for a failure, or the failure raised."""
     if not isinstance(outcome, BaseException):
-        return finish(call, outcome)
+        return end_with_response(call, outcome)
     error = outcome
     if (
         isinstance(error, call.flavor.TimeoutException)
@@ -94,13 +102,13 @@ def conclude(call: Call, outcome: httpx.Response | BaseException) -> httpx.Respo
     raise error from outcome
 
 
-def rescue(call: Call, failure: httpx.Response | BaseException) -> httpx.Response | None:
+def fallback_answer(call: Call, failure: httpx.Response | BaseException) -> httpx.Response | None:
     """The fallback's answer for a failure the call is about to park, or ``None``: a
     fallback still wins over the outbox."""
     return _fallback(call, failure)
 
 
-def parked(call: Call, entry: Any, failure: httpx.Response | BaseException) -> Exception:
+def parked_error(call: Call, entry: Any, failure: httpx.Response | BaseException) -> Exception:
     """The ``WriteParked`` to raise for a write stored in the outbox as ``entry``, with
     the call's record and a note; the failure is its cause."""
     error: Exception = call.flavor.WriteParked(entry, request=call.request)
@@ -114,23 +122,23 @@ def parked(call: Call, entry: Any, failure: httpx.Response | BaseException) -> E
     return error
 
 
-def recover(call: Call, exc: Exception) -> httpx.Response:
+def end_raised(call: Call, exc: Exception) -> httpx.Response:
     """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised; the
     call's end is announced either way, even if the fallback itself raises."""
     try:
         fallback = _fallback(call, exc)
     except Exception as error:
-        call.ended(None, error)
+        call.announce_end(None, error)
         raise
     if fallback is None:
         if getattr(exc, _INFO_ATTRIBUTE, None) is None:  # refused before any attempt
             _explain(exc, call, info(call))
-        call.ended(None, exc)
+        call.announce_end(None, exc)
         raise exc
     return fallback
 
 
-def finish(call: Call, response: httpx.Response) -> httpx.Response:
+def end_with_response(call: Call, response: httpx.Response) -> httpx.Response:
     """Attach the call's record; raise an ``ApiError`` if the client asked for that."""
     status = response.status_code
     if (status >= 500 or status == 429) and call.policy.fallback is not None:

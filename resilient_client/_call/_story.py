@@ -28,7 +28,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from .._logging import logger
-from ._end import conclude, finish, parked, recover, rescue
+from ._end import end_raised, end_with_outcome, end_with_response, fallback_answer, parked_error
 
 if TYPE_CHECKING:
     import httpx
@@ -84,10 +84,10 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
     """
     try:
         if call.throttle is not None:
-            call.shed()
+            call.admit()
         bulkhead = call.bulkhead
         if bulkhead is not None and not (yield Acquire(call.slot_wait())):
-            raise call.bulkhead_full()
+            raise call.refused_by_bulkhead()
         try:
             outcome = yield SEND
             while (delay := call.after(outcome)) is not None:
@@ -98,7 +98,7 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
             if bulkhead is not None:
                 bulkhead.release()
         # (policy.outbox first: no frame for the calls of endpoints without an outbox)
-        if call.policy.outbox and call.parks(outcome) and rescue(call, outcome) is None:
+        if call.policy.outbox and call.parks(outcome) and fallback_answer(call, outcome) is None:
             try:
                 entry = yield Park(call.park_details(outcome))
             except Exception:  # the store failed: the write's own failure stands
@@ -108,16 +108,18 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
                     extra={"endpoint": call.endpoint.key, "correlation_id": call.correlation_id},
                 )
             else:
-                raise parked(call, entry, outcome)
+                raise parked_error(call, entry, outcome)
         # A response is finished directly: a frame less on every call that answers.
         response = (
-            conclude(call, outcome) if isinstance(outcome, BaseException) else finish(call, outcome)
+            end_with_outcome(call, outcome)
+            if isinstance(outcome, BaseException)
+            else end_with_response(call, outcome)
         )
     except Exception as exc:  # announces the end itself, whether it answers or raises
-        response = recover(call, exc)
+        response = end_raised(call, exc)
     except BaseException as exc:  # cancelled: the call's record ends all the same
-        call.ended(None, exc)
+        call.announce_end(None, exc)
         raise
     if call.observers:  # (a frame per call spared when nobody listens)
-        call.ended(response, None)
+        call.announce_end(response, None)
     return response

@@ -649,7 +649,7 @@ def test_a_per_call_override_cannot_change_the_endpoints_breaker_settings(
 
 def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -> None:
     from resilient_client._call._call import Call
-    from resilient_client._call._end import conclude
+    from resilient_client._call._end import end_with_outcome
     from resilient_client._call._pipeline import Pipeline
 
     clock = FakeClock(fixed=0.0)
@@ -663,7 +663,7 @@ def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -
     assert isinstance(error, rc.AttemptTimeout) and not isinstance(error, rc.DeadlineExceeded)
     assert call.attempt_ended(error)[0] == "failure"  # as the sync driver's ReadTimeout
     with pytest.raises(rc.DeadlineExceeded):  # yet the caller learns the deadline passed
-        conclude(call, error)
+        end_with_outcome(call, error)
 
 
 def test_a_client_that_sends_no_correlation_header_still_has_an_id_per_call(
