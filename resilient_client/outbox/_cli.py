@@ -110,7 +110,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     outbox: argparse.ArgumentParser = commands.add_parser(
         "outbox", help="parked writes: list, show, replay, drop"
     )
-    actions = outbox.add_subparsers(dest="outbox_command", required=True)
+    actions = outbox.add_subparsers(
+        dest="outbox_command", required=True, help="what to do with the parked writes"
+    )
     store_help = (
         f"sqlite:///path.db or redis://host:port/db (default: ${STORE_VARIABLE}, "
         f"else {DEFAULT_STORE})"
@@ -128,7 +130,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         if name in ("show", "drop"):
             parser.add_argument("id", help="the entry's id (from `outbox list`)")
         if name == "list":
-            parser.add_argument("--state", choices=("pending", "dead"), default=None)
+            parser.add_argument(
+                "--state",
+                choices=("pending", "dead"),
+                default=None,
+                help="only the entries in this state (default: both)",
+            )
         if name == "replay":
             parser.add_argument("--limit", type=int, default=None, help="entries at most")
     return outbox
