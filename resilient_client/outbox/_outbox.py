@@ -199,9 +199,13 @@ class Outbox:
             for entry in claimed:
                 now = self._now()
                 step = run.step(entry, now, args["until"])
+                request = _replay_request(client, entry) if step is Step.SEND else None
+                if request is not None and not _budget_grants(client, request):
+                    run.failing.add(entry.endpoint)  # the rest of it waits for the next round
+                    step = Step.HOLD
                 if step is Step.SEND:
                     try:
-                        outcome: Any = client.send(_replay_request(client, entry))
+                        outcome: Any = client.send(request)
                     except Exception as exc:
                         outcome = _failed_send(entry, exc)
                     settled: OutboxEntry | None = run.judge(
@@ -224,9 +228,13 @@ class Outbox:
             for entry in claimed:
                 now = self._now()
                 step = run.step(entry, now, args["until"])
+                request = _replay_request(client, entry) if step is Step.SEND else None
+                if request is not None and not _budget_grants(client, request):
+                    run.failing.add(entry.endpoint)  # the rest of it waits for the next round
+                    step = Step.HOLD
                 if step is Step.SEND:
                     try:
-                        outcome: Any = await client.send(_replay_request(client, entry))
+                        outcome: Any = await client.send(request)
                     except Exception as exc:
                         outcome = _failed_send(entry, exc)
                     settled: OutboxEntry | None = run.judge(
@@ -283,14 +291,46 @@ class Outbox:
         return ReplayWorker(self, client, interval)
 
     def _held(self, client: Any) -> frozenset[str]:
+        """Endpoints the background replayer leaves alone this round: an open breaker's,
+        and, where an incident monitor watches the client, those it does not judge
+        healthy (the provider's incident is still open)."""
         breakers = getattr(client, "breakers", None)
-        return frozenset() if breakers is None else held_endpoints(breakers().values())
+        held = frozenset() if breakers is None else held_endpoints(breakers().values())
+        pipeline = _pipeline_of(client)
+        for observer in () if pipeline is None else pipeline.observers:
+            health = getattr(observer, "health", None)
+            if callable(health) and hasattr(observer, "incidents"):  # an IncidentMonitor
+                unwell = {
+                    key.split(" (", 1)[0] for key, h in health().items() if h.state != "healthy"
+                }
+                held |= unwell
+        return held
 
     def _wait(self, interval: float) -> float:
         """Seconds until the background replayer's next round."""
         due = self._store.next_due()
         now = self._now()
         return interval if due is None or due <= now else min(interval, due - now)
+
+
+def _pipeline_of(client: Any) -> Any:
+    """The resilience pipeline of a resilient client, or of a plain client whose transport
+    is a resilient one; ``None`` for any other client."""
+    pipeline = getattr(client, "pipeline", None)
+    if pipeline is None:
+        pipeline = getattr(getattr(client, "_transport", None), "pipeline", None)
+    return pipeline
+
+
+def _budget_grants(client: Any, request: Any) -> bool:
+    """Whether the endpoint's retry budget grants this replay: a replay is a retry of a
+    call that failed, so a provider just back is not flooded by the outbox (a refused
+    one stays due, for the next round)."""
+    pipeline = _pipeline_of(client)
+    if pipeline is None:
+        return True
+    budget = pipeline.endpoints.match(request).budget
+    return budget is None or bool(budget.try_retry())
 
 
 def _replay_request(client: Any, entry: OutboxEntry) -> Any:
