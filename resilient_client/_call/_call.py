@@ -103,6 +103,7 @@ class Call:
         "idempotency_key",
         "injected",
         "limit",
+        "listeners",
         "observers",
         "planned_delay",
         "policy",
@@ -127,8 +128,10 @@ class Call:
         telemetry = pipeline.telemetry
         if telemetry is not None and not telemetry.wants_call():
             self.observers = pipeline.extra_observers
+            self.listeners = pipeline.extra_listeners
         else:
             self.observers = pipeline.observers
+            self.listeners = pipeline.listeners
         self.clock = clock = pipeline.clock
         self.request = request
         self.started = self._attempt_started = started = clock.monotonic()
@@ -194,10 +197,11 @@ class Call:
         self.view: CallView | None = None
         if self.observers:
             self.view = CallView(self, pipeline.provider_of(request.url))
-            self._emit(_CALL_STARTED)
+            if self.listeners[CallStarted]:
+                self._emit(_CALL_STARTED)
 
     def _emit(self, event: Event) -> None:
-        for observer in self.observers:
+        for observer in self.listeners[type(event)]:
             observer.on_event(self.view, event)
 
     @property
@@ -314,7 +318,7 @@ class Call:
     def _refused(
         self, error: Exception, kind: Literal["breaker", "bulkhead", "throttle"]
     ) -> Exception:
-        if self.observers:
+        if self.observers and self.listeners[CallRejected]:
             self._emit(CallRejected(kind))
         return error
 
@@ -364,7 +368,7 @@ class Call:
         self._fault_now = False
         self._problem = None
         self._attempt_started = now
-        if self.observers:
+        if self.observers and self.listeners[AttemptStarted]:
             self._emit(AttemptStarted(self.attempts))
         return request
 
@@ -398,7 +402,7 @@ class Call:
         throttle = self.throttle
         if throttle is not None and not failed:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
-        if self.observers:
+        if self.observers and self.listeners[AttemptEnded]:
             duration = self.clock.monotonic() - self._attempt_started
             injected = self.injected[-1] if self.injected and self._fault_now else None
             if failed:
@@ -545,7 +549,7 @@ class Call:
             if stop is None and budget is not None and not budget.try_retry():
                 self._notice(budget.take_refusal_notice(self.endpoint.key))
                 stop = "budget"
-            if (stop == "breaker" or stop == "budget") and self.observers:
+            if (stop == "breaker" or stop == "budget") and self.listeners[RetryRefused]:
                 self._emit(RetryRefused(self.attempts, stop))
             self.stop_reason = stop
         if self.stop_reason is not None:
@@ -554,7 +558,7 @@ class Call:
         reason = self.verdict.reason
         self.retry_reasons += (reason,)
         self._log_retry(reason)
-        if self.observers:
+        if self.observers and self.listeners[RetryScheduled]:
             self._emit(RetryScheduled(self.attempts, reason, self.planned_delay))
         return False
 
@@ -626,7 +630,7 @@ class Call:
 
     def announce_end(self, response: httpx.Response | None, error: BaseException | None) -> None:
         """Announce the end of the call, once: the story's last word on every path."""
-        if self.observers:
+        if self.observers and self.listeners[CallEnded]:
             if response is not None:
                 record = response.extensions.get(EXT_RESILIENCE)
             else:

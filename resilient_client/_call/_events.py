@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AttemptEnded",
+    "EVENT_TYPES",
     "CallView",
     "AttemptStarted",
     "BreakerStateChanged",
@@ -34,6 +35,7 @@ __all__ = [
     "Observer",
     "RetryRefused",
     "RetryScheduled",
+    "listeners_by_event",
 ]
 
 
@@ -184,6 +186,33 @@ class CallView:
 
 
 class Observer(Protocol):
-    """Receives every event of the pipelines it is given to. Must not raise."""
+    """Receives every event of the pipelines it is given to. Must not raise.
+
+    An observer may also have an ``events`` attribute, a set of the event types it wants:
+    it then receives only those, and the pipeline does not build the events nobody wants
+    (an observer without one receives every event).
+    """
 
     def on_event(self, call: CallView | None, event: Event) -> None: ...
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    CallStarted,
+    AttemptStarted,
+    AttemptEnded,
+    RetryScheduled,
+    RetryRefused,
+    CallRejected,
+    CallEnded,
+    BreakerStateChanged,
+)
+
+
+def listeners_by_event(observers: tuple[Observer, ...]) -> dict[type[Event], tuple[Observer, ...]]:
+    """For each event type, the observers that want it, in their order."""
+    return {
+        kind: tuple(
+            o for o in observers if (wanted := getattr(o, "events", None)) is None or kind in wanted
+        )
+        for kind in EVENT_TYPES
+    }

@@ -23,7 +23,7 @@ from .._logging import FailureLog
 from .._policy import Policy, merge
 from .._throttle import ThrottleSnapshot
 from ._endpoints import Endpoint, EndpointTable
-from ._events import BreakerStateChanged, Observer
+from ._events import BreakerStateChanged, Observer, listeners_by_event
 from ._extensions import EXT_POLICY
 
 if TYPE_CHECKING:
@@ -145,6 +145,11 @@ class Pipeline:
         self.observers = self.extra_observers
         if self.telemetry is not None:
             self.observers = (self.telemetry, *self.extra_observers)
+        # Who hears each event type: an observer with an ``events`` set hears only those
+        # (events nobody hears are never built); the second map is for the calls that
+        # telemetry skips (no SDK, nothing to propagate).
+        self.listeners = listeners_by_event(self.observers)
+        self.extra_listeners = listeners_by_event(self.extra_observers)
         self.failures = FailureLog(clock)
         self.breakers = BreakerRegistry(
             options.get("breaker_storage"),
@@ -292,5 +297,5 @@ class _BreakerEvents:
     def state_change(self, breaker: EndpointBreaker, old: str, new: str) -> None:
         if self._pipeline.observers:
             event = BreakerStateChanged(breaker.endpoint, old, new)
-            for observer in self._pipeline.observers:
+            for observer in self._pipeline.listeners[BreakerStateChanged]:
                 observer.on_event(None, event)

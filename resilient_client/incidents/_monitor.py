@@ -106,6 +106,9 @@ class IncidentMonitor:
     watch many clients. Raises ``TypeError``/``ValueError`` for bad arguments.
     """
 
+    #: The events the monitor counts: the pipeline builds no others for it.
+    events = frozenset({CallEnded, RetryScheduled, RetryRefused, CallRejected, BreakerStateChanged})
+
     def __init__(
         self,
         *,
