@@ -126,7 +126,10 @@ def main() -> None:
     n_memory = 20_000 if args.quick else 100_000
     n_redis = 1_000 if args.quick else 4_000
 
-    ours = BreakerRegistry().get(EP, Breaker())
+    # pybreaker counts a streak: compare it with our consecutive breaker (the default is a
+    # time window: its own row below).
+    ours = BreakerRegistry().get(EP, Breaker(window="consecutive"))
+    ours_time = BreakerRegistry().get("time", Breaker())
     ours_count = BreakerRegistry().get(
         "count", Breaker(window="count", window_size=100, minimum_calls=100)
     )
@@ -134,6 +137,7 @@ def main() -> None:
     memory = median_rounds(
         {
             "ours": lambda: ours_round(ours, n_memory),
+            "ours_time": lambda: ours_round(ours_time, n_memory),
             "ours_count": lambda: ours_round(ours_count, n_memory),
             "calling": lambda: calling_round(theirs, n_memory),
             "call": lambda: call_round(theirs, n_memory),
@@ -144,6 +148,7 @@ def main() -> None:
         f"In memory, closed breaker (median of {rounds} rounds x {n_memory} calls)",
         [
             ("ours: admit + record (consecutive)", memory["ours"], ""),
+            ("ours: admit + record (time window: default)", memory["ours_time"], ""),
             ("ours: admit + record (count window of 100)", memory["ours_count"], ""),
             ("pybreaker: with calling()", memory["calling"], ""),
             ("pybreaker: call(fn)", memory["call"], "(holds its lock across fn)"),
@@ -160,7 +165,7 @@ def main() -> None:
     try:
         raw = redis.Redis.from_url(server.url)
         storage = RedisBreakerStorage(server.url, "bench", timeout=1.0)
-        shared = BreakerRegistry(storage).get(EP, Breaker())
+        shared = BreakerRegistry(storage).get(EP, Breaker(window="consecutive"))
         shared_count = BreakerRegistry(storage).get(
             "count", Breaker(window="count", window_size=100, minimum_calls=100)
         )

@@ -4,8 +4,8 @@ Scenarios (``scenarios/model.py``): random 20 % and 50 % 503s at 100 calls/s; a 
 outage of 10 s, then recovery; an overload spike (0.8C → 1.5C for 20 s → 0.8C, with a
 capacity C of 200 calls/s) against a fail-fast provider and against a queueing one (the
 metastable-collapse case); a slow tail (2 % of attempts stall past the timeout); a 429
-storm with ``Retry-After``. Clients (``scenarios/clients.py``): ours with its defaults,
-ours without a breaker (the retry budget only), ours with the proposed defaults,
+storm with ``Retry-After``. Clients (``scenarios/clients.py``): ours with its defaults
+(the ones this benchmark chose), ours without a breaker (the retry budget only),
 httpx-retries, stamina, tenacity and plain httpx without retries - every one with 3
 attempts, a first retry delay of up to 0.25 s doubling per retry, and a 5 s timeout.
 
@@ -19,7 +19,7 @@ and ``<scenario>.png`` (goodput and attempts over time per client, first seed). 
 
 Run: ``python benchmarks/scenarios.py [--quick] [--seed N ...] [--only NAME ...]
 [--jobs N] [--out DIR] [--no-plots] [--readme README.md]``; ``--sweep budget|breaker``
-writes a trade-off table (``sweep-<name>.md``): each proposed value but one varied.
+writes a trade-off table (``sweep-<name>.md``): each default but one varied.
 Needs the ``bench`` extra (httpx-retries, stamina, matplotlib); a peer that is not
 installed is left out.
 """
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- scenarios:begin -->", "<!-- scenarios:end -->"
 
 
-JUDGED = ("ours (defaults)", "ours (proposed)")
+JUDGED = ("ours (defaults)",)
 """The clients whose rows are checked against issue 23's goals."""
 
 
@@ -71,7 +71,7 @@ def _run(jobs: list[tuple[bool, str, str, int, int]], workers: int) -> list[Run]
 
 
 def _sweep(name: str, seeds: list[int], workers: int, out: Path) -> str:
-    """Run sweep ``name`` (with plain httpx and our two rows as reference) into
+    """Run sweep ``name`` (with plain httpx and our defaults as reference) into
     ``sweep-<name>.md``; returns the table."""
     scenarios, _ = SWEEPS[name]
     variants = _clients(name)

@@ -43,8 +43,13 @@ def main() -> int:
             endpoints={
                 # A tighter deadline for one endpoint.
                 "GET /stall/{name}": rc.Policy(timeouts=rc.Timeouts(total=0.5)),
-                # An endpoint key of its own: its own breaker, so its outage stays its own.
-                "GET /status/down/{code}": rc.Policy(),
+                # An endpoint key of its own: its own breaker, so its outage stays its own;
+                # a consecutive one, to show it trip within a few calls.
+                "GET /status/down/{code}": rc.Policy(
+                    breaker=rc.Breaker(
+                        window="consecutive", failure_threshold=5, reset_timeout=30.0
+                    )
+                ),
             },
         )
         with client:

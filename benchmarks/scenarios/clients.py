@@ -28,7 +28,6 @@ import resilient_client as rc
 __all__ = [
     "ATTEMPTS",
     "CLIENTS",
-    "PROPOSED",
     "SWEEPS",
     "Client",
     "TrioClock",
@@ -228,21 +227,8 @@ def available(client: Client) -> bool:
     return True
 
 
-PROPOSED: dict[str, Any] = {
-    "breaker": rc.Breaker(
-        window="time",
-        window_size=5.0,
-        minimum_calls=100,
-        failure_rate_threshold=0.7,
-        reset_timeout=1.0,
-    ),
-    "budget": rc.RetryBudget(ratio=0.25),
-}
-"""The defaults this benchmark recommends (see docs/scenarios/table.md and the README)."""
-
 CLIENTS: tuple[Client, ...] = (
     Client("ours (defaults)", ours_client()),
-    Client("ours (proposed)", ours_client(**PROPOSED)),
     Client("ours, breaker=None", ours_client(breaker=None)),
     Client(_label("httpx-retries"), with_httpx_retries, "httpx-retries"),
     Client(_label("stamina"), with_stamina, "stamina"),
@@ -260,10 +246,10 @@ def _budget_sweep() -> tuple[Client, ...]:
 
 
 def _breaker_sweep() -> tuple[Client, ...]:
-    base = PROPOSED["breaker"]
+    # Each a change of one field of the default breaker, with the default budget.
     variants: list[tuple[str, dict[str, Any]]] = [
         ("window_size=2", {"window_size": 2.0}),
-        ("window_size=5 (proposed)", {}),
+        ("window_size=5 (default)", {}),
         ("window_size=10", {"window_size": 10.0}),
         ("reset_timeout=5", {"reset_timeout": 5.0}),
         ("reset_timeout_max=8", {"reset_timeout_max": 8.0}),
@@ -272,14 +258,7 @@ def _breaker_sweep() -> tuple[Client, ...]:
         ("minimum_calls=20", {"minimum_calls": 20}),
     ]
     return tuple(
-        Client(
-            label,
-            ours_client(
-                budget=PROPOSED["budget"],
-                breaker=rc.Breaker(**(base.model_dump(exclude_defaults=True) | change)),
-            ),
-        )
-        for label, change in variants
+        Client(label, ours_client(breaker=rc.Breaker(**change))) for label, change in variants
     )
 
 
@@ -288,4 +267,4 @@ SWEEPS: dict[str, tuple[tuple[str, ...], Callable[[], tuple[Client, ...]]]] = {
     "breaker": (("random50", "outage", "failfast", "queueing"), _breaker_sweep),
 }
 """``--sweep NAME``: the scenarios it runs and the variants of our policy it compares
-(each proposed value but one), for the trade-off tables."""
+(each default but one), for the trade-off tables."""

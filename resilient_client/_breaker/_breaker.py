@@ -50,7 +50,18 @@ import anyio
 import pybreaker
 
 from .._clock import SYSTEM_CLOCK, Clock, renew_after_fork
-from ._circuit import CLOSED, FAILED, HALF_OPEN, OPEN, SLOW, Admission, Circuit, describe_trip
+from ._circuit import (
+    CLOSED,
+    COUNTED,
+    COUNTED_SETTLE,
+    FAILED,
+    HALF_OPEN,
+    OPEN,
+    SLOW,
+    Admission,
+    Circuit,
+    describe_trip,
+)
 from ._policy import Breaker, BreakerSnapshot, BreakerState, Outcome, Permit, Rejection
 from ._storage import BreakerStorage, BreakerStorageUnavailable, Exchange, ProbeResult, SharedView
 
@@ -74,6 +85,12 @@ def _quiet_eligible(policy: Breaker, storage: BreakerStorage | None) -> bool:
     # Whether a closed-state success can change nothing at all: no storage to tell, a
     # consecutive-failures window, and no slow-call rule that could make it count.
     return storage is None and policy.window == "consecutive" and policy.slow_call_duration is None
+
+
+def _counts_unlocked(policy: Breaker, storage: BreakerStorage | None) -> bool:
+    # Whether a closed-state fast success may be counted without the lock: an in-process
+    # time window (Circuit.count_success).
+    return storage is None and policy.window == "time"
 
 
 class BreakerListener(Protocol):
@@ -121,6 +138,8 @@ class EndpointBreaker:
         self._opened_wall: float | None = None
         self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
         self._quiet_eligible = _quiet_eligible(policy, storage)
+        self._counts_unlocked = _counts_unlocked(policy, storage)
+        self._now = clock.monotonic
         # The policy's, read per attempt by the pipeline: an attribute, not the property.
         self.slow_call_duration = policy.slow_call_duration
         self._listeners = [
@@ -167,6 +186,9 @@ class EndpointBreaker:
             # The flag first: a success racing this call may then be counted in vain, but
             # is never skipped by a window that now counts successes.
             self._quiet_eligible = _quiet_eligible(policy, self._storage)
+            # A success racing a change of window is safe either way: count_success
+            # counts into a time window only.
+            self._counts_unlocked = _counts_unlocked(policy, self._storage)
             self._policy = policy
             self.slow_call_duration = policy.slow_call_duration
             self._circuit.reconfigure(policy)
@@ -201,16 +223,25 @@ class EndpointBreaker:
         for an unknown ``outcome``.
         """
         if permit.token is None:
-            if (
-                outcome == "success"
-                and self._quiet_eligible
-                and self._circuit.state == CLOSED
-                and self._circuit.window.failures == 0
-            ):
-                # A success that changes nothing - closed, no failure streak to reset -
-                # is skipped without the lock: the common case by far.
-                return
-            if outcome == "ignored":
+            if outcome == "success":
+                circuit = self._circuit
+                if self._quiet_eligible:
+                    if circuit.state == CLOSED and circuit.window.failures == 0:
+                        # A success that changes nothing - closed, no failure streak to
+                        # reset - is skipped without the lock: the common case by far.
+                        return
+                elif self._counts_unlocked:
+                    slow = self.slow_call_duration
+                    if slow is None or duration < slow:
+                        # A time window counts a fast success without the lock, and
+                        # takes it only when the trip rule could be met.
+                        counted = circuit.count_success(permit.generation, self._now())
+                        if counted == COUNTED:
+                            return
+                        if counted == COUNTED_SETTLE:
+                            self._settle()
+                            return
+            elif outcome == "ignored":
                 # Nothing to count and no probe slot to free. The only work left would be
                 # moving a due open state to half_open, which the next admission does.
                 return
@@ -229,6 +260,15 @@ class EndpointBreaker:
     def release(self, permit: Permit) -> None:
         """Hand ``permit`` back without an outcome (the attempt was cancelled)."""
         self.record(permit, "ignored", 0.0)
+
+    def _settle(self) -> None:
+        # A success counted without the lock may have met the trip rule: apply it.
+        now = self._clock.monotonic()
+        with self._lock:
+            self._circuit.settle(now)
+            changes = self._drain()
+        if changes:
+            self._notify(changes)
 
     def _abandon(self, request: Exchange) -> None:
         # Interrupted mid-exchange: the storage may have granted a probe slot nobody holds.

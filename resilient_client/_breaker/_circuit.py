@@ -3,9 +3,11 @@
 A :class:`Circuit` is one endpoint's state. Every method takes ``now`` (seconds on one
 monotonic clock), and the one that can reopen the breaker a random number as well, and
 mutates only the circuit: the driver (``_breaker.py``) holds a lock for O(1) work around
-each call and never across a guarded call. ``_lua.py`` is a port of this file to Redis
-Lua for fleet-wide state; the two must decide alike (a test runs one scenario through
-both).
+each call and never across a guarded call - but for :meth:`Circuit.count_success`, which
+counts a closed time window's fast successes without it (the common case by far) and
+leaves to the lock whatever could meet a trip rule, deciding as a locked record would.
+``_lua.py`` is a port of this file to Redis Lua for fleet-wide state; the two must
+decide alike (a test runs one scenario through both).
 
 The states and how one leads to another, :data:`TRANSITIONS` as a picture::
 
@@ -34,6 +36,7 @@ so an outcome of a call admitted before the trip cannot count toward the next pe
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -44,9 +47,12 @@ from ._policy import Breaker, BreakerState
 
 __all__ = [
     "CLOSED",
+    "COUNTED",
+    "COUNTED_SETTLE",
     "FAILED",
     "HALF_OPEN",
     "JITTER",
+    "NOT_COUNTED",
     "NO_TRIP",
     "OPEN",
     "RATE_SCALE",
@@ -224,8 +230,13 @@ class _CountWindow:
         pass
 
 
-# The counters of a time window's BucketRing.
+# The counters of a time window's BucketRing (its calls are counted apart, see below).
 _CALLS, _FAILURES, _SLOW_CALLS = 0, 1, 2
+
+# What Circuit.count_success did.
+NOT_COUNTED: Final = 0  # nothing: record the outcome as usual
+COUNTED: Final = 1  # counted, and no trip rule can be met by it
+COUNTED_SETTLE: Final = 2  # counted; a trip rule might now be met: settle() under the lock
 
 
 class _TimeWindow:
@@ -233,19 +244,37 @@ class _TimeWindow:
 
     Bucket ``n`` covers ``[n * width, (n + 1) * width)`` with ``width = size / 10``: the
     same numbering as the Lua port's ``floor(now / (size / BUCKETS))``.
+
+    Fast successes may be counted without the driver's lock (:meth:`Circuit.count_success`),
+    the way the retry budget counts calls: by one ``itertools.count`` (its ``next()`` is one C
+    step, so no two threads lose a count), with, per bucket, the count at the bucket's
+    start (its mark) - so they number the count now less the oldest bucket's mark. Every
+    other method runs under the lock.
     """
 
-    __slots__ = ("_ring", "_width")
+    __slots__ = ("_fast", "_marks", "_peeks", "_ring", "_width")
 
     def __init__(self, size: float) -> None:
         self._width = size / TIME_BUCKETS
         # Head -1: nothing counted yet; moving to the first real bucket zeroes only
         # empty slots, whatever the clock reads.
         self._ring = BucketRing(TIME_BUCKETS, -1)
+        # Fast successes ever counted, and next() calls made only to read that count.
+        self._fast = itertools.count()
+        self._peeks = 0
+        self._marks = [0] * TIME_BUCKETS
+
+    def _counted(self) -> int:
+        counted = next(self._fast) - self._peeks
+        self._peeks += 1
+        return counted
 
     @property
     def calls(self) -> int:
-        return self._ring.sums[_CALLS]
+        ring = self._ring
+        # The slot after the newest holds the oldest bucket's mark.
+        oldest = self._marks[(ring.head + 1) % TIME_BUCKETS]
+        return ring.sums[_CALLS] + self._counted() - oldest
 
     @property
     def failures(self) -> int:
@@ -255,12 +284,27 @@ class _TimeWindow:
     def slow(self) -> int:
         return self._ring.sums[_SLOW_CALLS]
 
+    def _slot(self, index: int) -> int:
+        """Move to bucket ``index`` (marking the buckets entered) and return its slot."""
+        ring = self._ring
+        head = ring.head
+        if index > head:
+            counted, marks = self._counted(), self._marks
+            if head < 0 or index - head >= TIME_BUCKETS:
+                marks[:] = [counted] * TIME_BUCKETS
+            else:
+                for bucket in range(head + 1, index + 1):
+                    marks[bucket % TIME_BUCKETS] = counted
+        return ring.slot(index)
+
     def expire(self, now: float) -> None:
-        self._ring.slot(math.floor(now / self._width))
+        self._slot(math.floor(now / self._width))
 
     def add(self, bits: int, now: float) -> None:
         ring = self._ring
-        slot = ring.add_at(math.floor(now / self._width), _CALLS)
+        index = math.floor(now / self._width)
+        slot = ring.head % TIME_BUCKETS if index <= ring.head else self._slot(index)
+        ring.add(slot, _CALLS)
         if bits & FAILED:
             ring.add(slot, _FAILURES)
         if bits & SLOW:
@@ -287,6 +331,12 @@ def _thresholds(policy: Breaker) -> tuple[int, int]:
     return rate_units(policy.failure_rate_threshold), rate_units(policy.slow_call_rate_threshold)
 
 
+def _floor(units: int, minimum_calls: int) -> int:
+    # The fewest failures (or slow calls) that can meet a rate rule: with fewer, `count *
+    # RATE_SCALE >= units * calls` fails for every calls >= minimum_calls.
+    return -(-units * minimum_calls // RATE_SCALE)
+
+
 class Circuit:
     """One endpoint's breaker state. Not thread-safe: callers hold a lock around each call.
 
@@ -298,7 +348,9 @@ class Circuit:
 
     __slots__ = (
         "_call",
+        "_failure_floor",
         "_failure_units",
+        "_slow_floor",
         "_slow_units",
         "changes",
         "generation",
@@ -325,14 +377,19 @@ class Circuit:
         self.window: _Window = _new_window(policy)
         self.changes: list[tuple[BreakerState, BreakerState]] = []
         self._call = Admission("call", 0)
+        self._set_thresholds(policy)
+
+    def _set_thresholds(self, policy: Breaker) -> None:
         self._failure_units, self._slow_units = _thresholds(policy)
+        self._failure_floor = _floor(self._failure_units, policy.minimum_calls)
+        self._slow_floor = _floor(self._slow_units, policy.minimum_calls)
 
     def reconfigure(self, policy: Breaker) -> None:
         """Apply a new policy to the same state; counts survive if the window is unchanged."""
         if not _same_window(self.policy, policy):
             self.window = _new_window(policy)
         self.policy = policy
-        self._failure_units, self._slow_units = _thresholds(policy)
+        self._set_thresholds(policy)
 
     # -- the entry points: each first moves a due open state to half_open ---------------
 
@@ -373,10 +430,43 @@ class Circuit:
             return
         if self.state == CLOSED:
             self.window.add(bits, now)
-            cause = self._trip_cause()
-            if cause:
-                window = self.window
-                self._open(now, Trip(cause, window.failures, window.slow, window.calls), 0.0)
+            self._apply_trip_rule(now)
+
+    def count_success(self, generation: int, now: float) -> int:
+        """Count a fast success of a closed-state permit of ``generation`` - safe WITHOUT
+        the caller's lock, the one method that is.
+
+        Only a time window counts this way, in the bucket ``now`` falls in, and only while
+        that bucket is the newest; otherwise, or if the permit's generation is over,
+        ``NOT_COUNTED``: record it as usual. ``COUNTED``: done, no trip rule can be met.
+        ``COUNTED_SETTLE``: call :meth:`settle` under the lock.
+
+        The window is read before the generation: a trip replaces the window after
+        starting a new generation, so a success of a past one never reaches a new window.
+        The failures and slow calls are read *after* counting and compared with the
+        fewest that can meet a rate rule at ``minimum_calls`` (below both, no number of
+        calls can): a failure counted meanwhile under the lock either saw this success
+        when it applied the trip rule, or is seen here.
+        """
+        window = self.window
+        if generation != self.generation or self.state != CLOSED or type(window) is not _TimeWindow:
+            return NOT_COUNTED
+        # The window's internals, inline: this is every call's path (one frame less).
+        ring = window._ring
+        if math.floor(now / window._width) > ring.head:
+            return NOT_COUNTED  # a new bucket: marked under the lock
+        next(window._fast)
+        sums = ring.sums
+        if sums[_FAILURES] < self._failure_floor and sums[_SLOW_CALLS] < self._slow_floor:
+            return COUNTED
+        return COUNTED_SETTLE
+
+    def settle(self, now: float) -> None:
+        """Apply the trip rule to the window as it is now (after ``COUNTED_SETTLE``)."""
+        self.tick(now)
+        if self.state == CLOSED:
+            self.window.expire(now)
+            self._apply_trip_rule(now)
 
     def release(self, token: str) -> None:
         """Give a probe slot back without an outcome (the call was cancelled)."""
@@ -394,18 +484,20 @@ class Circuit:
 
     # -- closed → open: a trip rule ----------------------------------------------------
 
-    def _trip_cause(self) -> int:
+    def _apply_trip_rule(self, now: float) -> None:
         policy, window = self.policy, self.window
+        failures, slow = window.failures, window.slow
         if policy.window == "consecutive":
-            return TRIP_STREAK if window.failures >= policy.failure_threshold else NO_TRIP
-        calls = window.calls
+            if failures >= policy.failure_threshold:
+                self._open(now, Trip(TRIP_STREAK, failures, slow, window.calls), 0.0)
+            return
+        calls = window.calls  # read once: a time window's may grow meanwhile
         if calls < policy.minimum_calls:
-            return NO_TRIP
-        if window.failures * RATE_SCALE >= self._failure_units * calls:
-            return TRIP_FAILURE_RATE
-        if window.slow * RATE_SCALE >= self._slow_units * calls:
-            return TRIP_SLOW_RATE
-        return NO_TRIP
+            return
+        if failures * RATE_SCALE >= self._failure_units * calls:
+            self._open(now, Trip(TRIP_FAILURE_RATE, failures, slow, calls), 0.0)
+        elif slow * RATE_SCALE >= self._slow_units * calls:
+            self._open(now, Trip(TRIP_SLOW_RATE, failures, slow, calls), 0.0)
 
     # -- open → half_open: the open period elapsed ---------------------------------------
 

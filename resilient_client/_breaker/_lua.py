@@ -205,7 +205,7 @@ local function add(bits)
   n, nf, ns = n + 1, nf + failed, ns + slow
 end
 
--- Circuit._trip_cause: the cause numbers are _circuit's TRIP_*
+-- Circuit._apply_trip_rule: the cause numbers are _circuit's TRIP_*
 local function trip_cause()
   if mode == 0 then
     if fc >= threshold then return 1 end

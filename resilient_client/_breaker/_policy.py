@@ -13,7 +13,16 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
     "Breaker",
@@ -34,19 +43,28 @@ BreakerState = Literal["closed", "open", "half_open"]
 class Breaker(BaseModel):
     """A circuit breaker per endpoint (after resilience4j's ``CircuitBreakerConfig``).
 
+    Defaults (chosen by ``benchmarks/scenarios.py``; README, "How it behaves in an
+    outage"): open when at least 70 % of the calls of the last 5 s failed, once those
+    5 s hold 100 calls, for 1 s. A rate over a time window does not trip on the streaks
+    that random failures make, and a short open period lets a recovered provider back in
+    within a second; a client making fewer than 20 attempts/s never trips it and is left
+    to the retry budget.
+
     Trip rule by ``window``:
 
-    - ``"consecutive"`` (default): open after ``failure_threshold`` failures in a row.
-    - ``"count"``: over the last ``window_size`` calls; ``"time"``: over the calls of the
-      last ``window_size`` seconds (kept in 10 buckets, so resolution is a tenth of it).
-      Once the window holds ``minimum_calls`` calls, open when the share of failures
-      reaches ``failure_rate_threshold`` or the share of slow calls reaches
-      ``slow_call_rate_threshold``.
+    - ``"time"`` (default): over the calls of the last ``window_size`` seconds (default 5,
+      kept in 10 buckets, so resolution is a tenth of it); ``"count"``: over the last
+      ``window_size`` calls (default 100). Once the window holds ``minimum_calls`` calls
+      (default 100; at most ``window_size`` for a count window), open when the share of
+      failures reaches ``failure_rate_threshold`` (default 0.7) or the share of slow calls
+      reaches ``slow_call_rate_threshold``.
+    - ``"consecutive"``: open after ``failure_threshold`` failures in a row (default 5).
+      A breaker given ``failure_threshold`` but no ``window`` is a consecutive one.
 
-    The first open period lasts ``reset_timeout`` seconds; then half-open lets at most
-    ``half_open_max_calls`` probes run at once (the rest are rejected), closes after
-    ``success_threshold`` successful probes and reopens on a failed or slow probe. A probe
-    that never reports holds its slot for at most ``reset_timeout`` seconds.
+    The first open period lasts ``reset_timeout`` seconds (default 1); then half-open lets
+    at most ``half_open_max_calls`` probes run at once (the rest are rejected), closes
+    after ``success_threshold`` successful probes and reopens on a failed or slow probe. A
+    probe that never reports holds its slot for at most ``reset_timeout`` seconds.
 
     Open periods that grow (Polly's break-duration generator, Envoy's ejection time):
     with ``reset_timeout_max`` set, each reopening by a failed probe makes the nominal
@@ -69,7 +87,7 @@ class Breaker(BaseModel):
 
     failure_threshold: int = Field(5, ge=1)
     """Failures in a row that open a ``"consecutive"`` breaker."""
-    reset_timeout: float = Field(30.0, gt=0, allow_inf_nan=False)
+    reset_timeout: float = Field(1.0, gt=0, allow_inf_nan=False)
     """Seconds the breaker stays open (the first time) before letting probes through."""
     reset_timeout_max: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Cap in seconds on an open period grown by failed probes; ``None`` = no growth."""
@@ -79,14 +97,16 @@ class Breaker(BaseModel):
     """Probes allowed in flight at once in half-open (fleet-wide with shared storage)."""
     success_threshold: int = Field(1, ge=1)
     """Successful probes that close a half-open breaker."""
-    window: Literal["consecutive", "count", "time"] = "consecutive"
-    """How failures are counted: a streak, the last N calls, or the last N seconds."""
-    window_size: int | float = 100
-    """Calls (``"count"``, a whole number) or seconds (``"time"``); unused otherwise."""
-    minimum_calls: int = Field(10, ge=1)
+    window: Literal["consecutive", "count", "time"] = "time"
+    """How failures are counted: a streak, the last N calls, or the last N seconds. Not
+    given: ``"consecutive"`` if ``failure_threshold`` is given, else ``"time"``."""
+    window_size: int | float = 5.0
+    """Seconds (``"time"``, default 5) or calls (``"count"``, a whole number, default
+    100); unused for ``"consecutive"``."""
+    minimum_calls: int = Field(100, ge=1)
     """Calls the window must hold before a rate can open the breaker. Not given with
-    ``window="count"``: at most ``window_size`` (a window of 5 calls could never hold 10)."""
-    failure_rate_threshold: float = Field(0.5, gt=0, le=1)
+    ``window="count"``: at most ``window_size`` (a window of 5 calls could never hold 100)."""
+    failure_rate_threshold: float = Field(0.7, gt=0, le=1)
     """Share of failed calls (0 < x ≤ 1) that opens a ``"count"``/``"time"`` breaker."""
     slow_call_duration: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Seconds from which a call is slow; ``None`` = calls are never slow."""
@@ -117,32 +137,48 @@ class Breaker(BaseModel):
             return int(value)
         return value
 
-    @field_validator("minimum_calls")
-    @classmethod
-    def _check_minimum_calls(cls, value: int, info: ValidationInfo) -> int:
-        # Runs only for a value given explicitly (pydantic skips defaults), so the error
-        # names the field the caller wrote; the default is clamped in _fit_minimum_calls.
-        size = info.data.get("window_size")
-        if info.data.get("window") == "count" and size is not None and value > size:
-            raise ValueError(
-                f"minimum_calls ({value}) must not exceed window_size ({size}) for window='count'"
-            )
-        return value
-
     @model_validator(mode="after")
-    def _fit_minimum_calls(self) -> Breaker:
-        # A count window never holds more than window_size calls: with the default
-        # minimum_calls above it, the rate rule could never open the breaker. Clamp the
-        # default as resilience4j does; an explicit value above it was refused above.
-        if (
-            self.window == "count"
-            and "minimum_calls" not in self.model_fields_set
-            and self.minimum_calls > self.window_size
-        ):
-            # Frozen: set the derived value in place; the field stays out of
-            # model_fields_set (it was not given).
-            object.__setattr__(self, "minimum_calls", int(self.window_size))
+    def _derive_defaults(self) -> Breaker:
+        # The defaults that depend on other fields, derived for the fields not given (so
+        # merge() derives them again for merged values). Frozen: they are set in place and
+        # stay out of model_fields_set.
+        given = self.model_fields_set
+        if "window" not in given and "failure_threshold" in given:
+            # A breaker written as Breaker(failure_threshold=N) keeps meaning N in a row.
+            object.__setattr__(self, "window", "consecutive")
+        if self.window != "count":
+            return self
+        if "window_size" not in given:
+            # window_size counts calls here, not seconds: resilience4j's 100.
+            object.__setattr__(self, "window_size", _COUNT_WINDOW_SIZE)
+        size = int(self.window_size)
+        if "minimum_calls" not in given:
+            # A count window never holds more than window_size calls: with the default
+            # above it, the rate rule could never open the breaker (resilience4j clamps too).
+            object.__setattr__(self, "minimum_calls", min(self.minimum_calls, size))
+        elif self.minimum_calls > size:
+            # Checked here, where window_size is known whether given or derived; the error
+            # names the field the caller wrote.
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "value_error",
+                            "Value error, minimum_calls ({minimum}) must not exceed "
+                            "window_size ({size}) for window='count'",
+                            {"minimum": self.minimum_calls, "size": size},
+                        ),
+                        loc=("minimum_calls",),
+                        input=self.minimum_calls,
+                    )
+                ],
+            )
         return self
+
+
+# A count window's size when not given (calls); a time window's is the field default.
+_COUNT_WINDOW_SIZE = 100
 
 
 def classify_for_breaker(policy: Breaker, status: int, is_transport_error: bool = False) -> Outcome:

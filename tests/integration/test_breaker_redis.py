@@ -294,9 +294,17 @@ SCENARIOS: dict[str, tuple[dict[str, Any], list[Step]]] = {
         {"failure_threshold": 1, "half_open_max_calls": 2, "success_threshold": 3},
         [(F, 0.0), (S, 0.0), (ADVANCE, 0.0), (S, 0.0), (S, 0.0), (IGN, 0.0), (S, 0.0), (S, 0.0)],
     ),
+    # The default rule (70 % once the window holds its minimum), met by a success (which
+    # tests/unit/test_breaker.py checks of the in-process breaker, that counts it without
+    # its lock).
+    "time-a-success-trips": (
+        {"window": "time", "window_size": 600.0, "minimum_calls": 10},
+        [(S, 0.0), (S, 0.0)] + [(F, 0.0)] * 7 + [(S, 0.0), (S, 0.0), (ADVANCE, 0.0), (S, 0.0),
+         (S, 0.0)],
+    ),
     # minimum_calls not given: clamped to the window's 5 calls, so it can trip.
     "count-default-minimum": (
-        {"window": "count", "window_size": 5},
+        {"window": "count", "window_size": 5, "failure_rate_threshold": 0.5},
         [(F, 0.0), (S, 0.0), (F, 0.0), (S, 0.0), (F, 0.0), (F, 0.0), (S, 0.0)],
     ),
     # 7 slow calls of 100 at 0.07: exactly the threshold, in integers in both ports.
@@ -364,7 +372,9 @@ def fleet_worker(
 ) -> None:
     """One process calling a dead upstream until its breaker rejects three times in a row."""
     storage = RedisBreakerStorage(url, namespace, timeout=1.0) if url else None
-    breaker = BreakerRegistry(storage).get("GET /dead", Breaker(failure_threshold=5))
+    breaker = BreakerRegistry(storage).get(
+        "GET /dead", Breaker(window="consecutive", failure_threshold=5, reset_timeout=30.0)
+    )
     start.wait()
     rejections = 0
     with httpx.Client(timeout=1.0) as client:

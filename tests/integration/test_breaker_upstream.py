@@ -56,7 +56,12 @@ def test_the_retry_loop_does_not_wait_against_an_open_breaker(
     client = driver.client(
         base_url=upstream.url,
         clock=clock,
-        policy=rc.Policy(retry=retry, budget=None, breaker=rc.Breaker(failure_threshold=2)),
+        policy=rc.Policy(
+            retry=retry,
+            budget=None,
+            # Open for longer than the 1 s wait the retry would need.
+            breaker=rc.Breaker(window="consecutive", failure_threshold=2, reset_timeout=30.0),
+        ),
     )
     response = driver.request(client, "GET", "/status/spin/503")
     record = response.extensions["resilience"]
@@ -171,7 +176,8 @@ def test_clients_sharing_redis_share_one_breaker(
         driver.client(
             base_url=upstream.url,
             clock=FakeClock(),
-            policy=policy(failure_threshold=3),
+            # Redis times the open period on its own clock: 30 s outlasts any slow step.
+            policy=policy(window="consecutive", failure_threshold=3, reset_timeout=30.0),
             breaker_storage=rc.RedisBreakerStorage(redis.url, namespace),
         )
         for _ in range(2)
@@ -190,7 +196,10 @@ def fleet_worker(
     storage = rc.RedisBreakerStorage(redis_url, namespace, timeout=1.0) if redis_url else None
     client = rc.ResilientClient(
         base_url=base_url,
-        policy=rc.Policy(retry=None, breaker=rc.Breaker(failure_threshold=5)),
+        policy=rc.Policy(
+            retry=None,
+            breaker=rc.Breaker(window="consecutive", failure_threshold=5, reset_timeout=30.0),
+        ),
         breaker_storage=storage,
     )
     start.wait()

@@ -29,7 +29,10 @@ from resilient_client.incidents import (
 from resilient_client.testing import FakeClock
 
 CANARY = "canary-5f1e9c3a7d"
-POLICY = rc.Policy(retry=rc.Retry(max_attempts=2), breaker=rc.Breaker(failure_threshold=8))
+POLICY = rc.Policy(
+    retry=rc.Retry(max_attempts=2),
+    breaker=rc.Breaker(window="consecutive", failure_threshold=8, reset_timeout=30.0),
+)
 
 
 class Collect:

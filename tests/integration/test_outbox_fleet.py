@@ -61,19 +61,23 @@ def park_writes(outbox: Outbox, url: str, n: int) -> None:
         outbox.park(request, endpoint=EP, idempotency_key=key, attempts=3, last_error="status 503")
 
 
+# The replayers of these tests send every due entry in one pass: they are about leases and
+# exactly-once, not about the retry budget that paces replays after an outage.
+UNPACED = rc.Policy(budget=None)
+
 # -- children (spawned: module-level, importable) ---------------------------------------
 
 
 def replay_worker(store: str, namespace: str | None, index: int, start: Any) -> None:
     outbox = open_outbox(store, namespace)
     start.wait()
-    with rc.ResilientClient() as client:
+    with rc.ResilientClient(policy=UNPACED) as client:
         outbox.replay(client)
 
 
 def replay_slowly(store: str) -> None:
     outbox = open_outbox(store, lease=2.0, batch=1)
-    with rc.ResilientClient() as client:
+    with rc.ResilientClient(policy=UNPACED) as client:
         outbox.replay(client)
 
 
@@ -105,7 +109,7 @@ def test_a_replayer_killed_mid_replay_loses_nothing_and_repeats_nothing(
     assert 0 < len(left) < n
     # Another replayer, after the dead one's lease ran out.
     later = Outbox(store, clock=FakeClock(start_wall=time.time() + 3.0))
-    with rc.ResilientClient() as client:
+    with rc.ResilientClient(policy=UNPACED) as client:
         result = later.replay(client)
     assert len(result.delivered) == len(left)
     assert upstream.app.effects(name) == n

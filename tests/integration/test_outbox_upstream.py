@@ -199,11 +199,13 @@ def outage() -> Iterator[RunningServer]:
 
 
 def _parking_client(driver: Driver, base_url: str, outbox: Outbox) -> Any:
+    # A breaker that opens on 5 failures in a row, for 30 s: a count the tests can state.
+    breaker = rc.Breaker(window="consecutive", failure_threshold=5, reset_timeout=30.0)
     return driver.client(
         base_url=base_url,
         outbox=outbox,
         clock=FakeClock(),  # the retries' backoff passes at once
-        endpoints={EP: rc.Policy(outbox=True, retry=rc.Retry(max_attempts=2))},  # type: ignore[call-arg]
+        endpoints={EP: rc.Policy(outbox=True, retry=rc.Retry(max_attempts=2), breaker=breaker)},  # type: ignore[call-arg]
     )
 
 
@@ -217,7 +219,7 @@ def test_an_outage_parks_n_keyed_posts_and_replay_makes_exactly_n_effects(
         with pytest.raises(driver.ns.WriteParked) as caught:
             driver.request(client, "POST", f"/payments/{name}", json={"amount": i})
         parked.append(caught.value.entry)
-    # Two calls of two attempts, then the default breaker (5 failures in a row) opens on
+    # Two calls of two attempts, then the breaker (5 failures in a row) opens on
     # the third call's first attempt, and refuses the fourth call outright: all parked.
     assert [e.attempts for e in parked] == [2, 2, 1, 0]
     assert [e.last_error for e in parked] == ["status 503"] * 3 + ["CircuitOpenError"]

@@ -33,13 +33,13 @@ def outage_attempts(
     return upstream.app.scenario(name).attempts
 
 
-def test_full_outage_with_the_default_budget_adds_at_most_ten_percent(
+def test_full_outage_with_the_default_budget_adds_at_most_a_quarter(
     driver: Driver, upstream: RunningServer
 ) -> None:
-    """500 calls x 4 attempts into a dead endpoint: 500 x 1.1 + 1/s x 10 s = 560 at most."""
+    """500 calls x 4 attempts into a dead endpoint: 500 x 1.25 + 1/s x 10 s = 635 at most."""
     attempts = outage_attempts(driver, upstream, "outage-budget", rc.RetryBudget())
-    assert 500 < attempts <= 560
-    assert attempts == 560  # the clock stands still: all 500 calls fall in one window
+    assert 500 < attempts <= 635
+    assert attempts == 635  # the clock stands still: all 500 calls fall in one window
 
 
 def test_full_outage_without_a_budget_quadruples_the_load(
@@ -69,9 +69,10 @@ def test_twenty_percent_transient_failures_still_succeed_with_the_budget_on(
     driver: Driver, upstream: RunningServer
 ) -> None:
     """At 2 calls/s (a FakeClock advanced between calls), 20 % failures need about 5 retries
-    per 10 s window; the default budget allows 0.1 x 20 + 1/s x 10 = 12. (At rates where
-    ``ratio`` dominates, a sustained 20 % failure rate needs more retries than a 10 %
-    budget allows - by design: that is the storm the budget exists to stop.)"""
+    per 10 s window; the default budget allows 0.25 x 20 + 1/s x 10 = 15. (At rates where
+    ``ratio`` dominates, 0.25 just covers the 0.2 + 0.04 + 0.008 retries per call that 20 %
+    failures ask of 4 attempts; a sustained rate much above it asks more than the budget
+    allows - by design: that is the storm the budget exists to stop.)"""
     upstream.app.set_failure_plan("blips", rate=0.2, status=503, seed=7)
     clock = FakeClock()
     client = driver.client(

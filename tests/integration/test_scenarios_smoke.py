@@ -88,17 +88,20 @@ def test_in_a_full_outage_ours_amplifies_less_than_every_peer(
     ours = _row(rows, "outage", "ours (defaults)")["amplification"]
     budget_only = _row(rows, "outage", "ours, breaker=None")["amplification"]
     assert all(ours < r["amplification"] and budget_only < r["amplification"] for r in peers)
-    assert max(ours, budget_only) <= 1.35  # the budget's ratio plus its reserve, at most
+    # At most what the budget grants: its 10 s window also holds the 5 s before the
+    # outage, so 1 + 0.25 x 2 + a reserve of 10 for ~500 calls = 1.52, give or take the
+    # arrivals' noise.
+    assert max(ours, budget_only) <= 1.6
     assert min(r["amplification"] for r in peers) > 2.0  # every peer retries every call
 
 
 def test_within_two_seconds_of_the_outage_the_calls_succeed_again(
     rows: list[dict[str, Any]],
 ) -> None:
-    # Today's defaults keep the breaker open 30 s (issue 23): judged once they change.
-    for row in rows:
-        if row["scenario"] == "outage" and row["client"] != "ours (defaults)":
-            assert row["recovery99"] is not None and row["recovery99"] <= 2.0, row
+    outage = [row for row in rows if row["scenario"] == "outage"]
+    assert "ours (defaults)" in {row["client"] for row in outage}
+    for row in outage:
+        assert row["recovery99"] is not None and row["recovery99"] <= 2.0, row
 
 
 def test_the_plots_are_written(out: Path) -> None:

@@ -203,8 +203,11 @@ def test_sdk_retries_multiply_ours(
     assert [h["x-stainless-retry-count"] for h in sent] == [str(i // 3) for i in range(seen)]
 
 
-def test_default_breaker_cuts_the_multiplied_storm(sdk: Sdk, upstream: RunningServer) -> None:
-    client = sdk.make("storm-always-500", max_retries=2)
+def test_a_breaker_cuts_the_multiplied_storm(sdk: Sdk, upstream: RunningServer) -> None:
+    # A streak breaker: the default one (a failure rate once 5 s hold 100 calls) leaves a
+    # storm of a few calls to the retry budget.
+    breaker = rc.Breaker(window="consecutive", failure_threshold=5, reset_timeout=30.0)
+    client = sdk.make("storm-always-500", max_retries=2, policy=rc.Policy(breaker=breaker))
 
     # 5 consecutive failures open the endpoint's breaker: the SDK's 2nd call stops there,
     # its 3rd is refused locally, and the SDK reports our CircuitOpenError as a

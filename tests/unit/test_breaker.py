@@ -15,6 +15,8 @@ from typing import Any
 import pybreaker
 import pytest
 from breaker_support import EP, breaker_over, call, run_fleet
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from resilient_client._breaker import (
@@ -26,6 +28,7 @@ from resilient_client._breaker import (
     Rejection,
     classify_for_breaker,
 )
+from resilient_client._breaker._circuit import FAILED, SLOW, Circuit, describe_trip
 from resilient_client.testing import FakeClock
 
 
@@ -46,15 +49,33 @@ def clock() -> FakeClock:
 
 
 def test_policy_defaults_match_the_contract() -> None:
+    # The scenario benchmark's choice (README, "How it behaves in an outage").
     policy = Breaker()
-    assert (policy.failure_threshold, policy.reset_timeout, policy.half_open_max_calls) == (
-        5,
-        30.0,
-        1,
-    )
-    assert policy.window == "consecutive"
+    assert (policy.window, policy.window_size, policy.minimum_calls) == ("time", 5.0, 100)
+    assert (policy.failure_rate_threshold, policy.reset_timeout) == (0.7, 1.0)
+    assert (policy.half_open_max_calls, policy.success_threshold) == (1, 1)
+    assert policy.reset_timeout_max is None
+    assert policy.failure_threshold == 5  # for window="consecutive"
     assert policy.slow_call_duration is None
     assert policy.failure_on_429 is False
+    assert policy.model_fields_set == set()
+
+
+def test_a_count_window_not_sized_holds_100_calls() -> None:
+    policy = Breaker(window="count")
+    assert (policy.window_size, policy.minimum_calls) == (100, 100)
+    assert isinstance(policy.window_size, int)
+    assert policy.model_fields_set == {"window"}  # the size is derived, not given
+
+
+def test_a_failure_threshold_without_a_window_means_failures_in_a_row() -> None:
+    # Breaker(failure_threshold=N) was a streak breaker before the default window became
+    # "time"; it stays one, whatever else it is given.
+    assert Breaker(failure_threshold=3).window == "consecutive"
+    assert Breaker(failure_threshold=3, reset_timeout=30.0).window == "consecutive"
+    assert "window" not in Breaker(failure_threshold=3).model_fields_set
+    assert Breaker(failure_threshold=3, window="time").window == "time"
+    assert Breaker(reset_timeout=30.0).window == "time"
 
 
 @pytest.mark.parametrize(
@@ -98,8 +119,9 @@ def test_a_default_minimum_calls_is_clamped_to_a_smaller_count_window() -> None:
     assert policy.minimum_calls == 5
     assert "minimum_calls" not in policy.model_fields_set  # still "not given"
     assert Breaker(window="count", window_size=5, minimum_calls=3).minimum_calls == 3
-    assert Breaker(window="count", window_size=50).minimum_calls == 10
-    assert Breaker(window="time", window_size=5.0).minimum_calls == 10  # seconds, not calls
+    assert Breaker(window="count", window_size=50).minimum_calls == 50
+    assert Breaker(window="count", window_size=500).minimum_calls == 100
+    assert Breaker(window="time", window_size=2.0).minimum_calls == 100  # seconds, not calls
     assert Breaker(window="count", window_size=5) == Breaker(
         window="count", window_size=5, minimum_calls=5
     )
@@ -331,6 +353,105 @@ def test_a_slow_success_extends_a_consecutive_streak(clock: FakeClock) -> None:
     call(breaker, "failure")
     call(breaker, "success", 1.0)
     assert breaker.snapshot().state == "open"
+
+
+# -- a time window's successes, counted without the lock ------------------------------------
+
+# The default window, scaled down so a few calls can trip it; slow calls detected too.
+SMALL_TIME_WINDOW = {
+    "window": "time",
+    "window_size": 2.0,
+    "minimum_calls": 5,
+    "failure_rate_threshold": 0.6,
+    "slow_call_duration": 1.0,
+    "slow_call_rate_threshold": 0.5,
+    "reset_timeout": 0.5,
+}
+
+# One step of a call story: an outcome with its duration, or seconds for the clock.
+STEPS = st.one_of(
+    st.sampled_from([("success", 0.01), ("failure", 0.01), ("success", 1.0), ("ignored", 0.0)]),
+    st.floats(min_value=0.01, max_value=1.5).map(lambda seconds: ("advance", seconds)),
+)
+
+
+@given(st.lists(STEPS, max_size=120))
+def test_a_time_window_decides_as_if_every_success_took_the_lock(
+    steps: list[tuple[str, float]],
+) -> None:
+    # The reference: the same state machine with every outcome recorded under its rules.
+    clock = FakeClock()
+    breaker = make(clock, **SMALL_TIME_WINDOW)
+    reference = Circuit(Breaker(**SMALL_TIME_WINDOW))
+    for number, (step, value) in enumerate(steps):
+        now = clock.monotonic()
+        if step == "advance":
+            clock.advance(value)
+            continue
+        call(breaker, step, value)  # type: ignore[arg-type]
+        admission = reference.admit(now, f"p{number}")
+        if admission.kind != "rejected":
+            token = f"p{number}" if admission.kind == "probe" else None
+            bits = None if step == "ignored" else (FAILED if step == "failure" else 0)
+            if bits is not None and value >= 1.0:
+                bits |= SLOW
+            reference.record(admission.generation, token, bits, now)
+        reference.window.expire(now)
+        window, snap = reference.window, breaker.snapshot()
+        assert (snap.state, snap.failures, snap.calls, snap.slow_calls) == (
+            reference.state,
+            window.failures,
+            window.calls,
+            window.slow,
+        )
+        assert snap.opened_by == (describe_trip(reference.trip) if snap.state != "closed" else None)
+
+
+class _NoLock:
+    """Stands in for the breaker's lock where it must not be taken."""
+
+    def __enter__(self) -> None:
+        raise AssertionError("the lock was taken")
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_fast_success_in_a_closed_time_window_takes_no_lock(clock: FakeClock) -> None:
+    breaker = make(clock)  # the default policy: a time window
+    call(breaker, "success")  # the first of a bucket marks it, under the lock
+    lock, breaker._lock = breaker._lock, _NoLock()  # type: ignore[assignment]
+    for _ in range(50):
+        call(breaker, "success")
+    breaker._lock = lock
+    assert breaker.snapshot().calls == 51
+
+
+def test_a_success_filling_the_window_to_its_minimum_trips_it(clock: FakeClock) -> None:
+    # Counted without the lock, it still applies the trip rule: 7 of 10 failed is 70 %.
+    breaker = make(clock, window="time", window_size=5.0, minimum_calls=10)
+    for outcome in ["success"] * 2 + ["failure"] * 7:
+        call(breaker, outcome)  # type: ignore[arg-type]
+    assert breaker.snapshot().state == "closed"
+    call(breaker, "success")
+    snap = breaker.snapshot()
+    assert (snap.state, snap.opened_by) == ("open", "7 of 10 calls failed (70 %)")
+
+
+def test_threads_counting_successes_without_the_lock_lose_none() -> None:
+    clock = FakeClock()  # still: every success falls in one bucket
+    breaker = make(clock)
+    call(breaker, "success")
+
+    def successes(index: int, start: threading.Barrier) -> None:
+        start.wait()
+        for _ in range(2000):
+            call(breaker, "success")
+        call(breaker, "failure")
+
+    run_fleet(successes, workers=8, processes=False, timeout=20.0)
+    snap = breaker.snapshot()
+    assert (snap.state, snap.calls, snap.failures) == ("closed", 1 + 8 * 2001, 8)
 
 
 # -- half-open ---------------------------------------------------------------------------
@@ -584,7 +705,7 @@ def test_registry_keeps_one_breaker_per_endpoint(clock: FakeClock) -> None:
 def test_a_new_rate_policy_counts_successes_it_would_once_have_skipped(clock: FakeClock) -> None:
     # The first policy lets a success skip the lock; the second must count every success.
     registry = BreakerRegistry(clock=clock)
-    breaker = registry.get(EP, Breaker())
+    breaker = registry.get(EP, Breaker(window="consecutive"))
     rated = Breaker(window="count", window_size=4, minimum_calls=4, failure_rate_threshold=0.75)
     assert registry.get(EP, rated) is breaker
     for outcome in ("success", "failure", "failure"):

@@ -191,11 +191,14 @@ TRIP_RULES: list[tuple[str, dict[str, Any], Sequence[float], str, str | None]] =
     ("count: exact 7 %", {"window": "count", "window_size": 100, "minimum_calls": 100,
                           "failure_rate_threshold": 0.07},
      [S] * 93 + [F] * 7, OPEN, "7 of 100 calls failed (7 %)"),
-    ("time: rate met", {"window": "time", "window_size": 10.0, "minimum_calls": 4},
+    ("time: rate met", {"window": "time", "window_size": 10.0, "minimum_calls": 4,
+                        "failure_rate_threshold": 0.5},
      [F, S, F, S], OPEN, "2 of 4 calls failed (50 %)"),
-    ("time: expired", {"window": "time", "window_size": 10.0, "minimum_calls": 4},
+    ("time: expired", {"window": "time", "window_size": 10.0, "minimum_calls": 4,
+                       "failure_rate_threshold": 0.5},
      [F, F, ADVANCE, 11, S, S, S, F], CLOSED, None),
-    ("time: bucket by bucket", {"window": "time", "window_size": 10.0, "minimum_calls": 4},
+    ("time: bucket by bucket", {"window": "time", "window_size": 10.0, "minimum_calls": 4,
+                                "failure_rate_threshold": 0.5},
      [F, F, ADVANCE, 5, S, ADVANCE, 5.5, F, F, S], OPEN, "2 of 4 calls failed (50 %)"),
 ]  # fmt: skip
 

@@ -136,7 +136,12 @@ def test_an_open_breaker_says_what_opened_it_and_when_it_probes() -> None:
             "{ep}: closed, 1 of 4 calls failed (25 %)",
         ),
         (
-            {"window": "count", "window_size": 4, "failure_rate_threshold": 0.5},
+            {
+                "window": "count",
+                "window_size": 4,
+                "failure_rate_threshold": 0.5,
+                "reset_timeout": 30.0,
+            },
             ["success", "failure", "success", "failure"],
             "{ep}: open (opened by 2 of 4 calls failed (50 %)), next probe in 30.0 s",
         ),

@@ -21,16 +21,17 @@ def run_call(budget: RetryBudgetState, wanted_retries: int) -> int:
     return made
 
 
-def test_outage_of_500_calls_with_4_attempts_allows_exactly_60_retries() -> None:
+def test_outage_of_500_calls_with_4_attempts_allows_exactly_135_retries() -> None:
     budget = RetryBudgetState(RetryBudget(), FakeClock())
 
     retries = sum(run_call(budget, wanted_retries=3) for _ in range(500))
 
-    assert retries == 60  # 0.1 × 500 + 1.0 × 10
-    assert 500 + retries == 560
+    assert retries == 135  # 0.25 × 500 + 1.0 × 10
+    assert 500 + retries == 635
     snap = budget.snapshot()
-    assert (snap.calls, snap.retries, snap.available) == (500, 60, 0)
-    # The first three calls take 9 of the reserve's 10; every later call meets one refusal.
+    assert (snap.calls, snap.retries, snap.available) == (500, 135, 0)
+    # The first three calls take 9 of the reserve's 10 (and the ratio's 0.75); every
+    # later call meets one refusal.
     assert snap.refused == 497
 
 
@@ -45,18 +46,18 @@ def test_bound_holds_whatever_the_bucket_boundaries(start: float) -> None:
         retries += run_call(budget, wanted_retries=3)
         clock.advance(9.99 / 500)
 
-    assert retries == 60
+    assert retries == 135
 
 
-def test_every_call_asking_for_all_its_retries_still_gets_60() -> None:
+def test_every_call_asking_for_all_its_retries_still_gets_135() -> None:
     budget = RetryBudgetState(RetryBudget(), FakeClock())
     granted = 0
     for _ in range(500):
         budget.record_call()
         granted += sum(budget.try_retry() for _ in range(3))
 
-    assert granted == 60
-    assert budget.refused_total == 1500 - 60
+    assert granted == 135
+    assert budget.refused_total == 1500 - 135
 
 
 def test_bound_is_exact_integer_arithmetic() -> None:
@@ -133,7 +134,8 @@ def test_ratio_holds_over_many_windows() -> None:
         assert in_window <= policy.ratio * remembered + policy.min_per_second * policy.window
     # And the budget is not stingy: the long-run retry rate is ratio × the call rate
     # plus the reserve rate, the reserve spread over 1.0–1.1 windows of memory.
-    assert 500 + 100 / 1.1 - 1 <= len(grants) <= 500 + 100 + 10
+    by_ratio = policy.ratio * 5000  # 1,250 with the default 0.25
+    assert by_ratio + 100 / 1.1 - 1 <= len(grants) <= by_ratio + 100 + 10
 
 
 def test_refusals_are_counted_in_the_window_and_in_total() -> None:
@@ -190,7 +192,7 @@ def test_concurrent_threads_never_overdraw() -> None:
     assert sum(granted) == snap.retries
     assert snap.calls == 800
     # Interleaving decides how many calls came in before the last grant, never the cap.
-    assert snap.retries <= 0.1 * 800 + 10
+    assert snap.retries <= 0.25 * 800 + 10
     assert snap.retries >= 10
 
 
@@ -223,7 +225,8 @@ def test_policy_is_frozen_and_rejects_unknown_fields() -> None:
 
 
 def test_policy_defaults_match_the_contract() -> None:
-    assert RetryBudget() == RetryBudget(ratio=0.1, min_per_second=1.0, window=10.0)
+    # The ratio is the scenario benchmark's choice (README, "How it behaves in an outage").
+    assert RetryBudget() == RetryBudget(ratio=0.25, min_per_second=1.0, window=10.0)
 
 
 def test_calls_leave_the_window_bucket_by_bucket() -> None:
