@@ -27,6 +27,7 @@ from ._exceptions import (
     LoadShedError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimited,
     RateLimitError,
     ResilienceError,
     ServerError,
@@ -36,6 +37,7 @@ from ._exceptions import (
 from ._idempotency import Idempotency, idempotency_key_for
 from ._logging import RedactingFilter
 from ._policy import Backoff, Policy, Retry, Timeouts
+from ._rate_limit import RateLimit
 from ._throttle import AdaptiveThrottle
 from ._transport import AsyncResilientTransport, ResilientTransport
 from .chaos._inject import Chaos
@@ -94,7 +96,9 @@ __all__ = [
     "PermissionDeniedError",
     "Policy",
     "Problem",
+    "RateLimit",
     "RateLimitError",
+    "RateLimited",
     "RedactingFilter",
     "Redaction",
     "RedisBreakerStorage",

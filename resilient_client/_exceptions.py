@@ -7,6 +7,7 @@
     │   ├── CircuitOpenError          the endpoint's breaker rejected the call
     │   ├── BulkheadFull              no concurrency slot within the bulkhead's wait
     │   ├── LoadShedError             the adaptive throttle rejected the call locally
+    │   │   └── RateLimited           the client-side rate limit could not admit the call
     │   ├── WriteParked               a keyed write failed and was parked in the outbox
     │   └── httpx.TimeoutException
     │       ├── DeadlineExceeded      the call's total deadline ran out
@@ -60,6 +61,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimited",
     "ResilienceError",
     "ServerError",
     "ServiceUnavailableError",
@@ -134,6 +136,23 @@ class LoadShedMixin(ResilienceError):
         self.endpoint = endpoint
 
 
+class RateLimitedMixin(LoadShedMixin):
+    """The endpoint's client-side rate limit (``Policy.rate_limit``) could not admit the
+    call within its wait (``max_wait``, or the time left to the deadline); the call never
+    reached the server. ``retry_after``: the seconds until it would have been admitted.
+    """
+
+    def __init__(self, endpoint: str, retry_after: float, *, request: Any = None) -> None:
+        message = (
+            f"rate limit for endpoint {endpoint!r} would admit the call only in "
+            f"{max(0.0, retry_after):.3f} s, past its wait"
+        )
+        # LoadShedMixin's own message is the throttle's: go past it to the library's.
+        super(LoadShedMixin, self).__init__(message, request=request)  # type: ignore[call-arg]
+        self.endpoint = endpoint
+        self.retry_after = retry_after
+
+
 class DeadlineExceededMixin(ResilienceError):
     """The call's ``Timeouts.total`` deadline ran out; ``attempts`` were made."""
 
@@ -203,6 +222,10 @@ class BulkheadFull(BulkheadFullMixin, httpx.TransportError):
 
 class LoadShedError(LoadShedMixin, httpx.TransportError):
     __doc__ = LoadShedMixin.__doc__
+
+
+class RateLimited(RateLimitedMixin, LoadShedError):
+    __doc__ = RateLimitedMixin.__doc__
 
 
 class WriteParked(WriteParkedMixin, httpx.TransportError):
@@ -282,6 +305,7 @@ _TREE: tuple[type[Exception], ...] = (
     CircuitOpenError,
     BulkheadFull,
     LoadShedError,
+    RateLimited,
     WriteParked,
     DeadlineExceeded,
     AttemptTimeout,

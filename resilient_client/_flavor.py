@@ -36,6 +36,7 @@ class Flavor:
     AttemptTimeout: type[_exceptions.AttemptTimeoutMixin]
     api_error_class: Callable[[int], type[Any]]
     WriteParked: type[_exceptions.WriteParkedMixin]
+    RateLimited: type[_exceptions.RateLimitedMixin]
 
     @classmethod
     def of(
@@ -64,6 +65,7 @@ _TREE_NAMES = (
     "DeadlineExceeded",
     "AttemptTimeout",
     "WriteParked",
+    "RateLimited",
 )
 
 

@@ -11,7 +11,7 @@ policy was *given*, recursively, and re-validates the result, so an endpoint pol
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -22,22 +22,29 @@ from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._deadline import Timeouts
 from ._idempotency import Idempotency
+from ._rate_limit import RateLimit
 from ._retry import Backoff, Retry
 from ._throttle import AdaptiveThrottle
 from .chaos._inject import Chaos
 
 __all__ = ["Backoff", "Policy", "Retry", "Timeouts", "merge"]
 
-Fallback = Callable[[httpx.Request, BaseException | httpx.Response], httpx.Response | None]
+# An async client's fallback may be a coroutine function (the async driver awaits it).
+Fallback = Callable[
+    [httpx.Request, BaseException | httpx.Response],
+    httpx.Response | Awaitable[httpx.Response | None] | None,
+]
 
 
 class Policy(BaseModel):
     """Everything the pipeline does for one endpoint.
 
     Defaults: 3 attempts with capped full-jitter backoff, a 30 s deadline, 10 s per
-    attempt, idempotency keys on POST and PATCH, a breaker per endpoint (5 consecutive
-    failures open it for 30 s), a retry budget of 10 % plus 1/s per endpoint; no
-    bulkhead, no adaptive throttle, no fallback. A field set to ``None`` is off.
+    attempt, idempotency keys on POST and PATCH, a breaker per endpoint (70 % of the last
+    5 s of calls failed, once they hold 100 calls, opens it for 1 s), a retry budget of
+    25 % plus 1/s per endpoint; no bulkhead, no adaptive throttle, no fallback. The
+    breaker and budget defaults are the ones ``benchmarks/scenarios.py`` chose (README,
+    "How it behaves in an outage"). A field set to ``None`` is off.
 
     ``breaker``, ``budget``, ``bulkhead`` and ``throttle`` keep state per endpoint: their
     parameters come from the endpoint's policy, and a per-call override can only switch
@@ -47,6 +54,12 @@ class Policy(BaseModel):
     response - and may return a response to use instead
     (``ResilienceInfo.fallback`` is then true) or ``None``. It is a plain function, run
     on the caller's thread or event loop: keep it quick (a cache lookup, a default).
+    Under the async client it may be an ``async def`` (awaited on the call's event
+    loop); under the sync client an ``async def`` fallback raises ``TypeError``.
+
+    ``rate_limit`` (``rc.RateLimit``) paces the endpoint's calls to stay under a fixed
+    rate and the limits the provider announces in its headers; a call that cannot be
+    admitted within its wait raises ``rc.RateLimited`` without reaching the server.
 
     ``outbox=True`` parks a keyed write that fails with a retryable outcome in the
     client's outbox (``outbox=rc.Outbox(...)``) and raises ``WriteParked``; ``chaos``
@@ -63,6 +76,7 @@ class Policy(BaseModel):
     bulkhead: Bulkhead | None = None
     throttle: AdaptiveThrottle | None = None
     fallback: Fallback | None = None
+    rate_limit: RateLimit | None = None
     outbox: bool = False
     chaos: Chaos | None = None
 

@@ -2,11 +2,12 @@
 
 One call flows through a fixed order, outermost first::
 
-    deadline → bulkhead / throttle → retry (budget, backoff, Retry-After) → breaker
-             → attempt timeout → inner transport
+    deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
+             → breaker → attempt timeout → inner transport
 
 Every decision is made by the call's story (``_call/_story.py``), a generator that yields
-the steps needing I/O: wait for a bulkhead slot, send an attempt, wait before a retry.
+the steps needing I/O: wait for a bulkhead slot, wait for the rate limit's turn, send an
+attempt, wait before a retry, await an async fallback.
 Each driver is one loop that does the step and sends the result back in - the sync and
 async drivers are line-for-line mirrors that differ only in ``await``. Redirects, auth,
 cookies and event hooks run above this transport (in the client), so each redirect hop
@@ -44,7 +45,7 @@ from ._breaker import Rejection
 from ._call._call import ERROR_BODY_LIMIT, Call
 from ._call._extensions import EXT_STREAM
 from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
-from ._call._story import SEND, Park, Wait, story
+from ._call._story import SEND, AwaitFallback, Park, Wait, story
 from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
 from ._timeout import ATTEMPT_END, bound_attempts, guard_attempt, leave
@@ -142,6 +143,8 @@ class SyncDriver(_Driver):
                     reply = None
                 elif type(step) is Park:
                     reply = self._pipeline.outbox.park(call.request, **step.details)  # type: ignore[union-attr]
+                elif type(step) is AwaitFallback:
+                    _refuse_async_fallback(step.answer)
                 else:  # Acquire
                     reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -252,6 +255,8 @@ class AsyncDriver(_Driver):
                     reply = None
                 elif type(step) is Park:
                     reply = await self._pipeline.outbox.apark(call.request, **step.details)  # type: ignore[union-attr]
+                elif type(step) is AwaitFallback:
+                    reply = await step.answer
                 else:  # Acquire
                     reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -354,6 +359,17 @@ class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
     """
 
     _flavor = HTTPX
+
+
+def _refuse_async_fallback(answer: Any) -> None:
+    """A sync client's fallback returned an awaitable: nothing here can await it."""
+    close = getattr(answer, "close", None)
+    if close is not None:
+        close()  # a coroutine never awaited would warn at collection instead
+    raise TypeError(
+        "Policy.fallback returned an awaitable (an async def?) under a sync client; "
+        "use a plain function, or the async client"
+    )
 
 
 # --- hostile servers: bounded error bodies -------------------------------------------------

@@ -3,8 +3,8 @@
 A call passes the strategies in this order, outermost first; :data:`PIPELINE` is the one
 place that order is written as data (the README's picture is drawn from it)::
 
-    deadline → bulkhead / throttle → retry (budget, backoff, Retry-After) → breaker
-             → attempt timeout → inner transport
+    deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
+             → breaker → attempt timeout → inner transport
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ PIPELINE: tuple[tuple[str, str, str], ...] = (
         "resilient_client._throttle",
         "admits the call once: sheds load the provider refuses",
     ),
+    ("rate limit", "resilient_client._rate_limit", "paces each attempt under the provider's limit"),
     (
         "retry",
         "resilient_client._retry",

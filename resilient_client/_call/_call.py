@@ -2,9 +2,10 @@
 
 A :class:`Call` is made when the transport receives a request. It resolves its endpoint and
 policy, fixes the idempotency key and correlation id, and then answers the questions its
-story (``_story.py``) asks in pipeline order - may the call start (throttle, bulkhead), what
-may this attempt spend (deadline), what did the outcome mean (breaker, throttle), is it
-retried, after how long, or does the call stop (retry, budget, breaker). Each answer is
+story (``_story.py``) asks in pipeline order - may the call start (throttle, bulkhead),
+when may this attempt start (rate limit), what may this attempt spend (deadline), what
+did the outcome mean (breaker, throttle), is it retried, after how long, or does the call
+stop (retry, budget, breaker). Each answer is
 the rule of one strategy's room, applied to this call's values; the rooms' functions are
 pure, and so is this class but for the clock it reads. Every decision is also announced
 as a typed event (``_events.py``) to the pipeline's observers.
@@ -23,6 +24,7 @@ from .._deadline import PhaseTable, attempt_limit, clip, phase_table
 from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
 from .._idempotency import IdempotencyRule, new_idempotency_key
 from .._logging import logger
+from .._rate_limit import Limits, read_limits
 from .._retry import (
     FINAL_SUCCESS,
     Failure,
@@ -35,7 +37,9 @@ from .._retry import (
     status_is_candidate,
     stop_reason,
 )
+from .._retry._rules import apply_predicate
 from ..problems import DEFAULT_MAX_BODY_BYTES, parse_problem, server_retry_hint
+from ..problems._retry_after import retry_after_seconds
 from ._events import (
     AttemptEnded,
     AttemptStarted,
@@ -58,6 +62,8 @@ from ._extensions import (
 
 if TYPE_CHECKING:
     from .._breaker import Outcome, Rejection
+    from .._rate_limit import RateLimitState
+    from .._retry._policy import RetryPredicate
     from ..problems import Problem
     from ._pipeline import Pipeline
 
@@ -68,6 +74,8 @@ _CALL_STARTED = CallStarted()
 _PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
 # Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
 _OVERLOAD_STATUSES = frozenset({429, 503, 529})
+# Verdicts on the pipeline's own refusals and errors: final, whatever a predicate says.
+_REFUSED = frozenset({"breaker", "deadline", "bulkhead", "throttle", "rate_limit", "fatal_error"})
 # Error bodies up to the parser's own bound are read inside the attempt, so the retry
 # decision can see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
@@ -85,9 +93,11 @@ class Call:
         "_judged",
         "_key_header",
         "_loop",
+        "_paced",
         "_phases",
         "_pipeline",
         "_problem",
+        "_retry_if",
         "_too_long",
         "attempts",
         "breaker",
@@ -99,6 +109,7 @@ class Call:
         "deadline",
         "endpoint",
         "fallback_asked",
+        "fallback_ready",
         "fallback_used",
         "idempotency_key",
         "injected",
@@ -107,6 +118,7 @@ class Call:
         "observers",
         "planned_delay",
         "policy",
+        "rate_limit",
         "replayable",
         "request",
         "retry_reasons",
@@ -149,6 +161,8 @@ class Call:
             self.budget = endpoint.budget
             self.throttle = endpoint.throttle
             self.chaos = endpoint.chaos
+            self.rate_limit = endpoint.rate_limit
+            self._retry_if = endpoint.retry_if
             total, self._attempt_cap = endpoint.total, endpoint.attempt
             self._phases = endpoint.phases
             idempotency = endpoint.idempotency
@@ -158,6 +172,8 @@ class Call:
             self.budget = endpoint.budget if policy.budget is not None else None
             self.throttle = endpoint.throttle if policy.throttle is not None else None
             self.chaos = endpoint.chaos if policy.chaos is not None else None
+            self.rate_limit = endpoint.rate_limit if policy.rate_limit is not None else None
+            self._retry_if = None if policy.retry is None else policy.retry.retry_if
             timeouts = policy.timeouts
             total, self._attempt_cap = timeouts.total, timeouts.attempt
             if not explicit:
@@ -174,6 +190,8 @@ class Call:
         self.limit: float | None = None  # the current attempt's, set by time_attempt
         self.fallback_used = False
         self.fallback_asked = False
+        # An async fallback's answer once awaited, in a 1-tuple (None is an answer too).
+        self.fallback_ready: tuple[Any] | None = None
         self.retry_reasons: tuple[str, ...] = ()
         self.injected: tuple[str, ...] = ()  # faults chaos put in place of attempts
         self.stop_reason: str | None = None
@@ -186,6 +204,7 @@ class Call:
         self._fault_now = False
         self._hint_for: object = None
         self._hint: bool | None = None
+        self._paced: float | None = None  # when the rate limit's turn it holds starts
         self._set_headers(idempotency)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -329,6 +348,54 @@ class Call:
             extra = {"endpoint": self.endpoint.key, "correlation_id": self.correlation_id}
             logger.warning(message, extra=extra)
 
+    # -- pacing: when may the next attempt start (the rate-limit room's rule) -----------
+
+    def pace(self, after: float = 0.0) -> float | None:
+        """The seconds the next attempt must wait for the endpoint's rate limit, past the
+        ``after`` seconds it waits anyway (a retry's backoff), its turn reserved.
+
+        A turn that would come later than the rate limit's ``max_wait`` or the deadline
+        allows is not taken: a first attempt raises ``RateLimited`` (it never reaches the
+        server); a retry answers ``None`` and the call ends with its last outcome.
+        """
+        state = self.rate_limit
+        assert state is not None  # only asked by a call with a rate limit
+        now = self.clock.monotonic()
+        start = now + after
+        allowance = state.policy.max_wait
+        if self.deadline is not None:
+            allowance = min(allowance, self.deadline - start)
+        delay, granted = state.reserve(now, start, max(0.0, allowance))
+        if granted:
+            self._paced = start + delay
+            return delay
+        self.stop_reason = "rate_limit"
+        if self.attempts:
+            return None
+        error: Exception = self.flavor.RateLimited(self.endpoint.key, delay, request=self.request)
+        if self.observers and self.listeners[CallRejected]:
+            self._emit(CallRejected("rate_limit"))
+        raise error
+
+    def unpace(self) -> None:
+        """Hand back the rate limit's turn this call holds, if any (its attempt ended,
+        or never will)."""
+        turn = self._paced
+        if turn is not None:
+            self._paced = None
+            self.rate_limit.release(turn)  # type: ignore[union-attr]
+
+    def _learn(self, state: RateLimitState, response: httpx.Response) -> None:
+        """Feed the provider's rate-limit headers on ``response`` to the endpoint's
+        state (a 429 that says only ``Retry-After`` means none are left until then)."""
+        headers = response.headers
+        limits = read_limits(headers, self.clock.wall())
+        if limits is None and response.status_code == 429:
+            wait = retry_after_seconds(headers, now=self.clock.wall())
+            limits = None if wait is None else Limits(0.0, wait)
+        if limits is not None:
+            state.learn(limits, self.clock.monotonic())
+
     # -- one attempt: its limit, its start, what its outcome meant ---------------------
 
     def time_attempt(self) -> None:
@@ -385,12 +452,15 @@ class Call:
         if self.request.extensions.get(EXT_STREAM) is False:
             return True
         retry = self.policy.retry
+        if retry is None:
+            return False
         status = response.status_code
-        if retry is None or status < 400:
-            return False
-        hint = self._server_hint(response)
-        if not status_is_candidate(status, self.idempotency_key is not None, retry, hint):
-            return False
+        if self._retry_if is None:  # (a predicate sees every small body: it may retry any)
+            if status < 400:
+                return False
+            hint = self._server_hint(response)
+            if not status_is_candidate(status, self.idempotency_key is not None, retry, hint):
+                return False
         length = response.headers.get("content-length")
         return length is not None and length.isdigit() and int(length) <= ERROR_BODY_LIMIT
 
@@ -402,6 +472,11 @@ class Call:
         throttle = self.throttle
         if throttle is not None and not failed:
             throttle.record(outcome.status_code not in _OVERLOAD_STATUSES)  # type: ignore[union-attr]
+        rate_limit = self.rate_limit
+        if rate_limit is not None:
+            self.unpace()
+            if not failed and rate_limit.policy.respect_headers:
+                self._learn(rate_limit, outcome)  # type: ignore[arg-type]
         if self.observers and self.listeners[AttemptEnded]:
             duration = self.clock.monotonic() - self._attempt_started
             injected = self.injected[-1] if self.injected and self._fault_now else None
@@ -456,6 +531,7 @@ class Call:
             self.attempts == 1
             and not isinstance(outcome, BaseException)
             and outcome.status_code < 400
+            and self._retry_if is None  # a predicate may retry a success
         ):
             self.verdict = FINAL_SUCCESS
             self._judged = outcome
@@ -493,9 +569,26 @@ class Call:
             verdict = judge_status(
                 outcome.status_code, method, keyed, self.replayable, retry, hint, problem
             )
+        predicate = self._retry_if
+        if predicate is not None and retry is not None and verdict.reason not in _REFUSED:
+            verdict = self._ask(predicate, outcome, verdict)
         self._judged = outcome
         self.verdict = verdict
         return verdict
+
+    def _ask(
+        self, predicate: RetryPredicate, outcome: httpx.Response | BaseException, verdict: Verdict
+    ) -> Verdict:
+        """The verdict once ``Retry.retry_if`` has had its say on ``outcome``."""
+        if isinstance(outcome, BaseException):
+            answer = predicate(self.request, None, outcome, None)
+        else:
+            problem = None
+            if outcome.status_code >= 400 and outcome.is_stream_consumed:
+                problem = self.problem(outcome)
+            answer = predicate(self.request, outcome, None, problem)
+        keyed = self.idempotency_key is not None
+        return apply_predicate(answer, verdict, self.request.method, keyed, self.replayable)
 
     def _server_hint(self, response: httpx.Response) -> bool | None:
         """The server's explicit retry verdict (``x-should-retry``...), read once per

@@ -5,6 +5,12 @@ fallback's answer, an ``ApiError`` when the client asked for one, or the last fa
 raised with a note saying why the pipeline stopped. Whatever is raised carries the call's
 record (:func:`resilience_info`).
 
+An async fallback (an ``async def`` under the async client) is awaited by the driver, not
+here: the first ask finds an awaitable and raises :class:`FallbackPending` with it; the
+story yields it to the driver and runs the same end again with the answer in
+``Call.fallback_ready`` (asking the fallback is the first thing each end does, so running
+one again is safe).
+
 Logging follows one rule: a failure handed to the caller as an exception is logged at
 DEBUG only - the caller is already handling it; a 4xx/5xx *returned* as a response is
 logged at WARNING/ERROR, since nothing else will say it.
@@ -12,6 +18,7 @@ logged at WARNING/ERROR, since nothing else will say it.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
     from ._call import Call
 
 __all__ = [
+    "FallbackPending",
     "end_raised",
     "end_with_outcome",
     "end_with_response",
@@ -42,6 +50,14 @@ __all__ = [
 
 # Where an exception raised for a call keeps the call's record.
 _INFO_ATTRIBUTE = "__resilience_info__"
+
+
+class FallbackPending(Exception):  # a signal to the story, never raised out of it
+    """The fallback returned ``awaitable``: the driver must await it (``_story.py``)."""
+
+    def __init__(self, awaitable: Any) -> None:
+        super().__init__("an async fallback's answer is awaited")
+        self.awaitable = awaitable
 
 
 def resilience_info(outcome: object) -> ResilienceInfo | None:
@@ -127,6 +143,8 @@ def end_raised(call: Call, exc: Exception) -> httpx.Response:
     call's end is announced either way, even if the fallback itself raises."""
     try:
         fallback = _fallback(call, exc)
+    except FallbackPending:  # the story awaits it, then ends here again
+        raise
     except Exception as error:
         call.announce_end(None, error)
         raise
@@ -179,12 +197,23 @@ def _fallback(call: Call, failure: httpx.Response | BaseException) -> httpx.Resp
     again when ``raise_for_error`` turns it into an ``ApiError``.
     """
     fallback = call.policy.fallback
-    if fallback is None or call.fallback_asked:
+    if fallback is None:
         return None
-    call.fallback_asked = True
-    response = fallback(call.request, failure)
-    if response is None:
+    ready = call.fallback_ready
+    answer: Any
+    if ready is not None:  # an async fallback's answer, awaited by the driver
+        call.fallback_ready = None
+        answer = ready[0]
+    elif call.fallback_asked:
         return None
+    else:
+        call.fallback_asked = True
+        answer = fallback(call.request, failure)
+        if inspect.isawaitable(answer):
+            raise FallbackPending(answer)
+    if answer is None:
+        return None
+    response: httpx.Response = answer
     call.fallback_used = True
     response.request = call.request
     response.extensions[EXT_RESILIENCE] = info(call, response)

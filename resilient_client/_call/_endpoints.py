@@ -2,13 +2,14 @@
 
 Every call belongs to one endpoint - the most specific configured key, or its host's
 default ``"* <host>"`` - and shares that endpoint's state with every other call of it:
-retry budget, bulkhead, throttle, breaker. State is created once per endpoint, never per
-call or per distinct URL, so its number is bounded by the configuration plus the hosts'
-defaults, which are kept least recently used first and capped (:data:`MAX_HOSTS`, 1,024
-by default): a client talking to ever new hosts - a crawler, an upstream redirecting
-each call somewhere else - keeps the most recent ones. A host whose breaker is not
-closed is never evicted (forgetting it would let calls through to an upstream the
-breaker is protecting), so the table may exceed the cap by the number of those.
+retry budget, bulkhead, throttle, breaker, rate limit. State is created once per
+endpoint, never per call or per distinct URL, so its number is bounded by the
+configuration plus the hosts' defaults, which are kept least recently used first and
+capped (:data:`MAX_HOSTS`, 1,024 by default): a client talking to ever new hosts - a
+crawler, an upstream redirecting each call somewhere else - keeps the most recent ones.
+A host whose breaker is not closed is never evicted (forgetting it would let calls
+through to an upstream the breaker is protecting), so the table may exceed the cap by
+the number of those.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .._clock import Clock
 from .._deadline import phase_table
 from .._idempotency import IdempotencyRule
 from .._policy import Policy, merge
+from .._rate_limit import RateLimitState
 from .._throttle import ThrottleState
 from ..chaos._inject import injector_for
 from ._routing import Router, parse_endpoint_key
@@ -55,6 +57,8 @@ class Endpoint:
         "key",
         "phases",
         "policy",
+        "rate_limit",
+        "retry_if",
         "throttle",
         "total",
     )
@@ -73,6 +77,8 @@ class Endpoint:
         self.bulkhead = None if policy.bulkhead is None else BulkheadState(policy.bulkhead, clock)
         self.throttle = None if policy.throttle is None else ThrottleState(policy.throttle, clock)
         self.chaos = None if policy.chaos is None else injector_for(policy.chaos, clock)
+        self.rate_limit = None if policy.rate_limit is None else RateLimitState(policy.rate_limit)
+        self.retry_if = None if policy.retry is None else policy.retry.retry_if
 
 
 class EndpointTable:

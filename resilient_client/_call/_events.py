@@ -79,7 +79,7 @@ class RetryRefused(NamedTuple):
 class CallRejected(NamedTuple):
     """The call was refused locally before reaching the network."""
 
-    kind: Literal["breaker", "bulkhead", "throttle"]
+    kind: Literal["breaker", "bulkhead", "throttle", "rate_limit"]
 
 
 class CallEnded(NamedTuple):

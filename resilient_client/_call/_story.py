@@ -7,16 +7,21 @@ loops over it that differ only in ``await``::
 
     admit          the throttle may shed the call; the bulkhead may make it wait
       ├─ Acquire(wait)        → the driver waits for a slot, sends back whether it got one
+    pace           the rate limit may make the attempt wait for its turn, or refuse it
+      ├─ Wait(delay, None)    → the driver sleeps
     attempt        (repeated)
       ├─ SEND                 → the driver asks the breaker, sends the attempt, reads it,
       │                         tells the breaker, and sends back the outcome
     judge + wait   the retry room's rules, run by tenacity's decision machine
       ├─ Wait(delay, discard) → the driver closes the outcome being retried and sleeps
+                                (the backoff, and the rate limit's turn after it)
     stop           when the rules say so, the last outcome ends the call
     park           a keyed write that the outage refused goes to the outbox
       ├─ Park(details)        → the driver stores it, sends back the outbox entry
     record         the end (``_end.py``): a response with its record, a fallback, or the
                    failure raised with a note saying why the call stopped
+      ├─ AwaitFallback(answer) → the async driver awaits an async fallback's answer and
+                                sends it back (the sync driver refuses: TypeError)
 
 The first attempt and every retry are the same ``SEND`` step; a call that succeeds at once
 yields it once and never builds a retry loop.
@@ -24,18 +29,27 @@ yields it once and never builds a retry loop.
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from .._logging import logger
-from ._end import end_raised, end_with_outcome, end_with_response, fallback_answer, parked_error
+from ._end import (
+    FallbackPending,
+    end_raised,
+    end_with_outcome,
+    end_with_response,
+    fallback_answer,
+    parked_error,
+)
 
 if TYPE_CHECKING:
     import httpx
 
     from ._call import Call
 
-__all__ = ["SEND", "Acquire", "Park", "Step", "Wait", "story"]
+__all__ = ["SEND", "Acquire", "AwaitFallback", "Park", "Step", "Wait", "story"]
+
+_T = TypeVar("_T")
 
 
 class Acquire(NamedTuple):
@@ -72,7 +86,35 @@ class Park(NamedTuple):
     details: dict[str, Any]
 
 
-Step = Acquire | _Send | Wait | Park
+class AwaitFallback(NamedTuple):
+    """Await ``answer``, what an ``async def`` fallback returned; send back its result.
+    A sync driver cannot: it throws in a ``TypeError`` (and closes ``answer``)."""
+
+    answer: Any  # an awaitable of httpx.Response | None
+
+
+Step = Acquire | _Send | Wait | Park | AwaitFallback
+
+
+def _resume(
+    call: Call,
+    pending: FallbackPending,
+    end: Callable[[Call, Any], _T],
+    failure: Any,
+    *,
+    last: bool = False,
+) -> Generator[Step, Any, _T]:
+    """Have the driver await the async fallback's answer that ``end(call, failure)`` met
+    (``pending``), then run that end again with it. ``last``: the end of the call's last
+    resort (``end_raised``), which announces the call's end even if the fallback raises.
+    (Only calls with an async fallback get here: the others pay no generator for it.)"""
+    try:
+        call.fallback_ready = ((yield AwaitFallback(pending.awaitable)),)
+    except BaseException as exc:
+        if last:
+            call.announce_end(None, exc)
+        raise
+    return end(call, failure)
 
 
 def story(call: Call) -> Generator[Step, Any, httpx.Response]:
@@ -88,17 +130,31 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
         bulkhead = call.bulkhead
         if bulkhead is not None and not (yield Acquire(call.slot_wait())):
             raise call.refused_by_bulkhead()
+        rate_limit = call.rate_limit
         try:
+            if rate_limit is not None and (turn := call.pace()):
+                yield Wait(turn, None)
             outcome = yield SEND
             while (delay := call.after(outcome)) is not None:
+                if rate_limit is not None:
+                    turn = call.pace(delay)
+                    if turn is None:  # no turn within the wait: the last outcome stands
+                        break
+                    delay += turn
                 discard = None if isinstance(outcome, BaseException) else outcome
                 yield Wait(delay, discard)
                 outcome = yield SEND
         finally:
             if bulkhead is not None:
                 bulkhead.release()
+            if rate_limit is not None:  # a turn taken for an attempt never sent
+                call.unpace()
         # (policy.outbox first: no frame for the calls of endpoints without an outbox)
-        if call.policy.outbox and call.parks(outcome) and fallback_answer(call, outcome) is None:
+        if (
+            call.policy.outbox
+            and call.parks(outcome)
+            and (yield from _answer(call, outcome)) is None
+        ):
             try:
                 entry = yield Park(call.park_details(outcome))
             except Exception:  # the store failed: the write's own failure stands
@@ -110,16 +166,27 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
             else:
                 raise parked_error(call, entry, outcome)
         # A response is finished directly: a frame less on every call that answers.
-        response = (
-            end_with_outcome(call, outcome)
-            if isinstance(outcome, BaseException)
-            else end_with_response(call, outcome)
-        )
+        end = end_with_outcome if isinstance(outcome, BaseException) else end_with_response
+        try:
+            response = end(call, outcome)
+        except FallbackPending as pending:
+            response = yield from _resume(call, pending, end, outcome)
     except Exception as exc:  # announces the end itself, whether it answers or raises
-        response = end_raised(call, exc)
+        try:
+            response = end_raised(call, exc)
+        except FallbackPending as pending:
+            response = yield from _resume(call, pending, end_raised, exc, last=True)
     except BaseException as exc:  # cancelled: the call's record ends all the same
         call.announce_end(None, exc)
         raise
     if call.observers:  # (a frame per call spared when nobody listens)
         call.announce_end(response, None)
     return response
+
+
+def _answer(call: Call, failure: Any) -> Generator[Step, Any, httpx.Response | None]:
+    """The fallback's answer for a failure about to be parked (awaited if async)."""
+    try:
+        return fallback_answer(call, failure)
+    except FallbackPending as pending:
+        return (yield from _resume(call, pending, fallback_answer, failure))

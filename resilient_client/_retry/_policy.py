@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["DEFAULT_RETRY_STATUSES", "Backoff", "Jitter", "Retry"]
+__all__ = ["DEFAULT_RETRY_STATUSES", "Backoff", "Jitter", "Retry", "RetryPredicate"]
+
+RetryPredicate = Callable[[Any, Any, "BaseException | None", Any], "bool | None"]
+"""``retry_if(request, response, error, problem) -> bool | None`` (see :class:`Retry`)."""
 
 Jitter = Literal["full", "equal", "decorrelated", "none"]
 
@@ -54,6 +58,17 @@ class Retry(BaseModel):
     With ``respect_retry_after``, a server's ``Retry-After``/``retry-after-ms`` or body
     hint replaces the backoff; a hint above ``max_retry_after`` seconds ends the call
     at once with its last outcome instead of sleeping.
+
+    ``retry_if(request, response, error, problem)``, when given, is asked about every
+    outcome but the pipeline's own refusals: ``response`` (``None`` for an error) has its
+    body read (for a streamed call, only a body of at most 64 KiB with a
+    ``Content-Length``) and ``problem`` is its parsed problem for a 4xx/5xx (else
+    ``None``); ``error`` is the exception an attempt raised. It returns ``None`` to keep
+    the built-in decision, ``True`` to retry (a 200 with an error in its body, say) or
+    ``False`` not to (a 503 you know is final). It cannot make a write unsafe to repeat
+    retryable: a POST or PATCH without an idempotency key, or a one-shot body, is still
+    not retried. It runs on the caller's thread or event loop, once per outcome: keep it
+    quick, and let it not raise (what it raises ends the call).
     """
 
     model_config = _FROZEN
@@ -63,6 +78,7 @@ class Retry(BaseModel):
     retry_on_status: frozenset[int] = DEFAULT_RETRY_STATUSES
     respect_retry_after: bool = True
     max_retry_after: float = Field(default=60.0, ge=0.0)
+    retry_if: RetryPredicate | None = None
 
     @field_validator("retry_on_status")
     @classmethod

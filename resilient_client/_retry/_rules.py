@@ -21,7 +21,12 @@ status in ``retry_on_status``  carries an idempotency key
 
 A request whose body is a one-shot stream is never resent. An error body whose
 problem says it is permanent (e.g. a 500 carrying Google ``INVALID_ARGUMENT``) is not
-retried even when its status is listed.
+retried even when its status is listed. Our own refusals (an open breaker, a full
+bulkhead, the throttle, the rate limit, the deadline) are never retried.
+
+A ``Retry.retry_if`` predicate then has its say (:func:`apply_predicate`): ``None``
+keeps the verdict above, ``False`` refuses a retry, ``True`` asks for one - which the
+method rule and a one-shot body still refuse, and our own refusals stay final.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "IDEMPOTENT_METHODS",
     "Failure",
     "Verdict",
+    "apply_predicate",
     "classify_exception",
     "judge_failure",
     "judge_status",
@@ -66,6 +72,7 @@ _FAILURE_BY_NAME = {
     "CircuitOpenError": Failure.FATAL,
     "BulkheadFull": Failure.FATAL,
     "LoadShedError": Failure.FATAL,
+    "RateLimited": Failure.FATAL,
     "DeadlineExceeded": Failure.FATAL,
     "TimeoutException": Failure.TIMEOUT,
     "NetworkError": Failure.BROKEN,
@@ -111,6 +118,7 @@ _REFUSALS = {
     "DeadlineExceeded": Verdict(False, "deadline"),
     "BulkheadFull": Verdict(False, "bulkhead"),
     "LoadShedError": Verdict(False, "throttle"),
+    "RateLimited": Verdict(False, "rate_limit"),  # (before LoadShedError, its base)
 }
 _FATAL = Verdict(False, "fatal_error")
 
@@ -180,3 +188,25 @@ def judge_status(
     if hint is None and not keyed_conflict and problem is not None and not problem.retryable:
         return Verdict(False, "problem_not_retryable")
     return Verdict(True, reason)
+
+
+_PREDICATE_YES = Verdict(True, "retry_if")
+_PREDICATE_NO = Verdict(False, "retry_if")
+
+
+def apply_predicate(
+    answer: bool | None, verdict: Verdict, method: str, keyed: bool, replayable: bool
+) -> Verdict:
+    """The verdict once a ``retry_if`` predicate answered ``answer`` about an outcome the
+    built-in rules judged ``verdict`` (never asked about our own refusals)."""
+    if answer is None:
+        return verdict
+    if not answer:
+        return _PREDICATE_NO if verdict.retry else verdict
+    if verdict.retry:
+        return verdict
+    if not replayable:
+        return _BODY_NOT_REPLAYABLE
+    if not _may_resend(method, keyed):
+        return _METHOD_NOT_RETRYABLE
+    return _PREDICATE_YES

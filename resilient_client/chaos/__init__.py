@@ -23,6 +23,8 @@ Endpoints (``{name}`` is a scenario id of the test's choosing, so tests don't in
 ``/redirect/{name}?to=PATH&status=307``  a redirect to PATH on this server
 ``/outage/{name}``                      fails per :meth:`ChaosApp.set_failure_plan`
 ``/problem/{name}/{format}?status=N``   an error in one of :data:`FORMATS`
+``/limited/{name}?limit=N&window=S``    N requests per S-second window, 429 past it,
+``&family=ietf|x|openai|anthropic``     with that family's rate-limit headers
 ``POST /payments/{name}``               idempotent payments (Idempotency-Key draft)
 ``/vendor/{name}/openai/v1/...``        OpenAI / Anthropic look-alikes (POST) for their
 ``/vendor/{name}/anthropic/v1/...``     SDKs, scripted by name suffix or x-chaos-script

@@ -27,6 +27,7 @@ _ROUTES: dict[str, tuple[int | None, Handler]] = {
     "drop": (0, _handlers.drop),
     "echo": (0, _handlers.echo),
     "flaky": (0, _handlers.flaky),
+    "limited": (0, _handlers.limited),
     "ok": (0, _handlers.ok),
     "outage": (0, _handlers.outage),
     "payments": (0, payments),
@@ -44,8 +45,9 @@ class ChaosApp:
 
     Endpoints (``{name}`` is a scenario id; every request under a name is recorded there):
     ``/ok``, ``/flaky``, ``/status/{name}/{code}``, ``/stall``, ``/drop``, ``/echo``,
-    ``/slow``, ``/outage``, ``/problem/{name}/{format}``, ``/payments`` (POST), the vendor
-    look-alikes ``/vendor/{name}/openai/...`` and ``/vendor/{name}/anthropic/...``, plus
+    ``/slow``, ``/outage``, ``/limited``, ``/problem/{name}/{format}``, ``/payments``
+    (POST), the vendor look-alikes ``/vendor/{name}/openai/...`` and
+    ``/vendor/{name}/anthropic/...``, plus
     ``/__stats/{name}`` and ``POST /__reset`` for out-of-process use. Each handler's
     docstring in ``_handlers`` / ``_payments`` states its query parameters.
 

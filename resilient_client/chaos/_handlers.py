@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ._asgi import BadParam, http_date, json_body
 from ._call import Call
@@ -17,6 +18,7 @@ __all__ = [
     "fail",
     "failure",
     "flaky",
+    "limited",
     "ok",
     "redirect",
     "outage",
@@ -235,3 +237,83 @@ async def problem(call: Call) -> None:
     decorated as in :func:`failure`."""
     spec = failure(call, format=call.segments[0])
     await fail(call, _status(call.request.text("status"), 400), spec)
+
+
+LIMIT_FAMILIES = ("ietf", "x", "x-epoch", "openai", "anthropic", "none")
+"""The rate-limit header families ``/limited`` answers with (``none``: no headers)."""
+
+
+def _go_duration(seconds: float) -> str:
+    """OpenAI's form of a duration: ``20ms``, ``1.5s``, ``6m0s`` (rounded up to 1 ms)."""
+    millis = math.ceil(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
+    minutes, rest = divmod(millis, 60_000)
+    text = f"{rest / 1000:g}s"
+    return f"{minutes}m{text}" if minutes else text
+
+
+def _limit_headers(
+    family: str, limit: int, window: float, remaining: int, reset: float, wall: float
+) -> dict[str, str]:
+    """The family's headers for ``remaining`` of ``limit`` requests left, the window
+    resetting in ``reset`` seconds; whole seconds are rounded up, so a client that
+    waits what it is told never arrives early."""
+    whole = math.ceil(reset)
+    if family == "ietf":
+        return {
+            "ratelimit": f'"default";r={remaining};t={whole}',
+            "ratelimit-policy": f'"default";q={limit};w={math.ceil(window)}',
+        }
+    if family in ("x", "x-epoch"):
+        when = math.ceil(wall + reset) if family == "x-epoch" else whole
+        return {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(remaining),
+            "x-ratelimit-reset": str(when),
+        }
+    if family == "openai":
+        return {
+            "x-ratelimit-limit-requests": str(limit),
+            "x-ratelimit-remaining-requests": str(remaining),
+            "x-ratelimit-reset-requests": _go_duration(reset),
+        }
+    if family == "anthropic":
+        moment = datetime.fromtimestamp(math.ceil(wall + reset), UTC)
+        return {
+            "anthropic-ratelimit-requests-limit": str(limit),
+            "anthropic-ratelimit-requests-remaining": str(remaining),
+            "anthropic-ratelimit-requests-reset": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    return {}
+
+
+async def limited(call: Call) -> None:
+    """A rate-limited endpoint: at most ``limit=N`` (default 10) requests of the name in
+    each fixed window of ``window=S`` seconds (default 1; the first window opens with
+    the name's first request, on the server's clock). Every request counts, whatever its
+    fate. Within the limit, 200 ``{"ok": true, "attempt": k}``; past it, 429 with
+    ``Retry-After`` (whole seconds to the window's end, rounded up). Both carry the
+    ``family=`` headers (:data:`LIMIT_FAMILIES`; default ``ietf``): ``ietf``
+    (``RateLimit`` / ``RateLimit-Policy``), ``x`` (``X-RateLimit-*``, reset in seconds),
+    ``x-epoch`` (reset as an epoch time), ``openai``, ``anthropic``, or ``none``."""
+    req = call.request
+    limit = req.integer("limit", 10) or 0
+    window = req.number("window", 1.0) or 0.0
+    family = req.text("family") or "ietf"
+    if limit < 1:
+        raise BadParam("limit", "at least 1 request per window")
+    if window <= 0:
+        raise BadParam("window", "a window of more than 0 seconds")
+    if family not in LIMIT_FAMILIES:
+        raise BadParam("family", f"expected one of {LIMIT_FAMILIES}, got {family!r}")
+    seen = call.recorder.snapshot(call.name).requests[: call.attempt]
+    first, arrived = seen[0].arrived, seen[-1].arrived
+    opened = first + math.floor((arrived - first) / window) * window
+    used = sum(1 for r in seen if r.arrived >= opened)
+    reset = max(0.0, opened + window - call.clock.monotonic())
+    headers = _limit_headers(family, limit, window, max(0, limit - used), reset, call.clock.wall())
+    if used > limit:
+        headers["retry-after"] = str(math.ceil(reset))
+        return await call.json(429, {"ok": False, "status": 429, "attempt": call.attempt}, headers)
+    await call.json(200, {"ok": True, "attempt": call.attempt}, headers)

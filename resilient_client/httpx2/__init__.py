@@ -38,6 +38,7 @@ from .._exceptions import (
     CircuitOpenMixin,
     DeadlineExceededMixin,
     LoadShedMixin,
+    RateLimitedMixin,
     WriteParkedMixin,
     mirror_tree,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimited",
     "ResilientClient",
     "ResilientTransport",
     "ServerError",
@@ -77,6 +79,7 @@ _tree = mirror_tree(httpx2, __name__)
 CircuitOpenError: type[CircuitOpenMixin] = _tree["CircuitOpenError"]
 BulkheadFull: type[BulkheadFullMixin] = _tree["BulkheadFull"]
 LoadShedError: type[LoadShedMixin] = _tree["LoadShedError"]
+RateLimited: type[RateLimitedMixin] = _tree["RateLimited"]
 WriteParked: type[WriteParkedMixin] = _tree["WriteParked"]
 DeadlineExceeded: type[DeadlineExceededMixin] = _tree["DeadlineExceeded"]
 AttemptTimeout: type[AttemptTimeoutMixin] = _tree["AttemptTimeout"]

@@ -1,0 +1,104 @@
+"""``Retry(retry_if=...)``: a predicate over the request, the read response, the error and
+the parsed problem has the last word on a retry, within the method rule. Against the
+real upstream (the chaos server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from drivers import Driver
+
+import resilient_client as rc
+from resilient_client.chaos import RunningServer
+from resilient_client.testing import FakeClock
+
+
+class Recorder:
+    """A predicate answering ``answer(response)``, keeping what it was shown."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.seen: list[tuple[Any, Any, Any, Any]] = []
+
+    def __call__(self, request: Any, response: Any, error: Any, problem: Any) -> bool | None:
+        self.seen.append((request, response, error, problem))
+        return self.answer(response)  # type: ignore[no-any-return]
+
+
+def _client(driver: Driver, upstream: RunningServer, predicate: Any, **policy: Any) -> Any:
+    retry = rc.Retry(max_attempts=4, retry_if=predicate)
+    return driver.client(
+        base_url=upstream.url,
+        clock=FakeClock(),
+        policy=rc.Policy(retry=retry, breaker=None, budget=None, **policy),
+    )
+
+
+def test_a_predicate_retries_on_a_body_field_of_a_200(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    # /flaky with fail=0 answers 200 {"ok": true, "attempt": k}: retry until attempt 3
+    predicate = Recorder(lambda response: response.json()["attempt"] < 3 or None)
+    client = _client(driver, upstream, predicate)
+    response = driver.request(client, "GET", "/flaky/body200?fail=0")
+    assert response.status_code == 200 and response.json()["attempt"] == 3
+    assert upstream.app.scenario("body200").attempts == 3
+    info = rc.resilience_info(response)
+    assert info is not None and info.retry_reasons == ("retry_if", "retry_if")
+    request, seen, error, problem = predicate.seen[0]
+    assert request.method == "GET" and error is None and problem is None
+    assert seen.status_code == 200 and seen.is_stream_consumed  # its body was read
+
+
+def test_a_predicate_refuses_to_retry_a_503(driver: Driver, upstream: RunningServer) -> None:
+    predicate = Recorder(lambda response: False if response.status_code == 503 else None)
+    client = _client(driver, upstream, predicate)
+    response = driver.request(client, "GET", "/status/final503/503?format=rfc9457")
+    assert response.status_code == 503
+    assert upstream.app.scenario("final503").attempts == 1
+    info = rc.resilience_info(response)
+    assert info is not None and info.stop_reason == "retry_if"
+    _, _, _, problem = predicate.seen[0]
+    assert isinstance(problem, rc.Problem) and problem.status == 503
+
+
+def test_none_keeps_the_built_in_decision(driver: Driver, upstream: RunningServer) -> None:
+    predicate = Recorder(lambda response: None)
+    client = _client(driver, upstream, predicate)
+    assert driver.request(client, "GET", "/status/kept/503").status_code == 503
+    assert upstream.app.scenario("kept").attempts == 4
+    assert len(predicate.seen) == 4
+
+
+def test_a_predicate_cannot_make_an_unkeyed_post_retryable(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    predicate = Recorder(lambda response: True)
+    client = _client(driver, upstream, predicate, idempotency=None)
+    response = driver.request(client, "POST", "/status/unkeyed/503", content=b"{}")
+    assert response.status_code == 503
+    assert upstream.app.scenario("unkeyed").attempts == 1
+    info = rc.resilience_info(response)
+    assert info is not None and info.stop_reason == "method_not_retryable"
+
+
+def test_a_predicate_sees_transport_errors(driver: Driver, upstream: RunningServer) -> None:
+    predicate = Recorder(lambda response: False)
+    client = _client(driver, upstream, predicate)
+    with pytest.raises(httpx.RemoteProtocolError):
+        driver.request(client, "GET", "/drop/dropped?times=5")
+    assert upstream.app.scenario("dropped").attempts == 1
+    _, response, error, problem = predicate.seen[0]
+    assert response is None and problem is None
+    assert isinstance(error, httpx.RemoteProtocolError)
+
+
+def test_a_streamed_call_shows_the_predicate_a_small_body(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    predicate = Recorder(lambda response: response.json()["attempt"] < 2 or None)
+    client = _client(driver, upstream, predicate)
+    body = driver.stream_read(client, "GET", "/flaky/streamed?fail=0")
+    assert b'"attempt":2' in body.replace(b" ", b"")
