@@ -190,58 +190,32 @@ class Outbox:
         )
 
     def _replay(self, client: Any, run: ReplayPass) -> ReplayResult:
-        clock, store = self._clock, self._store
+        store = self._store
         while size := run.claim_size():
             args = run.claim_args(self._now(), size)
             claimed = store.claim(**args)
             if not claimed:
                 break
             for entry in claimed:
-                now = self._now()
-                step = run.step(entry, now, args["until"])
-                request = _replay_request(client, entry) if step is Step.SEND else None
-                if request is not None and not _budget_grants(client, request):
-                    run.failing.add(entry.endpoint)  # the rest of it waits for the next round
-                    step = Step.HOLD
-                if step is Step.SEND:
-                    try:
-                        outcome: Any = client.send(request)
-                    except Exception as exc:
-                        outcome = _failed_send(entry, exc)
-                    settled: OutboxEntry | None = run.judge(
-                        entry, outcome_of(outcome), self._now(), clock.random()
-                    )
-                else:
-                    outcome, settled = None, run.unsent(entry, step, now)
+                step, request = _decided(client, run, entry, self._now(), args["until"])
+                outcome = None if request is None else _send(client, entry, request)
+                settled = self._settled(run, entry, step, outcome)
                 if settled is not None and store.settle(settled, owner=run.owner):
                     run.record(settled)
                     _call_back(self._callback(settled, outcome))
         return run.result
 
     async def _areplay(self, client: Any, run: ReplayPass) -> ReplayResult:
-        clock, store = self._clock, self._store
+        store = self._store
         while size := run.claim_size():
             args = run.claim_args(self._now(), size)
             claimed = await anyio.to_thread.run_sync(partial(store.claim, **args))
             if not claimed:
                 break
             for entry in claimed:
-                now = self._now()
-                step = run.step(entry, now, args["until"])
-                request = _replay_request(client, entry) if step is Step.SEND else None
-                if request is not None and not _budget_grants(client, request):
-                    run.failing.add(entry.endpoint)  # the rest of it waits for the next round
-                    step = Step.HOLD
-                if step is Step.SEND:
-                    try:
-                        outcome: Any = await client.send(request)
-                    except Exception as exc:
-                        outcome = _failed_send(entry, exc)
-                    settled: OutboxEntry | None = run.judge(
-                        entry, outcome_of(outcome), self._now(), clock.random()
-                    )
-                else:
-                    outcome, settled = None, run.unsent(entry, step, now)
+                step, request = _decided(client, run, entry, self._now(), args["until"])
+                outcome = None if request is None else await _asend(client, entry, request)
+                settled = self._settled(run, entry, step, outcome)
                 if settled is not None and await anyio.to_thread.run_sync(
                     partial(store.settle, settled, owner=run.owner)
                 ):
@@ -250,6 +224,14 @@ class Outbox:
                     if awaitable is not None:
                         await _guarded(awaitable, settled)
         return run.result
+
+    def _settled(
+        self, run: ReplayPass, entry: OutboxEntry, step: Step, outcome: Any
+    ) -> OutboxEntry | None:
+        """The entry after its step: judged by the send's ``outcome``, or unsent."""
+        if step is Step.SEND:
+            return run.judge(entry, outcome_of(outcome), self._now(), self._clock.random())
+        return run.unsent(entry, step, self._now())
 
     def _callback(self, entry: OutboxEntry, outcome: Any) -> tuple[OutboxEntry, Any]:
         """The callback due for a settled entry, as ``(entry, call)`` (call ``None``:
@@ -320,6 +302,37 @@ def _pipeline_of(client: Any) -> Any:
     if pipeline is None:
         pipeline = getattr(getattr(client, "_transport", None), "pipeline", None)
     return pipeline
+
+
+def _send(client: Any, entry: OutboxEntry, request: Any) -> Any:
+    """The replay's outcome: the response, or what a failed send stands for."""
+    try:
+        return client.send(request)
+    except Exception as exc:
+        return _failed_send(entry, exc)
+
+
+async def _asend(client: Any, entry: OutboxEntry, request: Any) -> Any:
+    try:
+        return await client.send(request)
+    except Exception as exc:
+        return _failed_send(entry, exc)
+
+
+def _decided(
+    client: Any, run: ReplayPass, entry: OutboxEntry, now: float, until: float
+) -> tuple[Step, Any]:
+    """A claimed entry's step, and its request when it is to be sent: a send the
+    endpoint's budget refuses is held, and the rest of the endpoint waits for the next
+    round (both drivers ask this)."""
+    step = run.step(entry, now, until)
+    if step is not Step.SEND:
+        return step, None
+    request = _replay_request(client, entry)
+    if not _budget_grants(client, request):
+        run.failing.add(entry.endpoint)
+        return Step.HOLD, None
+    return step, request
 
 
 def _budget_grants(client: Any, request: Any) -> bool:
