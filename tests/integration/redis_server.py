@@ -135,3 +135,16 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+def running_redis() -> Iterator[RedisServer]:
+    """The body of a test module's redis fixture (``server =
+    pytest.fixture(scope="module")(running_redis)``): a real redis-server for the module.
+    CI installs redis-server, so one that cannot start fails the test, saying why."""
+    import pytest
+
+    try:
+        with redis_server() as running:
+            yield running
+    except RedisServerUnavailable as exc:
+        pytest.fail(str(exc))

@@ -19,7 +19,7 @@ import redis
 from breaker_support import EP, SPAWN, breaker_over, call, free_port, run_fleet
 
 # pytest puts this directory on sys.path (tests/ is not a package).
-from redis_server import RedisServer, RedisServerUnavailable, redis_server
+from redis_server import RedisServer, RedisServerUnavailable, redis_server, running_redis
 
 from resilient_client._breaker import (
     Breaker,
@@ -38,13 +38,7 @@ pytestmark = pytest.mark.integration
 _namespaces = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    try:
-        with redis_server() as running:
-            yield running
-    except RedisServerUnavailable as exc:
-        pytest.fail(str(exc))
+server = pytest.fixture(scope="module", name="server")(running_redis)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 from breaker_support import run_fleet
 from drivers import Driver
-from redis_server import RedisServer, RedisServerUnavailable, redis_server
+from redis_server import RedisServer, running_redis
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -159,13 +158,7 @@ def test_transitions_are_logged_and_reported(
 # -- fleet-wide state through Redis ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    try:
-        with redis_server() as running:
-            yield running
-    except RedisServerUnavailable as exc:  # CI installs redis-server: missing is a failure
-        pytest.fail(str(exc))
+redis = pytest.fixture(scope="module", name="redis")(running_redis)
 
 
 def test_clients_sharing_redis_share_one_breaker(

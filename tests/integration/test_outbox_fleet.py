@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 import redis
 from breaker_support import SPAWN, run_fleet
-from redis_server import RedisServer, RedisServerUnavailable, redis_server
+from redis_server import RedisServer, running_redis
 from waiting import wait_until
 
 import resilient_client as rc
@@ -29,13 +28,7 @@ CANARY = "canary-secret-e9b2"
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    try:
-        with redis_server() as running:
-            yield running
-    except RedisServerUnavailable as exc:
-        pytest.fail(str(exc))
+server = pytest.fixture(scope="module", name="server")(running_redis)
 
 
 @pytest.fixture
