@@ -114,8 +114,3 @@ class RetryLoop:
             state.prepare_for_next_attempt()
             return float(action)
         return None  # the outcome itself (not retried) or _stopped's None (stopped)
-
-    @property
-    def attempt_number(self) -> int:
-        """tenacity's count of the attempts it has judged, and the one now due."""
-        return self._state.attempt_number

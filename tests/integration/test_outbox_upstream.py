@@ -18,17 +18,16 @@ import httpx
 import pytest
 from breaker_support import free_port
 from drivers import Driver
+from outbox_support import EP, park_writes
 from waiting import wait_until
 
 import resilient_client as rc
 from resilient_client.chaos import ChaosApp, RunningServer, serve
-from resilient_client.outbox import Outbox, OutboxEntry, ReplayResult
+from resilient_client.outbox import Outbox, ReplayResult
 from resilient_client.testing import FakeClock
 
 pytestmark = pytest.mark.integration
 
-EP = "POST /payments/{name}"
-CANARY = "canary-secret-51d0"
 _names = itertools.count()
 
 
@@ -40,28 +39,6 @@ def name() -> str:
 @pytest.fixture
 def store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'outbox.db'}"
-
-
-def park_writes(outbox: Outbox, url: str, n: int, prefix: str = "k") -> list[OutboxEntry]:
-    entries = []
-    for i in range(n):
-        key = f"{prefix}-{i}"
-        request = httpx.Request(
-            "POST",
-            url,
-            json={"amount": i},
-            headers={"Idempotency-Key": key, "Authorization": f"Bearer {CANARY}"},
-        )
-        entries.append(
-            outbox.park(
-                request,
-                endpoint=EP,
-                idempotency_key=key,
-                attempts=3,
-                last_error="status 503",
-            )
-        )
-    return entries
 
 
 def replay(driver: Driver, outbox: Outbox, client: Any) -> ReplayResult:

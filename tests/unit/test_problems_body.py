@@ -193,14 +193,18 @@ def test_hostile_bodies_give_an_unstructured_problem(raw: bytes) -> None:
     assert (problem.status, problem.format) == (500, "unstructured")
 
 
-def test_deep_but_legal_nesting_is_kept() -> None:
+def _nested(depth: int) -> tuple[Any, httpx.Response]:
+    """A value ``depth`` lists deep, and a 500 problem carrying it as ``deep``."""
     deep: Any = "bottom"
-    for _ in range(20):
+    for _ in range(depth):
         deep = [deep]
     raw = json.dumps({"title": "Deep", "deep": deep}).encode()
-    response = httpx.Response(
-        500, headers={"content-type": "application/problem+json"}, content=raw
-    )
+    headers = {"content-type": "application/problem+json"}
+    return deep, httpx.Response(500, headers=headers, content=raw)
+
+
+def test_deep_but_legal_nesting_is_kept() -> None:
+    deep, response = _nested(20)
 
     problem = parse_problem(response)
 
@@ -209,13 +213,7 @@ def test_deep_but_legal_nesting_is_kept() -> None:
 
 
 def test_nesting_past_32_levels_is_cut_so_the_problem_always_serialises() -> None:
-    deep: Any = "bottom"
-    for _ in range(400):
-        deep = [deep]
-    raw = json.dumps({"title": "Deep", "deep": deep}).encode()
-    response = httpx.Response(
-        500, headers={"content-type": "application/problem+json"}, content=raw
-    )
+    _, response = _nested(400)
 
     problem = parse_problem(response)
 
