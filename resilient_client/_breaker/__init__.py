@@ -17,9 +17,11 @@ from ._policy import (
     Breaker,
     BreakerSnapshot,
     BreakerState,
+    FailurePredicate,
     Outcome,
     Permit,
     Rejection,
+    apply_failure_predicate,
     classify_for_breaker,
 )
 from ._redis import RedisBreakerStorage
@@ -34,10 +36,12 @@ __all__ = [
     "BreakerState",
     "BreakerStorage",
     "EndpointBreaker",
+    "FailurePredicate",
     "MemoryBreakerStorage",
     "Outcome",
     "Permit",
     "RedisBreakerStorage",
     "Rejection",
+    "apply_failure_predicate",
     "classify_for_breaker",
 ]

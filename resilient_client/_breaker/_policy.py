@@ -10,8 +10,9 @@ The rules that change state are ``_circuit.py``; the driver that applies them is
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,6 +29,7 @@ __all__ = [
     "Breaker",
     "BreakerSnapshot",
     "BreakerState",
+    "FailurePredicate",
     "Outcome",
     "Permit",
     "Rejection",
@@ -35,6 +37,9 @@ __all__ = [
 ]
 
 Outcome = Literal["success", "failure", "ignored"]
+
+FailurePredicate = Callable[[Any, Any, "BaseException | None", Any], "bool | None"]
+"""``failure_if(request, response, error, problem) -> bool | None`` (see :class:`Breaker`)."""
 
 BreakerState = Literal["closed", "open", "half_open"]
 """The breaker's states; how one leads to another is ``_circuit.TRANSITIONS``."""
@@ -80,6 +85,17 @@ class Breaker(BaseModel):
     counts toward the slow-call rate, and as a failure in ``"consecutive"`` mode and for
     probes.
 
+    ``failure_if(request, response, error, problem)``, when given, decides instead of the
+    rule above for every attempt that was sent (the breaker's own refusals and cancelled
+    attempts are never asked): ``response`` (``None`` for an error) has its body read (for
+    a streamed call, only a body of at most 64 KiB with a ``Content-Length``), ``problem``
+    is its parsed problem for a 4xx/5xx (else ``None``), ``error`` the exception the
+    attempt raised. ``True``: a failure (a 200 whose body says the provider is degraded);
+    ``False``: a success (a 500 you know says nothing of the provider's health), as
+    resilience4j's ``recordResultPredicate`` counts it; ``None``: the built-in rule. It
+    runs on the caller's thread or event loop once per attempt: keep it quick; what it
+    raises ends the call.
+
     Raises ``pydantic.ValidationError`` naming the field for any value out of range.
     """
 
@@ -114,6 +130,8 @@ class Breaker(BaseModel):
     """Share of slow calls (0 < x ≤ 1) that opens a ``"count"``/``"time"`` breaker."""
     failure_on_429: bool = False
     """Count 429 Too Many Requests as a failure (default: ignored, like other 4xx)."""
+    failure_if: FailurePredicate | None = None
+    """Decides whether an attempt counts as a failure; ``None`` = the built-in rule."""
 
     @field_validator("reset_timeout_max")
     @classmethod
@@ -203,6 +221,14 @@ def classify_for_breaker(policy: Breaker, status: int, is_transport_error: bool 
     if status == 408 or (status >= 500 and status not in (501, 505)):
         return "failure"
     return "ignored"
+
+
+def apply_failure_predicate(answer: bool | None, built_in: Outcome) -> Outcome:
+    """An attempt's outcome for the breaker once ``failure_if`` answered ``answer`` about
+    it: ``None`` keeps the built-in ``built_in``."""
+    if answer is None:
+        return built_in
+    return "failure" if answer else "success"
 
 
 # -- what a breaker hands out ------------------------------------------------------------

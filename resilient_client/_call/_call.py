@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from .. import _context
-from .._breaker import classify_for_breaker
+from .._breaker import apply_failure_predicate, classify_for_breaker
 from .._deadline import PhaseTable, attempt_limit, clip, phase_table
 from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
 from .._idempotency import IdempotencyRule, new_idempotency_key
@@ -87,6 +87,7 @@ class Call:
     __slots__ = (
         "_attempt_cap",
         "_attempt_started",
+        "_failure_if",
         "_fault_now",
         "_hint",
         "_hint_for",
@@ -183,6 +184,8 @@ class Call:
                 if policy.idempotency is endpoint.policy.idempotency  # merge kept it
                 else IdempotencyRule(policy.idempotency)
             )
+        # The endpoint's breaker is the call's unless an override switched it off.
+        self._failure_if = endpoint.failure_if
         if explicit:  # a timeout= given for the call, or the client's
             self._phases = phase_table(extensions.get("timeout") or {})
         self.deadline = None if total is None else started + total
@@ -451,11 +454,12 @@ class Call:
             return False  # already in memory (an in-process transport, a cache)
         if self.request.extensions.get(EXT_STREAM) is False:
             return True
-        retry = self.policy.retry
-        if retry is None:
-            return False
-        status = response.status_code
-        if self._retry_if is None:  # (a predicate sees every small body: it may retry any)
+        if self._retry_if is None and self._failure_if is None:
+            # (a predicate sees every small body: it may retry any, or call it a failure)
+            retry = self.policy.retry
+            if retry is None:
+                return False
+            status = response.status_code
             if status < 400:
                 return False
             hint = self._server_hint(response)
@@ -487,6 +491,8 @@ class Call:
         breaker = self.breaker  # the endpoint's: an override only switches it off
         if breaker is None:
             return _PLAIN_SUCCESS  # nobody asks
+        if self._failure_if is not None:
+            return self._breaker_outcome(outcome)
         # The duration matters only to a slow-call rule: skip the clock read otherwise.
         if breaker.slow_call_duration is None:
             if not failed and outcome.status_code < 400:  # type: ignore[union-attr]
@@ -499,6 +505,28 @@ class Call:
         if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):  # type: ignore[arg-type]
             return "ignored", duration  # ours, a bad URL, or cancelled: says nothing of health
         return "failure", duration
+
+    def _breaker_outcome(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
+        """:meth:`attempt_ended`'s answer to the breaker when ``Breaker.failure_if`` has
+        its say (``_breaker/_policy.py``): the built-in rule's outcome, then the
+        predicate's."""
+        breaker = self.breaker
+        predicate = self._failure_if
+        assert breaker is not None
+        assert predicate is not None
+        duration = self.clock.monotonic() - self._attempt_started
+        if isinstance(outcome, BaseException):
+            if classify_exception(outcome) is Failure.FATAL or not isinstance(outcome, Exception):
+                return "ignored", duration  # ours, a misuse, or cancelled: never asked
+            answer = predicate(self.request, None, outcome, None)
+            return apply_failure_predicate(answer, "failure"), duration
+        status = outcome.status_code
+        problem = None
+        if status >= 400 and outcome.is_stream_consumed:
+            problem = self.problem(outcome)
+        answer = predicate(self.request, outcome, None, problem)
+        built_in = classify_for_breaker(breaker.policy, status)
+        return apply_failure_predicate(answer, built_in), duration
 
     def attempt_timed_out(self) -> Exception:
         """The error for an attempt cut short by its :attr:`limit` - an attempt failure like

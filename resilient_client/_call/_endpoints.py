@@ -53,6 +53,7 @@ class Endpoint:
         "budget",
         "bulkhead",
         "chaos",
+        "failure_if",
         "idempotency",
         "key",
         "phases",
@@ -79,6 +80,7 @@ class Endpoint:
         self.chaos = None if policy.chaos is None else injector_for(policy.chaos, clock)
         self.rate_limit = None if policy.rate_limit is None else RateLimitState(policy.rate_limit)
         self.retry_if = None if policy.retry is None else policy.retry.retry_if
+        self.failure_if = None if policy.breaker is None else policy.breaker.failure_if
 
 
 class EndpointTable:

@@ -16,9 +16,15 @@ import pytest
 from drivers import Driver
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import resilient_client as rc
-from resilient_client._breaker import TRANSITIONS, Breaker, classify_for_breaker
+from resilient_client._breaker import (
+    TRANSITIONS,
+    Breaker,
+    apply_failure_predicate,
+    classify_for_breaker,
+)
 from resilient_client._breaker._circuit import (
     CLOSED,
     FAILED,
@@ -342,3 +348,27 @@ def test_the_growing_period_defaults_to_fixed() -> None:
     policy = Breaker()
     assert (policy.reset_timeout_max, policy.reset_multiplier) == (None, 2.0)
     assert Breaker(reset_timeout=30.0, reset_timeout_max=30.0).reset_timeout_max == 30.0
+
+
+# (answer of failure_if, the built-in outcome) -> the outcome the breaker records
+PREDICATE = [
+    (None, "failure", "failure"),
+    (None, "success", "success"),
+    (None, "ignored", "ignored"),
+    (True, "success", "failure"),
+    (True, "ignored", "failure"),
+    (True, "failure", "failure"),
+    (False, "failure", "success"),
+    (False, "ignored", "success"),
+    (False, "success", "success"),
+]
+
+
+@pytest.mark.parametrize(("answer", "built_in", "expected"), PREDICATE)
+def test_failure_if_answers(answer: bool | None, built_in: Any, expected: str) -> None:
+    assert apply_failure_predicate(answer, built_in) == expected
+
+
+def test_failure_if_must_be_callable() -> None:
+    with pytest.raises(ValidationError, match="failure_if"):
+        Breaker(failure_if="yes")  # type: ignore[arg-type]

@@ -102,3 +102,68 @@ def test_a_streamed_call_shows_the_predicate_a_small_body(
     client = _client(driver, upstream, predicate)
     body = driver.stream_read(client, "GET", "/flaky/streamed?fail=0")
     assert b'"attempt":2' in body.replace(b" ", b"")
+
+
+# -- Breaker(failure_if=...): what counts against the endpoint's health --------------------
+
+
+def _breaker_client(driver: Driver, upstream: RunningServer, predicate: Any) -> Any:
+    breaker = rc.Breaker(failure_threshold=2, reset_timeout=30.0, failure_if=predicate)
+    return driver.client(
+        base_url=upstream.url,
+        clock=FakeClock(),
+        policy=rc.Policy(retry=None, breaker=breaker, budget=None),
+    )
+
+
+def test_failure_if_ignores_a_500_the_breaker_would_count(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    predicate = Recorder(lambda response: False if response.status_code == 500 else None)
+    client = _breaker_client(driver, upstream, predicate)
+    for _ in range(4):
+        response = driver.request(client, "GET", "/status/known500/500?format=rfc9457")
+        assert response.status_code == 500
+    assert upstream.app.scenario("known500").attempts == 4  # never refused: not failures
+    (snapshot,) = client.breakers().values()
+    assert snapshot.state == "closed"
+    request, seen, error, problem = predicate.seen[0]
+    assert request.method == "GET" and error is None and seen.is_stream_consumed
+    assert isinstance(problem, rc.Problem) and problem.status == 500
+
+
+def test_failure_if_counts_a_200_whose_body_says_degraded(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    # /flaky with fail=0 answers 200 {"ok": true, "attempt": k}; call attempt 2+ degraded
+    predicate = Recorder(lambda response: response.json()["attempt"] >= 2 or None)
+    client = _breaker_client(driver, upstream, predicate)
+    for _ in range(3):
+        assert driver.request(client, "GET", "/flaky/degraded?fail=0").status_code == 200
+    with pytest.raises(rc.CircuitOpenError):  # two "failures" in a row opened it
+        driver.request(client, "GET", "/flaky/degraded?fail=0")
+    assert upstream.app.scenario("degraded").attempts == 3
+
+
+def test_failure_if_can_forgive_a_transport_error(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    predicate = Recorder(lambda response: False)
+    client = _breaker_client(driver, upstream, predicate)
+    for _ in range(3):
+        with pytest.raises(httpx.RemoteProtocolError):
+            driver.request(client, "GET", "/drop/forgiven?times=5")
+    assert upstream.app.scenario("forgiven").attempts == 3  # the breaker never opened
+    _, response, error, problem = predicate.seen[0]
+    assert response is None and problem is None
+    assert isinstance(error, httpx.RemoteProtocolError)
+
+
+def test_failure_if_none_keeps_the_built_in_rule(driver: Driver, upstream: RunningServer) -> None:
+    predicate = Recorder(lambda response: None)
+    client = _breaker_client(driver, upstream, predicate)
+    for _ in range(2):
+        driver.request(client, "GET", "/status/builtin/503")
+    with pytest.raises(rc.CircuitOpenError):
+        driver.request(client, "GET", "/status/builtin/503")
+    assert len(predicate.seen) == 2
