@@ -65,7 +65,7 @@ def header_value(headers: httpx.Headers | Mapping[str, str], name: str) -> str |
     ``headers``: ``httpx.Headers`` (read in place: ``Headers.get`` would join repeated
     fields with ``", "``), or :func:`first_values` of them.
     """
-    if is_headers(headers):
+    if hasattr(type(headers), "raw"):  # is_headers(), inlined: asked per hint header
         return first_value(headers, name.encode("latin-1"))
     return headers.get(name)
 
@@ -151,12 +151,19 @@ def response_request_id(
     return best
 
 
+_HINT_NAMES = frozenset(name.encode("latin-1") for name in RETRY_HINT_HEADERS)
+
+
 def server_retry_hint(headers: httpx.Headers | Mapping[str, str]) -> bool | None:
     """True / False when the server said explicitly whether to retry, else None.
 
     ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them; of a
     repeated field, the first copy counts.
     """
+    if hasattr(type(headers), "raw"):  # httpx's Headers: most responses carry no hint
+        stored = getattr(headers, "_list", None)  # triples(), inlined as above
+        if _HINT_NAMES.isdisjoint(map(LOWER_NAME, triples(headers) if stored is None else stored)):
+            return None
     for name in RETRY_HINT_HEADERS:
         value = header_value(headers, name)
         if value == "true":
