@@ -107,7 +107,8 @@ class Failover(BaseModel):
     an attempt moves, and how calls come back.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The messages name the bad origin themselves; the raw input could hold a password.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     origins: tuple[str, ...] = Field(min_length=1)
     probe_after: float = Field(default=30.0, gt=0.0)
