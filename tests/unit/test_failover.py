@@ -163,3 +163,27 @@ def test_attempt_order(start: int, count: int, expected: tuple[int, ...]) -> Non
 )
 def test_settled(sticky: int, started: int, answered: int, expected: int) -> None:
     assert settled(sticky, started, answered) == expected
+
+
+def test_a_configuration_file_may_name_the_origins(tmp_path: Any) -> None:
+    path = tmp_path / "api.toml"
+    path.write_text(
+        'base_url = "https://api.example.com"\n'
+        "[failover]\n"
+        'origins = ["https://us.api.example.com"]\n'
+        "probe_after = 60\n"
+    )
+    config = rc.load_config(path)
+    assert config["failover"] == rc.Failover(
+        origins=("https://us.api.example.com",), probe_after=60
+    )
+    with rc.ResilientClient(**config) as client:
+        assert client.pipeline.failover is not None
+        assert client.pipeline.failover.current == "https://api.example.com"
+
+
+def test_a_bad_failover_table_names_the_file_and_field(tmp_path: Any) -> None:
+    path = tmp_path / "api.toml"
+    path.write_text('[failover]\norigins = ["https://us.api.example.com/v1"]\n')
+    with pytest.raises(ValueError, match=r"api\.toml: failover\.origins: .* is not an origin"):
+        rc.load_config(path)
