@@ -166,7 +166,7 @@ class Pipeline:
         )
         self._merges: dict[tuple[int, int], tuple[Policy, Policy, Policy]] = {}
         self._providers: dict[tuple[bytes, int | None], str] = {}
-        self._origins: dict[tuple[bytes, int | None, str], str] = {}
+        self._origins: dict[tuple[Any, ...], str] = {}
         base_path = str(flavor.URL(base_url).path).rstrip("/")
         self.endpoints = EndpointTable(
             self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
@@ -206,7 +206,13 @@ class Pipeline:
 
     def origin_of(self, url: httpx.URL) -> str:
         """``url``'s origin, ``"scheme://host[:port]"``, made once per scheme, host and port."""
-        where = (url.raw_host, url.port, url.scheme)
+        # httpx's (and httpx2's) parsed URL: its fields without a property frame each,
+        # as this runs once per call.
+        parsed = getattr(url, "_uri_reference", None)
+        if parsed is not None:
+            where = (parsed[0], parsed[2], parsed[3])  # scheme, host, port
+        else:
+            where = (url.scheme, url.host, url.port)
         name = self._origins.get(where)
         if name is None:
             if len(self._origins) >= _PROVIDER_CACHE_LIMIT:

@@ -228,6 +228,11 @@ def test_attempt_spans_name_the_origin_each_attempt_went_to(
         (upstream.port, f"{upstream.url}/outage/traced?x=1", 503),
         (secondary.port, f"{secondary.url}/outage/traced?x=1", 200),
     ]
+    durations = otel.points("http.client.request.duration")
+    ports = sorted(
+        (attrs(p)["server.port"], attrs(p)["http.response.status_code"]) for p in durations
+    )
+    assert ports == sorted([(upstream.port, 503), (secondary.port, 200)])
     # The trace context went to the origin that was asked.
     (seen,) = secondary.app.scenario("traced").requests
     assert (
