@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from drivers import Driver
 from otel_support import Otel, attrs
+from redis_server import RedisServer, running_redis
 
 import resilient_client as rc
 from resilient_client.chaos import ChaosApp, RunningServer, serve
@@ -44,6 +45,9 @@ def secondary_server() -> Iterator[RunningServer]:
 def secondary(secondary_server: RunningServer) -> RunningServer:
     secondary_server.app.reset()
     return secondary_server
+
+
+redis = pytest.fixture(scope="module", name="redis")(running_redis)
 
 
 @pytest.fixture
@@ -263,3 +267,28 @@ def test_without_failover_the_origin_is_the_requests_own(
     client = driver.client(base_url=upstream.url, clock=FakeClock())
     record = rc.resilience_info(driver.request(client, "GET", "/ok/plain"))
     assert record is not None and record.origin == upstream.url
+
+
+def test_a_primary_breaker_opened_elsewhere_in_the_fleet_sends_the_first_call_elsewhere(
+    driver: Driver, upstream: RunningServer, secondary: RunningServer, redis: RedisServer
+) -> None:
+    redis.start()
+    policy = rc.Policy(retry=None, breaker=rc.Breaker(failure_threshold=1, reset_timeout=60.0))
+    namespace = f"failover-{driver.kind}"
+    shared = [rc.RedisBreakerStorage(redis.url, namespace) for _ in range(2)]
+    upstream.app.set_failure_plan("fleet", rate=1.0, status=503)
+    tripping = failover_client(driver, upstream.url, secondary, policy=policy,
+                               breaker_storage=shared[0])  # fmt: skip
+    assert driver.request(tripping, "GET", "/outage/fleet").status_code == 503
+    # (a closed-state outcome travels to the storage with the process's next admission)
+    assert driver.request(tripping, "GET", "/outage/fleet").status_code == 200
+    # Another process of the fleet: its first call never reaches the primary.
+    other = failover_client(driver, upstream.url, secondary, policy=policy,
+                            breaker_storage=shared[1])  # fmt: skip
+    response = driver.request(other, "GET", "/outage/fleet")
+    record = rc.resilience_info(response)
+    assert response.status_code == 200
+    assert record is not None and (record.attempts, record.origin) == (1, secondary.url)
+    assert upstream.app.scenario("fleet").attempts == 1
+    for storage in shared:
+        storage.close()
