@@ -213,12 +213,13 @@ class FailoverState:
             raise ValueError(f"failover.origins lists the primary, base_url {primary!r}")
         self.policy = policy
         self.origins = tuple(_origin(name) for name in (primary, *policy.origins))
-        self._count = len(self.origins)
+        count = len(self.origins)
         self._primary_key = (url.scheme, url.raw_host, url.port)
-        self._orders = tuple(attempt_order(start, self._count) for start in range(self._count))
+        #: The order origins are asked in, by the origin an attempt starts at.
+        self.orders = tuple(attempt_order(start, count) for start in range(count))
         self._registry = breakers
         self._breakers: dict[str, tuple[EndpointBreaker, ...]] = {}  # by endpoint key
-        self._off: tuple[None, ...] = (None,) * self._count
+        self._off: tuple[None, ...] = (None,) * count
         self._lock = threading.Lock()
         self._sticky = 0
         self._probe_at = 0.0  # (monotonic) when a call next probes the primary
@@ -286,12 +287,6 @@ class FailoverState:
                     self.origins[after].name,
                 )
 
-    def order(self, start: int) -> tuple[int, ...]:
-        return self._orders[start]
-
-    def count(self) -> int:
-        return self._count
-
 
 # -- one call's breaker across origins ---------------------------------------------------
 
@@ -347,8 +342,8 @@ class OriginBreakers:
         else:
             verdict = call.verdict
             reason = None if verdict is None else verdict.reason
-            start = next_origin(self._at, reason, state.count())
-        return state.order(start)
+            start = next_origin(self._at, reason, len(state.origins))
+        return state.orders[start]
 
     def _admitted(self, index: int, permit: Permit | None) -> _OriginPermit:
         """Point the call's next attempt at origin ``index``."""
