@@ -34,6 +34,7 @@ from ._exceptions import (
     ServiceUnavailableError,
     WriteParked,
 )
+from ._failover import Failover
 from ._idempotency import Idempotency, idempotency_key_for
 from ._logging import RedactingFilter
 from ._policy import Backoff, Policy, Retry, Timeouts
@@ -80,6 +81,7 @@ __all__ = [
     "EndpointHealth",
     "ErrorCategory",
     "Evidence",
+    "Failover",
     "FieldError",
     "Health",
     "HealthRules",

@@ -45,7 +45,8 @@ class ClientMixin:
         """The pipeline's keywords (``policy``, ``endpoints``, ``raise_for_error``,
         ``correlation_header``, ``breaker_storage``, ``breaker_listeners``,
         ``tracer_provider``, ``meter_provider``, ``telemetry``, ``clock``, ``observers``,
-        ``outbox``, ``incidents``: :class:`~resilient_client._call._pipeline.PipelineOptions`)
+        ``outbox``, ``incidents``, ``failover``:
+        :class:`~resilient_client._call._pipeline.PipelineOptions`)
         build the client's pipeline; every other keyword is httpx's own."""
         self._explicit_timeout = "timeout" in kwargs
         options: Any = {name: kwargs.pop(name) for name in PIPELINE_KEYWORDS & kwargs.keys()}

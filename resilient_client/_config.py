@@ -1,7 +1,8 @@
 """``load_config``: client keyword arguments from TOML, YAML or a mapping.
 
 The file mirrors the client's keywords: a ``policy`` table, an ``endpoints`` table of
-policies by endpoint key, and other client keywords beside them. Every error is a
+policies by endpoint key, a ``failover`` table (``rc.Failover``'s fields), and other client
+keywords beside them. Every error is a
 ``ValueError`` naming the file, the table path and the field, with a "did you mean" for a
 misspelt key at any depth. TOML has no ``null``: ``false`` or ``"off"`` stands for
 Python's ``None`` wherever ``None`` means off (``retry = false``, ``correlation_header =
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from ._call._routing import parse_endpoint_key
+from ._failover import Failover
 from ._policy import Policy, merge
 
 __all__ = ["ClientConfig", "ConfigWarning", "endpoint_key_warnings", "load_config"]
@@ -52,7 +54,7 @@ _CLIENT_KEYWORDS = frozenset(
 )
 # "probes": the synthetic checks of ``resilient-client probe`` ([[probes]] tables), kept
 # beside the client's keywords (ClientConfig.probes), never passed to the client.
-_TOP_LEVEL = _CLIENT_KEYWORDS | {"policy", "endpoints", "probes"}
+_TOP_LEVEL = _CLIENT_KEYWORDS | {"policy", "endpoints", "probes", "failover"}
 # Client keywords whose None means off, so that TOML can say it.
 _SWITCHABLE_KEYWORDS = frozenset({"correlation_header"})
 _OFF = "off"
@@ -207,6 +209,8 @@ def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
                     raise ValueError(f"{origin}: {where}: {exc}") from exc
                 endpoints[endpoint_key] = _policy(table, origin, where)
             result["endpoints"] = endpoints
+        elif key == "failover":
+            result["failover"] = None if _says_off(value) else _failover(value, origin)
         elif key == "probes":
             if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
                 raise ValueError(f"{origin}: probes must be an array of tables ([[probes]])")
@@ -237,6 +241,16 @@ def _policy(table: object, origin: str, where: str) -> Policy:
         return Policy.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(_problem(where, error) for error in exc.errors())
+        raise ValueError(f"{origin}: {problems}") from exc
+
+
+def _failover(table: object, origin: str) -> Failover:
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{origin}: failover must be a table, not {type(table).__name__}")
+    try:
+        return Failover.model_validate(table)
+    except ValidationError as exc:
+        problems = "; ".join(_problem("failover", error) for error in exc.errors())
         raise ValueError(f"{origin}: {problems}") from exc
 
 

@@ -3,7 +3,7 @@
 One call flows through a fixed order, outermost first::
 
     deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
-             → breaker → attempt timeout → inner transport
+             → failover → breaker → attempt timeout → inner transport
 
 Every decision is made by the call's story (``_call/_story.py``), a generator that yields
 the steps needing I/O: wait for a bulkhead slot, wait for the rate limit's turn, send an
@@ -13,7 +13,8 @@ async drivers are line-for-line mirrors that differ only in ``await``. Redirects
 cookies and event hooks run above this transport (in the client), so each redirect hop
 is a call of its own.
 
-An attempt, for the driver, is: ask the breaker (I/O when its state is shared), send
+An attempt, for the driver, is: ask the breaker (I/O when its state is shared; with
+failover, the call's breaker across origins, which also picks the attempt's origin), send
 through the inner transport with the attempt's timeouts, read the body when the call says
 so, and tell the breaker the outcome. Each attempt ends by its limit (its cap or the
 deadline, ``_timeout.py``): the async driver guards it with the loop's watchdog; the sync

@@ -117,12 +117,14 @@ class Call:
         "limit",
         "listeners",
         "observers",
+        "origin",
         "planned_delay",
         "policy",
         "rate_limit",
         "replayable",
         "request",
         "retry_reasons",
+        "sent",
         "started",
         "stop_reason",
         "throttle",
@@ -216,6 +218,12 @@ class Call:
             self.replayable = True
         except pipeline.flavor.RequestNotRead:
             self.replayable = False
+        # The request each attempt sends, and the origin it went to: the call's own, but
+        # for failover (its breaker across origins points each attempt somewhere).
+        self.sent = self.request
+        self.origin: str | None = None
+        if pipeline.failover is not None:
+            pipeline.failover.route(self)
         self.view: CallView | None = None
         if self.observers:
             self.view = CallView(self, pipeline.provider_of(request.url))
@@ -423,8 +431,9 @@ class Call:
         self.limit = limit
 
     def start_attempt(self) -> httpx.Request:
-        """Set the attempt's timeouts, clipped to its :attr:`limit`, and count it."""
-        request = self.request
+        """Set the attempt's timeouts, clipped to its :attr:`limit`, and count it; the
+        request to send (:attr:`sent`: the call's, or its copy for another origin)."""
+        request = self.sent
         now = self.clock.monotonic()
         limit = self.limit
         phases = self._phases
@@ -439,7 +448,7 @@ class Call:
         self._problem = None
         self._attempt_started = now
         if self.observers and self.listeners[AttemptStarted]:
-            self._emit(AttemptStarted(self.attempts))
+            self._emit(AttemptStarted(self.attempts, self.origin))
         return request
 
     def reads_body(self, response: httpx.Response) -> bool:
@@ -488,7 +497,7 @@ class Call:
                 self._emit(AttemptEnded(self.attempts, None, outcome, duration, injected))  # type: ignore[arg-type]
             else:
                 self._emit(AttemptEnded(self.attempts, outcome, None, duration, injected))  # type: ignore[arg-type]
-        breaker = self.breaker  # the endpoint's: an override only switches it off
+        breaker = self.breaker  # the endpoint's (across origins with failover), or None
         if breaker is None:
             return _PLAIN_SUCCESS  # nobody asks
         if self._failure_if is not None:

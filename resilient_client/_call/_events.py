@@ -44,9 +44,13 @@ class CallStarted(NamedTuple):
 
 
 class AttemptStarted(NamedTuple):
-    """Attempt ``attempt`` (1-based) is about to be sent; headers may still be added."""
+    """Attempt ``attempt`` (1-based) is about to be sent; headers may still be added.
+    ``origin``: with failover (``rc.Failover``), the origin it goes to, e.g.
+    ``"https://us.api.example.com"`` (``call.request`` is then the request sent there);
+    ``None`` without: the request's own."""
 
     attempt: int
+    origin: str | None = None
 
 
 class AttemptEnded(NamedTuple):
@@ -138,7 +142,8 @@ class CallView:
         #: The endpoint key the call matched, e.g. ``"GET /v1/users/{id}"``.
         self.endpoint: str = call.endpoint.key
         #: The request the attempts send (an observer may add headers at
-        #: ``AttemptStarted``, e.g. trace context; nothing else should change it).
+        #: ``AttemptStarted``, e.g. trace context; nothing else should change it). With
+        #: failover, the current attempt's (a copy addressed to its origin).
         self.request: httpx.Request = call.request
         #: The provider called: the URL's host, and its port when one is given.
         self.provider = provider

@@ -29,6 +29,9 @@ class ResilienceInfo(NamedTuple):
     - ``fallback``: the response came from the policy's fallback, not the server.
     - ``injected``: the faults chaos put in place of attempts (``"503"``, ``"reset"``...),
       which never reached the server (``rc.Chaos``); empty for a real call.
+    - ``origin``: who answered: the origin (``"scheme://host[:port]"``, e.g.
+      ``"https://us.api.example.com"``) of the call's last attempt, another than the
+      request's with failover (``rc.Failover``); ``None`` when no attempt was sent.
     """
 
     endpoint: str
@@ -41,6 +44,7 @@ class ResilienceInfo(NamedTuple):
     stop_reason: str | None = None
     fallback: bool = False
     injected: tuple[str, ...] = ()
+    origin: str | None = None
 
     def __str__(self) -> str:
         attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"

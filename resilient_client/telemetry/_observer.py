@@ -57,7 +57,7 @@ from ..problems._headers import response_request_id
 from . import _semconv as sc
 from ._metrics import attempt_attributes, call_attributes
 from ._observer_base import ObserverBase
-from ._observer_state import Attrs, CallState
+from ._observer_state import Attrs, CallState, Route
 from ._propagation import HEADER_SETTER, HTTP_SUPPRESSED, context_with, current_context, inject
 from ._semconv import protocol_version  # per attempt: no attribute hop through sc
 
@@ -162,10 +162,14 @@ class OpenTelemetryObserver(ObserverBase):
             return  # sampled out: its context travels; metrics need only the route
         # Each attribute costs the SDK a validation: the request's details go on the
         # attempt spans only, the call's identity on the call span only.
+        state.attempt_attributes = self._attempt_attributes(route, request)
+
+    def _attempt_attributes(self, route: Route, request: httpx.Request) -> Attrs:
+        """An attempt span's attributes that are the same for each attempt to one URL."""
         attempt = {**route.metric, sc.URL_FULL: self._redaction.url(request.url)}
         if route.other:
             attempt[sc.HTTP_REQUEST_METHOD_ORIGINAL] = request.method
-        state.attempt_attributes = attempt
+        return attempt
 
     def _call_ended(self, call: ev.CallView, event: ev.CallEnded) -> None:
         state = call.observation
@@ -237,6 +241,13 @@ class OpenTelemetryObserver(ObserverBase):
             return
         if not isinstance(state, CallState) or state.context is None:
             return
+        if event.origin is not None and state.route is not None:
+            # Failover: this attempt's origin (call.request is the request sent there)
+            # names the server in its span and its duration metric.
+            request = call.request
+            state.route = self._route(request.method, call.endpoint, request.url)
+            if state.recording:
+                state.attempt_attributes = self._attempt_attributes(state.route, request)
         headers = call.request.headers
         ctx = state.context
         if state.recording:
