@@ -58,9 +58,7 @@ def check_reason(reason: object) -> str:
     if not text:
         raise ValueError("reason must not be empty: say why the endpoint is isolated")
     if len(text) > MAX_REASON or not text.isprintable():
-        raise ValueError(
-            f"reason must be one printable line of at most {MAX_REASON} characters"
-        )
+        raise ValueError(f"reason must be one printable line of at most {MAX_REASON} characters")
     return text
 
 

@@ -27,7 +27,8 @@ def make(driver: Driver, transport: httpx.MockTransport | None = None, **kwargs:
     kwargs.setdefault("clock", FakeClock())
     kwargs.setdefault("policy", rc.Policy(retry=NO_WAIT))
     kwargs.setdefault(
-        "endpoints", {USERS: rc.Policy(), PAY: rc.Policy(breaker=None), "GET /v1/plain": rc.Policy()}
+        "endpoints",
+        {USERS: rc.Policy(), PAY: rc.Policy(breaker=None), "GET /v1/plain": rc.Policy()},
     )
     return driver.client(
         base_url="https://api.test", transport=transport or ScriptedTransport(), **kwargs
