@@ -67,13 +67,13 @@ class Reply(NamedTuple):
 # the Python decoding cannot drift apart).
 REPLY_FIELDS: Final = Reply._fields
 
-# The script's arguments: KEYS = hash, window list, probe set, isolation; ARGV = the
-# policy as a JSON array [mode, threshold, size, minimum, failure rate, slow rate (both in
+# The script's arguments: KEYS = hash, window list, probe set, isolation; ARGV = the policy
+# as a JSON array [mode, threshold, size, minimum, failure rate, slow rate (both in
 # millionths, ``rate_units``), reset ms, probes, successes, ttl ms, reset max ms (0 =
-# fixed), reset multiplier], the admission token, the probe token ('' = absent), and a JSON array [probe
-# generation, probe bits (-1 = ignored), the probe's random number, then generation, bits
-# of each pending closed-state outcome]. ``$``-names are filled in from ``_circuit`` so
-# both ports share their constants.
+# fixed), reset multiplier], the admission token, the probe token ('' = absent), and a JSON
+# array [probe generation, probe bits (-1 = ignored), the probe's random number, then
+# generation, bits of each pending closed-state outcome]. ``$``-names are filled in from
+# ``_circuit`` so both ports share their constants.
 _TEMPLATE: Final = r"""
 local H, W, P, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 -- Few arguments, decoded by cjson (C), and one reply string: redis-py's cost per element
