@@ -34,8 +34,12 @@ import logging
 import threading
 from collections.abc import Iterable
 
-from ._breaker import BreakerStorage, EndpointBreaker
-from ._breaker._storage import BreakerStorageUnavailable, IsolationStorage
+from ._breaker import (
+    BreakerStorage,
+    BreakerStorageUnavailable,
+    EndpointBreaker,
+    IsolationStorage,
+)
 from ._call._routing import parse_endpoint_key
 from ._clock import renew_after_fork
 from ._config import _hint

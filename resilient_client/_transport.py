@@ -3,7 +3,7 @@
 One call flows through a fixed order, outermost first::
 
     deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
-             → breaker → attempt timeout → inner transport
+             → kill switch → breaker → attempt timeout → inner transport
 
 Every decision is made by the call's story (``_call/_story.py``), a generator that yields
 the steps needing I/O: wait for a bulkhead slot, wait for the rate limit's turn, send an
