@@ -82,8 +82,9 @@ class _Driver:
         self._clock = self._pipeline.clock
         # The kill switches (_isolation.py): those in force here, tested once per attempt,
         # and the fleet's storage, read per attempt of an endpoint without a breaker.
-        self._isolated = self._pipeline.isolations.local
-        self._fleet = self._pipeline.isolations if self._pipeline.isolations.shared else None
+        isolations = self._pipeline.isolations
+        self._isolated = isolations.local
+        self._fleet = isolations if isolations.shared is not None else None
         renew_after_fork(self)
 
     def _after_fork(self) -> None:
