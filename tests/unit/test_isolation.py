@@ -14,7 +14,12 @@ from otel_support import Otel, attrs
 
 import resilient_client as rc
 import resilient_client.typing as rct
-from resilient_client._breaker._storage import Exchange, MemoryBreakerStorage, SharedView
+from resilient_client._breaker._storage import (
+    BreakerStorageUnavailable,
+    Exchange,
+    MemoryBreakerStorage,
+    SharedView,
+)
 from resilient_client._isolation import check_reason, endpoint_key
 from resilient_client.testing import FakeClock, ScriptedTransport
 
@@ -313,8 +318,6 @@ class _Unreachable(MemoryBreakerStorage):
 
     def _check(self) -> None:
         if self.down:
-            from resilient_client._breaker._storage import BreakerStorageUnavailable
-
             raise BreakerStorageUnavailable("down")
 
     def exchange(self, request: Exchange, /) -> SharedView:
