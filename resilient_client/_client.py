@@ -74,6 +74,42 @@ class ClientMixin:
         (a dict; ``print()`` it for a table)."""
         return self._pipeline.health()
 
+    def isolate(self, endpoint_key: str, *, reason: str) -> None:
+        """Isolate an endpoint (a kill switch): every call of it fails fast with
+        ``CircuitOpenError`` (``reason == "isolated"``, ``reason`` in its message) without
+        reaching the server, whatever its breaker policy (also with ``breaker=None``),
+        until :meth:`restore`. It is not retried; a fallback is asked and a keyed write of
+        an outbox endpoint is parked, as for an open breaker. Isolating again replaces
+        the reason.
+
+        ``endpoint_key``: one of the client's configured keys (any spelling that parses
+        to it, ``"get /v1/users/{id}"`` too), or a host's default ``"* <host>"`` (may be
+        a host not called yet). ``reason``: why, one printable line of at most 200
+        characters (it appears in errors, logs and ``health()``).
+
+        With a ``breaker_storage`` that keeps isolations (``rc.MemoryBreakerStorage``,
+        ``rc.RedisBreakerStorage``) the isolation is stored there, with no expiry, and
+        holds for every client and process using it from their next call on. This is a
+        plain method on the async client too: with Redis, it blocks for one command (at
+        most the storage's ``timeout``). If the storage cannot be reached, the endpoint
+        is isolated in this client only and a WARNING is logged; with a storage that
+        keeps no isolations, isolations are always this client's only (warned once).
+
+        Raises ``ValueError`` naming a malformed or unknown key (with a "did you mean"),
+        ``ValueError`` for an empty, multi-line or overlong reason, ``TypeError`` for a
+        key or reason that is not a str.
+        """
+        self._pipeline.isolate(endpoint_key, reason=reason)
+
+    def restore(self, endpoint_key: str) -> bool:
+        """Lift :meth:`isolate`'s kill switch: calls reach the server again from the next
+        one on (fleet-wide with a shared storage). Returns whether the endpoint was
+        isolated (as far as this client and the storage knew); restoring an endpoint that
+        is not is a no-op returning ``False``. If the storage cannot be reached, only this
+        client is restored, and a WARNING says the fleet's isolation may hold. Raises as
+        :meth:`isolate` does for the key."""
+        return self._pipeline.restore(endpoint_key)
+
     def breakers(self) -> BreakerTable:
         """Each endpoint's breaker: state, counts, and when it lets a probe through next
         (a dict; ``print()`` it for one line per breaker)."""

@@ -4,7 +4,7 @@
 
     httpx.HTTPError
     ├── httpx.TransportError
-    │   ├── CircuitOpenError          the endpoint's breaker rejected the call
+    │   ├── CircuitOpenError          the endpoint's breaker rejected the call, or it is isolated
     │   ├── BulkheadFull              no concurrency slot within the bulkhead's wait
     │   ├── LoadShedError             the adaptive throttle rejected the call locally
     │   │   └── RateLimited           the client-side rate limit could not admit the call
@@ -95,11 +95,15 @@ def sqlite_trouble(exc: BaseException, *, timeout: float, kind: str) -> str:
 
 
 class CircuitOpenMixin(ResilienceError):
-    """The endpoint's breaker is open (or its half-open probes are taken).
+    """The endpoint's breaker is open (or its half-open probes are taken), or an operator
+    isolated the endpoint (``client.isolate()``, a kill switch).
 
-    ``endpoint`` is the endpoint key; ``retry_after`` the seconds until the breaker lets
-    a probe through again (``None`` if unknown); ``retry_at`` the same instant on the
-    pipeline clock's ``monotonic()`` scale.
+    ``endpoint`` is the endpoint key; ``reason`` is ``"open"`` for a breaker that refused
+    the call, ``"isolated"`` for an isolated endpoint, whose ``isolation`` is the
+    operator's reason (``None`` otherwise); ``retry_after`` the seconds until the breaker
+    lets a probe through again (``None`` if unknown, and for an isolated endpoint, which
+    stays refused until restored); ``retry_at`` the same instant on the pipeline clock's
+    ``monotonic()`` scale (``math.inf`` for an isolated endpoint).
     """
 
     def __init__(
@@ -109,14 +113,20 @@ class CircuitOpenMixin(ResilienceError):
         *,
         request: Any = None,
         retry_after: float | None = None,
+        isolation: str | None = None,
     ) -> None:
-        message = f"circuit open for endpoint {endpoint!r}"
-        if retry_after is not None:
-            message += f": next probe in {max(0.0, retry_after):.1f} s"
+        if isolation is not None:
+            message = f"endpoint {endpoint!r} isolated by a kill switch: {isolation}"
+        else:
+            message = f"circuit open for endpoint {endpoint!r}"
+            if retry_after is not None:
+                message += f": next probe in {max(0.0, retry_after):.1f} s"
         super().__init__(message, request=request)  # type: ignore[call-arg]
         self.endpoint = endpoint
         self.retry_at = retry_at
         self.retry_after = retry_after
+        self.reason = "open" if isolation is None else "isolated"
+        self.isolation = isolation
 
 
 class BulkheadFullMixin(ResilienceError):

@@ -359,13 +359,20 @@ class OriginBreakers:
 
     def admit(self) -> _OriginPermit | Rejection:
         """Admit the attempt at the first origin whose breaker lets it through; else the
-        primary's rejection."""
+        primary's rejection. An endpoint the fleet isolated (a kill switch) goes nowhere."""
         refused: Rejection | None = None
         for index in self._order():
             breaker = self._breakers[index]
             permit = None if breaker is None else breaker.admit()
             if not isinstance(permit, Rejection):
-                return self._admitted(index, permit)
+                isolated = self._fleet_isolation(index)
+                if isolated is None:
+                    return self._admitted(index, permit)
+                if permit is not None:
+                    breaker.release(permit)  # type: ignore[union-attr]
+                return isolated
+            if permit.isolated is not None:
+                return permit
             if refused is None or index == 0:
                 refused = permit
         assert refused is not None  # every origin has a breaker that refused
@@ -378,11 +385,41 @@ class OriginBreakers:
             breaker = self._breakers[index]
             permit = None if breaker is None else await breaker.aadmit()
             if not isinstance(permit, Rejection):
-                return self._admitted(index, permit)
+                isolated = await self._afleet_isolation(index)
+                if isolated is None:
+                    return self._admitted(index, permit)
+                if permit is not None:
+                    await breaker.arelease(permit)  # type: ignore[union-attr]
+                return isolated
+            if permit.isolated is not None:
+                return permit
             if refused is None or index == 0:
                 refused = permit
         assert refused is not None
         return refused
+
+    # A fleet-wide kill switch is kept under the endpoint's key, beside the primary's
+    # breaker, whose exchange carries it: an attempt admitted by another origin's breaker
+    # (or with no breaker at the primary) reads it from the storage - a read per such
+    # attempt, paid only by failover clients with a shared storage.
+
+    def _fleet_isolation(self, index: int) -> Rejection | None:
+        fleet = self._call._pipeline.isolations
+        if fleet.shared is None or (index == 0 and self._breakers[0] is not None):
+            return None
+        return self._isolation(fleet.read(self._call.endpoint.key))
+
+    async def _afleet_isolation(self, index: int) -> Rejection | None:
+        fleet = self._call._pipeline.isolations
+        if fleet.shared is None or (index == 0 and self._breakers[0] is not None):
+            return None
+        return self._isolation(await fleet.aread(self._call.endpoint.key))
+
+    def _isolation(self, reason: str | None) -> Rejection | None:
+        if reason is None:
+            return None
+        call = self._call
+        return Rejection(call.endpoint.key, call.clock.monotonic(), "closed", reason)
 
     def record(self, permit: _OriginPermit, outcome: Outcome, duration: float) -> None:
         """Count ``outcome`` with the admitting origin's breaker; an origin answering

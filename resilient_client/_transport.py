@@ -3,7 +3,7 @@
 One call flows through a fixed order, outermost first::
 
     deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
-             → failover → breaker → attempt timeout → inner transport
+             → kill switch → failover → breaker → attempt timeout → inner transport
 
 Every decision is made by the call's story (``_call/_story.py``), a generator that yields
 the steps needing I/O: wait for a bulkhead slot, wait for the rate limit's turn, send an
@@ -13,8 +13,9 @@ async drivers are line-for-line mirrors that differ only in ``await``. Redirects
 cookies and event hooks run above this transport (in the client), so each redirect hop
 is a call of its own.
 
-An attempt, for the driver, is: ask the breaker (I/O when its state is shared; with
-failover, the call's breaker across origins, which also picks the attempt's origin), send
+An attempt, for the driver, is: refuse it if the endpoint is isolated (a kill switch,
+``_isolation.py``), ask the breaker (I/O when its state is shared; with failover, the
+call's breaker across origins, which also picks the attempt's origin), send
 through the inner transport with the attempt's timeouts, read the body when the call says
 so, and tell the breaker the outcome. Each attempt ends by its limit (its cap or the
 deadline, ``_timeout.py``): the async driver guards it with the loop's watchdog; the sync
@@ -80,6 +81,11 @@ class _Driver:
         self._inner = transport if transport is not None else self._default_inner()
         self._pipeline = pipeline or Pipeline(base_url=base_url, flavor=self._flavor, **options)
         self._clock = self._pipeline.clock
+        # The kill switches (_isolation.py): those in force here, tested once per attempt,
+        # and the fleet's storage, read per attempt of an endpoint without a breaker.
+        isolations = self._pipeline.isolations
+        self._isolated = isolations.local
+        self._fleet = isolations if isolations.shared is not None else None
         renew_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -93,6 +99,15 @@ class _Driver:
     def health(self) -> dict[str, EndpointHealth]:
         """Each endpoint's breaker, budget, bulkhead and throttle state, by endpoint key."""
         return self._pipeline.health()
+
+    def isolate(self, endpoint_key: str, *, reason: str) -> None:
+        """Isolate an endpoint until :meth:`restore` (a kill switch); see
+        ``ResilientClient.isolate``."""
+        self._pipeline.isolate(endpoint_key, reason=reason)
+
+    def restore(self, endpoint_key: str) -> bool:
+        """Lift an endpoint's isolation; see ``ResilientClient.restore``."""
+        return self._pipeline.restore(endpoint_key)
 
     def _default_inner(self) -> Any:
         raise NotImplementedError
@@ -157,10 +172,18 @@ class SyncDriver(_Driver):
             call.time_attempt()
         except Exception as exc:
             return exc
+        isolated = self._isolated
+        if isolated and (reason := isolated.get(call.endpoint.key)) is not None:
+            return call.refused_isolated(reason)
         breaker = call.breaker
-        permit = None if breaker is None else breaker.admit()
-        if isinstance(permit, Rejection):
-            return call.refused_by_breaker(permit)
+        permit = None
+        if breaker is not None:
+            decision = breaker.admit()
+            if isinstance(decision, Rejection):
+                return call.refused_by_breaker(decision)
+            permit = decision
+        elif self._fleet is not None and (reason := self._fleet.read(call.endpoint.key)):
+            return call.refused_isolated(reason)
         try:
             request = call.start_attempt()
             limit = call.limit
@@ -269,6 +292,9 @@ class AsyncDriver(_Driver):
             call.time_attempt()
         except Exception as exc:
             return exc
+        isolated = self._isolated
+        if isolated and (reason := isolated.get(call.endpoint.key)) is not None:
+            return call.refused_isolated(reason)
         breaker = call.breaker
         permit = None
         if breaker is not None:
@@ -277,6 +303,8 @@ class AsyncDriver(_Driver):
             if isinstance(decision, Rejection):
                 return call.refused_by_breaker(decision)
             permit = decision
+        elif self._fleet is not None and (reason := await self._fleet.aread(call.endpoint.key)):
+            return call.refused_isolated(reason)
         try:
             request = call.start_attempt()
             limit = call.limit

@@ -8,7 +8,9 @@
   their union). An observer must not raise and should be quick: it runs on the call path.
 - :class:`Clock`: time, sleeping and randomness (``clock=``); ``resilient_client.testing``
   has a ``FakeClock``.
-- :class:`BreakerStorage` shares breaker state across processes (``breaker_storage=``),
+- :class:`BreakerStorage` shares breaker state across processes (``breaker_storage=``);
+  one that is also an :class:`IsolationStorage` shares the kill switches
+  (``client.isolate()``) too;
   :class:`BreakerSnapshot` is what ``client.breakers()`` reports, :class:`BreakerListener`
   is told of every transition (``breaker_listeners=``).
 - :class:`AlertSink` delivers incident alerts (``rc.IncidentMonitor(sinks=[...])``);
@@ -20,7 +22,7 @@ Every name here is a protocol or a frozen value: importing this module changes n
 
 from __future__ import annotations
 
-from ._breaker import BreakerListener, BreakerSnapshot, BreakerStorage
+from ._breaker import BreakerListener, BreakerSnapshot, BreakerStorage, IsolationStorage
 from ._call._events import (
     AttemptEnded,
     AttemptStarted,
@@ -53,6 +55,7 @@ __all__ = [
     "Clock",
     "Event",
     "IncidentStore",
+    "IsolationStorage",
     "Observer",
     "OutboxStore",
     "RetryRefused",

@@ -6,7 +6,8 @@ room's own business, each importing only those listed before it:
 - ``_policy``: the :class:`Breaker` policy, what counts as a failure, and the values a
   breaker hands out (:class:`Permit`, :class:`Rejection`, :class:`BreakerSnapshot`);
 - ``_circuit``: the pure state machine, its states and ``TRANSITIONS`` side by side;
-- ``_storage``: where state is shared (the protocol and the in-process backend);
+- ``_storage``: where state is shared (the protocols and the in-process backend), the
+  operator's kill switches included;
 - ``_lua`` and ``_redis``: the fleet-wide Redis storage, a port of ``_circuit`` to Lua;
 - ``_breaker``: the sync/async driver of one endpoint, the registry, the pybreaker bridge.
 """
@@ -25,7 +26,12 @@ from ._policy import (
     classify_for_breaker,
 )
 from ._redis import RedisBreakerStorage
-from ._storage import BreakerStorage, MemoryBreakerStorage
+from ._storage import (
+    BreakerStorage,
+    BreakerStorageUnavailable,
+    IsolationStorage,
+    MemoryBreakerStorage,
+)
 
 __all__ = [
     "TRANSITIONS",
@@ -35,8 +41,10 @@ __all__ = [
     "BreakerSnapshot",
     "BreakerState",
     "BreakerStorage",
+    "BreakerStorageUnavailable",
     "EndpointBreaker",
     "FailurePredicate",
+    "IsolationStorage",
     "MemoryBreakerStorage",
     "Outcome",
     "Permit",

@@ -136,6 +136,9 @@ class EndpointBreaker:
         # the fleet's probe leases, so it cannot tell otherwise. None = not rejected.
         self._shared_retry_at: float | None = None
         self._opened_wall: float | None = None
+        # The shared storage's last word on the endpoint's kill switch (the operator's
+        # reason, or None): it holds while the storage cannot be reached.
+        self.isolated: str | None = None
         self._call = Permit(endpoint, 0)  # reused by every closed call of a generation
         self._quiet_eligible = _quiet_eligible(policy, storage)
         self._counts_unlocked = _counts_unlocked(policy, storage)
@@ -374,9 +377,13 @@ class EndpointBreaker:
             circuit = self._circuit
             if failed is not None:
                 self._enter_fallback(failed, now)
-            token = _new_token() if circuit.state != CLOSED else ""
-            admission = circuit.admit(now, token)
-            answer = self._answer(admission, token, circuit.state)
+            answer: Permit | Rejection
+            if self.isolated is not None:  # the fleet's kill switch, last seen, holds
+                answer = Rejection(self.endpoint, now, circuit.state, self.isolated)
+            else:
+                token = _new_token() if circuit.state != CLOSED else ""
+                admission = circuit.admit(now, token)
+                answer = self._answer(admission, token, circuit.state)
             changes = self._drain()
         if changes:
             self._notify(changes)
@@ -426,6 +433,8 @@ class EndpointBreaker:
 
     def _admitted(self, request: Exchange, view: SharedView) -> Permit | Rejection:
         now = self._follow(view)
+        if view.isolated is not None:
+            return Rejection(self.endpoint, now, view.state, view.isolated)
         if view.admitted == "call":
             return Permit(self.endpoint, view.generation, None, True)
         if view.admitted == "probe":
@@ -436,6 +445,7 @@ class EndpointBreaker:
         now = self._clock.monotonic()
         with self._lock:
             self._view = view
+            self.isolated = view.isolated
             self._fallback = False
             # retry_after is 0 unless this exchange was rejected.
             self._shared_retry_at = now + view.retry_after if view.retry_after > 0 else None
@@ -552,6 +562,7 @@ class EndpointBreaker:
             shared=view is not None,
             retry_in=None if retry_at is None else retry_at - now,
             opened_by=None if state == CLOSED else describe_trip(trip),
+            isolated=self.isolated,
         )
 
     def __repr__(self) -> str:

@@ -19,9 +19,14 @@ the storage's ``key_ttl`` whenever it is written:
                    ``Trip``'s cause, failures, slow calls, calls)
 ``<base>:w``       list: the count window's outcome bits, newest first
 ``<base>:p``       sorted set: half-open probe tokens scored by lease end (ms)
+``<base>:i``       string: the operator's reason while the endpoint is isolated (a kill
+                   switch, ``client.isolate()``); written by ``RedisBreakerStorage.isolate``,
+                   only read here, and never given a TTL: it holds until restored
 =================  ==========================================================================
 
 A successful call in the closed ``consecutive`` mode with no failure streak writes nothing.
+An isolated endpoint is admitted nothing (and takes no probe slot): the reply is followed
+by a newline and the isolation's reason.
 """
 
 from __future__ import annotations
@@ -62,15 +67,15 @@ class Reply(NamedTuple):
 # the Python decoding cannot drift apart).
 REPLY_FIELDS: Final = Reply._fields
 
-# The script's arguments: KEYS = hash, window list, probe set; ARGV = the policy as a JSON
-# array [mode, threshold, size, minimum, failure rate, slow rate (both in millionths,
-# ``rate_units``), reset ms, probes, successes, ttl ms, reset max ms (0 = fixed), reset
-# multiplier], the admission token, the probe token ('' = absent), and a JSON array [probe
-# generation, probe bits (-1 = ignored), the probe's random number, then generation, bits
-# of each pending closed-state outcome]. ``$``-names are filled in from ``_circuit`` so
-# both ports share their constants.
+# The script's arguments: KEYS = hash, window list, probe set, isolation; ARGV = the policy
+# as a JSON array [mode, threshold, size, minimum, failure rate, slow rate (both in
+# millionths, ``rate_units``), reset ms, probes, successes, ttl ms, reset max ms (0 =
+# fixed), reset multiplier], the admission token, the probe token ('' = absent), and a JSON
+# array [probe generation, probe bits (-1 = ignored), the probe's random number, then
+# generation, bits of each pending closed-state outcome]. ``$``-names are filled in from
+# ``_circuit`` so both ports share their constants.
 _TEMPLATE: Final = r"""
-local H, W, P = KEYS[1], KEYS[2], KEYS[3]
+local H, W, P, I = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 -- Few arguments, decoded by cjson (C), and one reply string: redis-py's cost per element
 -- and Lua's string matching are both dearer than that.
 local policy = cjson.decode(ARGV[1])
@@ -262,9 +267,10 @@ for i = 4, #outcomes, 2 do
   end
 end
 
--- admission
+-- admission (none for an isolated endpoint: the operator's kill switch, never expired)
+local isolated = redis.call('GET', I)
 local admitted, wait, probes = 0, 0, 0
-if admit_token ~= '' then
+if admit_token ~= '' and not isolated then
   if st == 0 then
     admitted = 1
   elseif st == 1 then
@@ -294,7 +300,9 @@ end
 
 local open_left = 0
 if st == 1 then open_left = ou - now end
-return table.concat({$reply}, ',')
+local reply = table.concat({$reply}, ',')
+if isolated then return reply .. '\n' .. isolated end
+return reply
 """
 
 SCRIPT: Final = Template(_TEMPLATE).substitute(

@@ -259,12 +259,15 @@ class Rejection:
 
     ``retry_at`` (``time.monotonic()`` seconds): when open, the end of the break; in
     half-open with every probe slot taken, when the oldest probe's slot is reclaimed at
-    the latest (a probe that finishes sooner frees it sooner).
+    the latest (a probe that finishes sooner frees it sooner). ``isolated``: the
+    operator's reason when the shared storage says the endpoint is isolated (a kill
+    switch, ``_isolation.py``), refused whatever the state; ``None`` otherwise.
     """
 
     endpoint: str
     retry_at: float
     state: BreakerState
+    isolated: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,8 @@ class BreakerSnapshot:
     ``retry_in``: ``retry_at`` as seconds from the snapshot's instant (``None`` = now);
     ``opened_by``: what last opened the breaker, e.g. ``"5 failures in a row"`` (``None``
     while closed; the counts restart at a trip, so they no longer show it).
+    ``isolated``: the operator's reason while the endpoint is isolated (a kill switch,
+    ``client.isolate()``), which refuses every call whatever the state; ``None`` if not.
 
     ``str()`` reads as one line, with durations from the snapshot's instant, e.g.
     ``GET /v1/users/{id}: open (opened by 5 failures in a row), next probe in 12.0 s``.
@@ -298,9 +303,12 @@ class BreakerSnapshot:
     shared: bool
     retry_in: float | None = None
     opened_by: str | None = None
+    isolated: str | None = None
 
     def __str__(self) -> str:
         head = f"{self.endpoint}: {self.state}"
+        if self.isolated is not None:
+            head = f"{self.endpoint}: isolated: {self.isolated}; {self.state}"
         if self.state != "closed" and self.opened_by:
             head += f" (opened by {self.opened_by})"
         parts = [head]

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import math
 import threading
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio.to_thread
 
@@ -48,7 +48,10 @@ class RedisBreakerStorage:
     A fleet trips together: the failures of all processes count toward one breaker per
     endpoint, and half-open admits at most ``half_open_max_calls`` probes fleet-wide.
     Each call costs one Redis round trip (a Lua script) while the breaker is closed; a
-    half-open probe's outcome costs one more.
+    half-open probe's outcome costs one more. It also keeps the fleet's kill switches
+    (``client.isolate()``): one key per isolated endpoint, with no TTL, which the script
+    reads in the same round trip; an endpoint with no breaker reads it with one ``GET``
+    per attempt.
 
     Args:
         url: ``redis://``, ``rediss://`` or ``unix://`` URL (redis-py syntax). Nothing
@@ -154,10 +157,10 @@ class RedisBreakerStorage:
         try:
             self._count()
             try:
-                reply = self._sync.evalsha(self._sha, 3, *keys, *args)
+                reply = self._sync.evalsha(self._sha, 4, *keys, *args)
             except self._redis.exceptions.NoScriptError:  # a new server: EVAL caches it again
                 self._count()
-                reply = self._sync.eval(SCRIPT, 3, *keys, *args)
+                reply = self._sync.eval(SCRIPT, 4, *keys, *args)
         except self._errors as exc:
             self._failed(exc)
             raise BreakerStorageUnavailable(str(exc)) from exc
@@ -175,15 +178,68 @@ class RedisBreakerStorage:
         try:
             self._count()
             try:
-                reply = await client.evalsha(self._sha, 3, *keys, *args)
+                reply = await client.evalsha(self._sha, 4, *keys, *args)
             except self._redis.exceptions.NoScriptError:
                 self._count()
-                reply = await client.eval(SCRIPT, 3, *keys, *args)
+                reply = await client.eval(SCRIPT, 4, *keys, *args)
         except self._errors as exc:
             self._failed(exc)
             raise BreakerStorageUnavailable(str(exc)) from exc
         self._succeeded()
         return self._decode(request, reply)
+
+    # -- kill switches (IsolationStorage): one key beside the breaker's, never expired ----
+
+    def isolate(self, endpoint: str, reason: str, /) -> None:
+        """Isolate ``endpoint`` fleet-wide (one ``SET``, with no TTL: an isolation holds
+        until restored, whatever ``key_ttl``). Tried even while Redis is marked down."""
+        self._command(self._sync.set, self._isolation_key(endpoint), reason)
+
+    def restore(self, endpoint: str, /) -> bool:
+        """Lift ``endpoint``'s isolation fleet-wide (one ``DEL``); whether there was one."""
+        return bool(self._command(self._sync.delete, self._isolation_key(endpoint)))
+
+    def isolation(self, endpoint: str, /) -> str | None:
+        """``endpoint``'s isolation (one ``GET``, asked per attempt of an endpoint without
+        a breaker; a breaker's exchange reads it in its own script, at no extra cost)."""
+        self._may_try()
+        try:
+            self._count()
+            value = self._sync.get(self._isolation_key(endpoint))
+        except self._errors as exc:
+            self._failed(exc)
+            raise BreakerStorageUnavailable(str(exc)) from exc
+        self._succeeded()
+        return _text(value)
+
+    async def aisolation(self, endpoint: str, /) -> str | None:
+        """:meth:`isolation`, awaited."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): a worker thread, as aexchange does
+            return await anyio.to_thread.run_sync(self.isolation, endpoint)
+        self._may_try()
+        client = self._async_client(loop)
+        try:
+            self._count()
+            value = await client.get(self._isolation_key(endpoint))
+        except self._errors as exc:
+            self._failed(exc)
+            raise BreakerStorageUnavailable(str(exc)) from exc
+        self._succeeded()
+        return _text(value)
+
+    def _isolation_key(self, endpoint: str) -> str:
+        return f"{_key_base(self.namespace, endpoint)}:i"
+
+    def _command(self, command: Any, *args: Any) -> Any:
+        # An operator's isolate() / restore(): tried whatever the health bookkeeping says
+        # (it is no call to spare), and its failure told by the caller, not warned here.
+        try:
+            self._count()
+            return command(*args)
+        except self._errors as exc:
+            raise BreakerStorageUnavailable(str(exc)) from exc
 
     def close(self) -> None:
         """Close the sync connection pool (the async pools close with :meth:`aclose`)."""
@@ -254,7 +310,7 @@ class RedisBreakerStorage:
         cached = self._encoded.get(request.endpoint)
         if cached is None or (cached[0] is not policy and cached[0] != policy):
             base = _key_base(self.namespace, request.endpoint)
-            keys = [f"{base}:h", f"{base}:w", f"{base}:p"]
+            keys = [f"{base}:h", f"{base}:w", f"{base}:p", f"{base}:i"]
             cached = self._encoded[request.endpoint] = (
                 policy,
                 keys,
@@ -277,6 +333,7 @@ class RedisBreakerStorage:
     @staticmethod
     def _decode(request: Exchange, reply: bytes | str) -> SharedView:
         text = reply.decode() if isinstance(reply, bytes) else reply
+        text, isolated, reason = text.partition("\n")
         fields = Reply._make(int(x) for x in text.split(","))
         return SharedView(
             state=_STATES[fields.st],
@@ -290,7 +347,12 @@ class RedisBreakerStorage:
             successes=fields.hs,
             probes=fields.probes,
             trip=Trip(fields.tc, fields.tf, fields.ts, fields.tn),
+            isolated=reason if isolated else None,
         )
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _policy_arg(policy: Breaker, key_ttl: float) -> str:

@@ -7,6 +7,13 @@ previous call and asks for the next admission, so a closed breaker costs one rou
 per call. A storage that cannot answer raises :class:`BreakerStorageUnavailable` and the
 breaker goes on with its in-process state until the storage answers again.
 
+A storage may also keep the operator's kill switches (``client.isolate()``): one that
+implements :class:`IsolationStorage` stores an isolation beside the endpoint's breaker
+state, with no expiry, and reports it in every :class:`SharedView` of that endpoint
+(``isolated``), so a breaker learns of it through the exchange it makes anyway; a
+storage that does not is still a valid :class:`BreakerStorage` (isolations then hold in
+the isolating process only).
+
 Times cross the storage boundary only as durations (seconds from the storage's "now"):
 processes of a fleet do not share a monotonic clock.
 
@@ -29,6 +36,7 @@ __all__ = [
     "BreakerStorage",
     "BreakerStorageUnavailable",
     "Exchange",
+    "IsolationStorage",
     "MemoryBreakerStorage",
     "ProbeResult",
     "SharedView",
@@ -81,7 +89,10 @@ class SharedView:
     ``open_remaining``: seconds left in the open state (0 unless open). ``failures`` is
     the failure streak (``consecutive``) or the failures in the window; ``successes`` the
     successful probes of this half-open period; ``probes`` the probes in flight (known
-    only on a half-open admission, else 0); ``trip`` what last opened the breaker.
+    only on a half-open admission, else 0); ``trip`` what last opened the breaker;
+    ``isolated`` the operator's reason if the endpoint is isolated (then nothing is
+    admitted and no probe slot is taken), ``None`` if not or if the storage keeps no
+    isolations.
     """
 
     state: BreakerState
@@ -95,6 +106,7 @@ class SharedView:
     successes: int
     probes: int
     trip: Trip
+    isolated: str | None = None
 
 
 @runtime_checkable
@@ -111,18 +123,45 @@ class BreakerStorage(Protocol):
         ...
 
 
+@runtime_checkable
+class IsolationStorage(Protocol):
+    """A :class:`BreakerStorage` that also keeps kill switches (``client.isolate()``)
+    for a fleet. An isolation never expires (whatever the breaker keys' lifetime) and is
+    reported in the ``isolated`` field of every :class:`SharedView` of its endpoint. Every
+    method raises :class:`BreakerStorageUnavailable` when the storage cannot be reached.
+    """
+
+    def isolate(self, endpoint: str, reason: str, /) -> None:
+        """Isolate ``endpoint`` for ``reason`` (replacing an earlier reason); blocks."""
+        ...
+
+    def restore(self, endpoint: str, /) -> bool:
+        """Lift ``endpoint``'s isolation; whether there was one. Blocks."""
+        ...
+
+    def isolation(self, endpoint: str, /) -> str | None:
+        """``endpoint``'s isolation reason, ``None`` if not isolated; blocks (asked per
+        attempt of an endpoint without a breaker)."""
+        ...
+
+    async def aisolation(self, endpoint: str, /) -> str | None:
+        """:meth:`isolation`, never blocking the event loop."""
+        ...
+
+
 class MemoryBreakerStorage:
     """Breaker state shared within this process.
 
-    Clients (sync and async) built with the same instance share their breakers, as
-    processes sharing one :class:`~._redis.RedisBreakerStorage` do. ``clock``
-    times the open state.
+    Clients (sync and async) built with the same instance share their breakers, and
+    their kill switches (an :class:`IsolationStorage`), as processes sharing one
+    :class:`~._redis.RedisBreakerStorage` do. ``clock`` times the open state.
     """
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._circuits: dict[str, Circuit] = {}
+        self._isolated: dict[str, str] = {}
         renew_after_fork(self)
 
     def _after_fork(self) -> None:
@@ -144,7 +183,8 @@ class MemoryBreakerStorage:
             for generation, bits in request.pending:
                 circuit.record(generation, None, bits, now)
             admission = None
-            if request.admit_token is not None:
+            isolated = self._isolated.get(request.endpoint)
+            if request.admit_token is not None and isolated is None:
                 admission = circuit.admit(now, request.admit_token)
             # Each breaker reports the transitions it observes; the store has no listeners.
             circuit.changes.clear()
@@ -165,7 +205,24 @@ class MemoryBreakerStorage:
                 successes=circuit.half_open_successes,
                 probes=len(circuit.probes),
                 trip=circuit.trip,
+                isolated=isolated,
             )
 
     async def aexchange(self, request: Exchange, /) -> SharedView:
         return self.exchange(request)
+
+    # -- kill switches (IsolationStorage) ---------------------------------------------
+
+    def isolate(self, endpoint: str, reason: str, /) -> None:
+        with self._lock:
+            self._isolated[endpoint] = reason
+
+    def restore(self, endpoint: str, /) -> bool:
+        with self._lock:
+            return self._isolated.pop(endpoint, None) is not None
+
+    def isolation(self, endpoint: str, /) -> str | None:
+        return self._isolated.get(endpoint)
+
+    async def aisolation(self, endpoint: str, /) -> str | None:
+        return self._isolated.get(endpoint)

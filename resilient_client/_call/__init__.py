@@ -4,7 +4,7 @@ A call passes the strategies in this order, outermost first; :data:`PIPELINE` is
 place that order is written as data (the README's picture is drawn from it)::
 
     deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
-             → failover → breaker → attempt timeout → inner transport
+             → kill switch → failover → breaker → attempt timeout → inner transport
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ PIPELINE: tuple[tuple[str, str, str], ...] = (
         "budget",
         "resilient_client._budget",
         "asked before each retry: retries stay a share of calls",
+    ),
+    (
+        "kill switch",
+        "resilient_client._isolation",
+        "asked before each attempt: an isolated endpoint is refused",
     ),
     (
         "failover",

@@ -14,6 +14,7 @@ as a typed event (``_events.py``) to the pipeline's observers.
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -75,7 +76,9 @@ _PLAIN_SUCCESS: tuple[Outcome, float] = ("success", 0.0)
 # Answers that say "overloaded, slow down": not accepted, for the adaptive throttle.
 _OVERLOAD_STATUSES = frozenset({429, 503, 529})
 # Verdicts on the pipeline's own refusals and errors: final, whatever a predicate says.
-_REFUSED = frozenset({"breaker", "deadline", "bulkhead", "throttle", "rate_limit", "fatal_error"})
+_REFUSED = frozenset(
+    {"breaker", "isolated", "deadline", "bulkhead", "throttle", "rate_limit", "fatal_error"}
+)
 # Error bodies up to the parser's own bound are read inside the attempt, so the retry
 # decision can see the problem; larger ones are judged on status and headers alone.
 ERROR_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES
@@ -338,15 +341,27 @@ class Call:
         return self._refused(self.flavor.BulkheadFull(key, request=self.request), "bulkhead")
 
     def refused_by_breaker(self, rejection: Rejection) -> Exception:
-        """The ``CircuitOpenError`` for an attempt the breaker refused."""
+        """The ``CircuitOpenError`` for an attempt the breaker refused (its shared
+        storage may say the endpoint is isolated: :meth:`refused_isolated`)."""
+        if rejection.isolated is not None:
+            return self.refused_isolated(rejection.isolated)
         retry_after = rejection.retry_at - self.clock.monotonic()
         error = self.flavor.CircuitOpenError(
             rejection.endpoint, rejection.retry_at, request=self.request, retry_after=retry_after
         )
         return self._refused(error, "breaker")
 
+    def refused_isolated(self, reason: str) -> Exception:
+        """The ``CircuitOpenError`` (``reason == "isolated"``) for an attempt of an
+        endpoint an operator isolated, for ``reason`` (``_isolation.py``): refused until
+        restored, so it names no time to retry."""
+        error = self.flavor.CircuitOpenError(
+            self.endpoint.key, math.inf, request=self.request, isolation=reason
+        )
+        return self._refused(error, "isolated")
+
     def _refused(
-        self, error: Exception, kind: Literal["breaker", "bulkhead", "throttle"]
+        self, error: Exception, kind: Literal["breaker", "isolated", "bulkhead", "throttle"]
     ) -> Exception:
         if self.observers and self.listeners[CallRejected]:
             self._emit(CallRejected(kind))

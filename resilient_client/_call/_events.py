@@ -81,9 +81,11 @@ class RetryRefused(NamedTuple):
 
 
 class CallRejected(NamedTuple):
-    """The call was refused locally before reaching the network."""
+    """The call was refused locally before reaching the network: by its breaker, an
+    operator's isolation of the endpoint (``"isolated"``), the bulkhead, the throttle or
+    the rate limit."""
 
-    kind: Literal["breaker", "bulkhead", "throttle", "rate_limit"]
+    kind: Literal["breaker", "isolated", "bulkhead", "throttle", "rate_limit"]
 
 
 class CallEnded(NamedTuple):

@@ -22,7 +22,8 @@ class ResilienceInfo(NamedTuple):
     - ``request_id``: the server's own request id from the last response, if it sent one.
     - ``retry_reasons``: why each retry was made, e.g. ``("status_503", "timeout")``.
     - ``stop_reason``: why no further attempt was made: ``"success"``, ``"max_attempts"``,
-      ``"deadline"``, ``"retry_after_too_long"``, ``"breaker"``, ``"budget"``, or the last
+      ``"deadline"``, ``"retry_after_too_long"``, ``"breaker"``, ``"isolated"`` (an
+      endpoint an operator isolated, ``client.isolate()``), ``"budget"``, or the last
       verdict's reason (``"status_not_retryable"``, ``"method_not_retryable"``, ...);
       ``None`` when no attempt was judged (a call refused before its first attempt that
       a fallback answered).

@@ -8,7 +8,7 @@ calls: the endpoint table, breakers, observers and the failure log.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
@@ -20,6 +20,7 @@ from .._clock import Clock, default_clock
 from .._failover import Failover, FailoverState, origin_name
 from .._flavor import HTTPX, Flavor
 from .._headers import is_header_name
+from .._isolation import IsolationTable, check_reason, endpoint_key
 from .._logging import FailureLog
 from .._policy import Policy, merge
 from .._throttle import ThrottleSnapshot
@@ -164,6 +165,7 @@ class Pipeline:
         self.failover = (
             None if failover is None else FailoverState(failover, base_url, self.breakers)
         )
+        self.isolations = IsolationTable(options.get("breaker_storage"))
         self._merges: dict[tuple[int, int], tuple[Policy, Policy, Policy]] = {}
         self._providers: dict[tuple[bytes, int | None], str] = {}
         self._origins: dict[tuple[Any, ...], str] = {}
@@ -223,9 +225,37 @@ class Pipeline:
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
         return self.endpoints.match(request)
 
+    # -- kill switches (``_isolation.py``) -------------------------------------------------
+
+    def isolate(self, endpoint_key: str, *, reason: str) -> None:
+        """Isolate an endpoint until :meth:`restore`; see ``ClientMixin.isolate``."""
+        key = self._known_key(endpoint_key)
+        text = check_reason(reason)
+        self.isolations.isolate(key, text, self._breaker_of(key))
+
+    def restore(self, endpoint_key: str) -> bool:
+        """Lift an endpoint's isolation; see ``ClientMixin.restore``."""
+        key = self._known_key(endpoint_key)
+        return self.isolations.restore(key, self._breaker_of(key))
+
+    def _known_key(self, text: str) -> str:
+        return endpoint_key(text, (endpoint.key for endpoint in self.endpoints.all()))
+
+    def _breaker_of(self, key: str) -> EndpointBreaker | None:
+        for endpoint in self.endpoints.all():
+            if endpoint.key == key:
+                return endpoint.breaker
+        return None
+
     def breaker_table(self) -> BreakerTable:
-        """Every endpoint's breaker snapshot, by key."""
-        return BreakerTable((snapshot.endpoint, snapshot) for snapshot in self.breakers.snapshots())
+        """Every endpoint's breaker snapshot, by key (with its isolation, if any)."""
+        table = BreakerTable()
+        for snapshot in self.breakers.snapshots():
+            isolated = self.isolations.reason_for(snapshot.endpoint, None)
+            if isolated is not None and snapshot.isolated is None:
+                snapshot = replace(snapshot, isolated=isolated)
+            table[snapshot.endpoint] = snapshot
+        return table
 
     def health(self) -> HealthTable:
         """Every endpoint seen so far, by key: its breaker, budget, bulkhead and throttle."""
@@ -237,6 +267,7 @@ class Pipeline:
                     budget=None if endpoint.budget is None else endpoint.budget.snapshot(),
                     bulkhead=None if endpoint.bulkhead is None else endpoint.bulkhead.snapshot(),
                     throttle=None if endpoint.throttle is None else endpoint.throttle.snapshot(),
+                    isolated=self.isolations.reason_for(endpoint.key, endpoint.breaker),
                 )
                 for endpoint in self.endpoints.all()
             }
@@ -245,20 +276,25 @@ class Pipeline:
 
 @dataclass(frozen=True, slots=True)
 class EndpointHealth:
-    """One endpoint's state (``client.health()``); ``None`` where the strategy is off."""
+    """One endpoint's state (``client.health()``); ``None`` where the strategy is off.
+    ``isolated``: the operator's reason while the endpoint is isolated (``isolate()``),
+    as this process knows it; ``None`` if it is not."""
 
     endpoint: str
     breaker: BreakerSnapshot | None
     budget: RetryBudgetSnapshot | None
     bulkhead: BulkheadSnapshot | None
     throttle: ThrottleSnapshot | None
+    isolated: str | None = None
 
     def cells(self) -> tuple[str, str, str, str, str]:
         """The endpoint's row of :class:`HealthTable`: one readable cell per strategy."""
         breaker = "off"
         if self.breaker is not None:
-            text = str(self.breaker)
+            text = str(replace(self.breaker, isolated=None))
             breaker = text.split(": ", 1)[1] if text.startswith(self.endpoint + ": ") else text
+        if self.isolated is not None:
+            breaker = f"isolated: {self.isolated} (breaker {breaker})"
         budget = "off"
         if self.budget is not None:
             b = self.budget

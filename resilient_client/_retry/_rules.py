@@ -121,14 +121,19 @@ _REFUSALS = {
     "RateLimited": Verdict(False, "rate_limit"),  # (before LoadShedError, its base)
 }
 _FATAL = Verdict(False, "fatal_error")
+# A CircuitOpenError for an endpoint an operator isolated (a kill switch), not its breaker.
+_ISOLATED = Verdict(False, "isolated")
 
 
 def refusal_verdict(exc: BaseException) -> Verdict:
     """The verdict on an attempt that raised a :attr:`Failure.FATAL` exception: who
-    refused it when it is one of our own refusals, else ``"fatal_error"``."""
+    refused it when it is one of our own refusals (``"isolated"`` for an isolated
+    endpoint), else ``"fatal_error"``."""
     for cls in type(exc).__mro__:
         found = _REFUSALS.get(cls.__name__)
         if found is not None:
+            if getattr(exc, "reason", None) == "isolated":
+                return _ISOLATED
             return found
     return _FATAL
 

@@ -168,7 +168,7 @@ class IncidentMonitor:
                 if event.reason == "budget":  # type: ignore[union-attr]
                     self._action(call, 1)
             elif kind is CallRejected:
-                self._action(call, 2 if event.kind == "breaker" else 3)  # type: ignore[union-attr]
+                self._action(call, 2 if event.kind in ("breaker", "isolated") else 3)  # type: ignore[union-attr]
             elif kind is BreakerStateChanged:
                 self._breaker(event)  # type: ignore[arg-type]
         except Exception:  # an observer must never fail a call

@@ -17,6 +17,7 @@ from otel_support import Otel, attrs
 from redis_server import RedisServer, running_redis
 
 import resilient_client as rc
+from resilient_client._breaker import MemoryBreakerStorage
 from resilient_client.chaos import ChaosApp, RunningServer, serve
 from resilient_client.testing import FakeClock
 
@@ -292,3 +293,40 @@ def test_a_primary_breaker_opened_elsewhere_in_the_fleet_sends_the_first_call_el
     assert upstream.app.scenario("fleet").attempts == 1
     for storage in shared:
         storage.close()
+
+
+# -- kill switches and failover: an isolated endpoint goes to no origin ------------------
+
+
+@pytest.mark.parametrize("breaker", [None, rc.Breaker(failure_threshold=5)])
+def test_an_isolated_endpoint_goes_to_no_origin_even_while_calls_stay_on_another(
+    driver: Driver, down: str, secondary: RunningServer, breaker: rc.Breaker | None
+) -> None:
+    # Two clients of one fleet share their breaker storage: one, stuck on the secondary
+    # after the primary refused connections, must obey the other's isolation at once.
+    storage = MemoryBreakerStorage()
+    policy = rc.Policy(retry=NO_WAIT, budget=None, breaker=breaker)
+    stuck = failover_client(driver, down, secondary, policy=policy, breaker_storage=storage)
+    driver.request(stuck, "GET", "/ok/before")
+    assert secondary.app.scenario("before").attempts == 1
+    operator = failover_client(driver, down, secondary, policy=policy, breaker_storage=storage)
+    key = f"* {down.removeprefix('http://')}"
+    operator.isolate(key, reason="INC-7 provider returns garbage")
+    with pytest.raises(rc.CircuitOpenError) as raised:
+        driver.request(stuck, "GET", "/ok/isolated")
+    assert raised.value.reason == "isolated"
+    assert secondary.app.scenario("isolated").attempts == 0
+    operator.restore(key)
+    assert driver.request(stuck, "GET", "/ok/after").status_code == 200
+    assert secondary.app.scenario("after").attempts == 1
+
+
+def test_a_local_isolation_stops_a_failover_client_before_any_origin(
+    driver: Driver, down: str, secondary: RunningServer
+) -> None:
+    client = failover_client(driver, down, secondary)
+    client.isolate(f"* {down.removeprefix('http://')}", reason="maintenance")
+    with pytest.raises(rc.CircuitOpenError) as raised:
+        driver.request(client, "GET", "/ok/local")
+    assert raised.value.reason == "isolated"
+    assert secondary.app.scenario("local").attempts == 0

@@ -329,7 +329,7 @@ def test_redis_storage_rejects_bad_arguments(kwargs: dict[str, Any], message: st
 def test_the_lua_port_shares_the_python_ports_constants() -> None:
     assert f"local BUCKETS = {TIME_BUCKETS}\n" in SCRIPT
     assert f"local RATE_SCALE = {RATE_SCALE}\n" in SCRIPT
-    assert f"return table.concat({{{', '.join(REPLY_FIELDS)}}}, ',')" in SCRIPT
+    assert f"local reply = table.concat({{{', '.join(REPLY_FIELDS)}}}, ',')" in SCRIPT
     assert "$" not in SCRIPT
 
 

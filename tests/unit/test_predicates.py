@@ -145,9 +145,7 @@ def test_failure_if_counts_a_200_whose_body_says_degraded(
     assert upstream.app.scenario("degraded").attempts == 3
 
 
-def test_failure_if_can_forgive_a_transport_error(
-    driver: Driver, upstream: RunningServer
-) -> None:
+def test_failure_if_can_forgive_a_transport_error(driver: Driver, upstream: RunningServer) -> None:
     predicate = Recorder(lambda response: False)
     client = _breaker_client(driver, upstream, predicate)
     for _ in range(3):
