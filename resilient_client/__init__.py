@@ -6,7 +6,7 @@ each public name reports this package as its ``__module__``); see the README for
 pipeline and the policy reference.
 """
 
-from ._breaker import Breaker, RedisBreakerStorage
+from ._breaker import Breaker, MemoryBreakerStorage, RedisBreakerStorage
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._call._end import resilience_info
@@ -90,6 +90,7 @@ __all__ = [
     "IncidentMonitor",
     "LoadShedError",
     "LogSink",
+    "MemoryBreakerStorage",
     "NotFoundError",
     "OpenTelemetryObserver",
     "Outbox",

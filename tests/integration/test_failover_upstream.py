@@ -17,7 +17,6 @@ from otel_support import Otel, attrs
 from redis_server import RedisServer, running_redis
 
 import resilient_client as rc
-from resilient_client._breaker import MemoryBreakerStorage
 from resilient_client.chaos import ChaosApp, RunningServer, serve
 from resilient_client.testing import FakeClock
 
@@ -304,7 +303,7 @@ def test_an_isolated_endpoint_goes_to_no_origin_even_while_calls_stay_on_another
 ) -> None:
     # Two clients of one fleet share their breaker storage: one, stuck on the secondary
     # after the primary refused connections, must obey the other's isolation at once.
-    storage = MemoryBreakerStorage()
+    storage = rc.MemoryBreakerStorage()
     policy = rc.Policy(retry=NO_WAIT, budget=None, breaker=breaker)
     stuck = failover_client(driver, down, secondary, policy=policy, breaker_storage=storage)
     driver.request(stuck, "GET", "/ok/before")
