@@ -34,6 +34,7 @@ from ._exceptions import (
     ServiceUnavailableError,
     WriteParked,
 )
+from ._hedging import Hedging
 from ._idempotency import Idempotency, idempotency_key_for
 from ._logging import RedactingFilter
 from ._policy import Backoff, Policy, Retry, Timeouts
@@ -83,6 +84,7 @@ __all__ = [
     "FieldError",
     "Health",
     "HealthRules",
+    "Hedging",
     "Idempotency",
     "Incident",
     "IncidentMonitor",

@@ -91,6 +91,7 @@ def info(call: Call, response: httpx.Response | None = None) -> ResilienceInfo:
         else call.verdict.reason,
         call.fallback_used,
         call.injected,
+        call.hedges,
     )
 
 

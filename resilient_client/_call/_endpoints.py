@@ -26,6 +26,7 @@ from .._budget import RetryBudgetState
 from .._bulkhead import BulkheadState
 from .._clock import Clock
 from .._deadline import phase_table
+from .._hedging import HedgeState
 from .._idempotency import IdempotencyRule
 from .._policy import Policy, merge
 from .._rate_limit import RateLimitState
@@ -53,6 +54,7 @@ class Endpoint:
         "budget",
         "bulkhead",
         "chaos",
+        "hedge",
         "idempotency",
         "key",
         "phases",
@@ -78,6 +80,7 @@ class Endpoint:
         self.throttle = None if policy.throttle is None else ThrottleState(policy.throttle, clock)
         self.chaos = None if policy.chaos is None else injector_for(policy.chaos, clock)
         self.rate_limit = None if policy.rate_limit is None else RateLimitState(policy.rate_limit)
+        self.hedge = None if policy.hedging is None else HedgeState(policy.hedging)
         self.retry_if = None if policy.retry is None else policy.retry.retry_if
 
 

@@ -29,6 +29,8 @@ class ResilienceInfo(NamedTuple):
     - ``fallback``: the response came from the policy's fallback, not the server.
     - ``injected``: the faults chaos put in place of attempts (``"503"``, ``"reset"``...),
       which never reached the server (``rc.Chaos``); empty for a real call.
+    - ``hedges``: how many of the attempts were hedges (``rc.Hedging``): sent while an
+      earlier attempt was still on its way.
     """
 
     endpoint: str
@@ -41,6 +43,7 @@ class ResilienceInfo(NamedTuple):
     stop_reason: str | None = None
     fallback: bool = False
     injected: tuple[str, ...] = ()
+    hedges: int = 0
 
     def __str__(self) -> str:
         attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
@@ -49,6 +52,8 @@ class ResilienceInfo(NamedTuple):
             parts.append("retried for " + ", ".join(self.retry_reasons))
         if self.stop_reason is not None:
             parts.append(f"stopped by {self.stop_reason}")
+        if self.hedges:
+            parts.append("1 hedge" if self.hedges == 1 else f"{self.hedges} hedges")
         if self.fallback:
             parts.append("answered by the fallback")
         if self.injected:
