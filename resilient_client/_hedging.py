@@ -8,7 +8,7 @@ latency sketch, for ``delay="p95"``); :class:`Lane` one attempt of a race. The d
   a body that can be sent again (a one-shot stream cannot);
 - when a hedge starts (:meth:`HedgeState.delay`): ``delay`` seconds after the last
   attempt of the race started, fixed or the endpoint's observed p95 latency;
-- whether it may (the driver asks the call, :func:`hedge_allowed`): the endpoint's retry
+- whether it may (the driver asks the call, ``Call.grants_hedge``): the endpoint's retry
   budget must grant a retry, the breaker admit it and the deadline leave time for it;
   a refused hedge is simply not made;
 - which outcome wins (:func:`ends_race`): the first *final* one - a success, or an
@@ -33,9 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ._retry import IDEMPOTENT_METHODS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
-    from ._call._call import Call
+    from ._retry import Verdict
 
 __all__ = [
     "HedgeCancelled",
@@ -44,7 +46,6 @@ __all__ = [
     "Lane",
     "LatencySketch",
     "ends_race",
-    "hedge_allowed",
     "may_hedge",
     "next_wait",
 ]
@@ -158,24 +159,15 @@ def next_wait(hedges: int, max_hedges: int, delay: float) -> float | None:
     return delay if hedges < max_hedges else None
 
 
-def ends_race(call: Call, outcome: httpx.Response | BaseException, others: int) -> bool:
+def ends_race(
+    outcome: httpx.Response | BaseException,
+    others: int,
+    judge: Callable[[httpx.Response | BaseException], Verdict],
+) -> bool:
     """Whether ``outcome`` ends the race, ``others`` attempts being still in flight:
-    it does when it is final (a success, or not to be retried), or nothing else runs."""
-    if others == 0:
-        return True
-    if not isinstance(outcome, BaseException) and outcome.status_code < 400:
-        if call._retry_if is None:  # (a predicate may retry a success: ask it)
-            return True
-    return not call.judge(outcome).retry
-
-
-def hedge_allowed(call: Call) -> bool:
-    """Whether the endpoint's retry budget grants a hedge (taking a retry from it)."""
-    budget = call.budget
-    if budget is None or budget.try_retry():
-        return True
-    call._notice(budget.take_refusal_notice(call.endpoint.key))
-    return False
+    it does when nothing else runs, or when it is final - not to be retried by the call's
+    rules (``judge``: the call's verdict on an outcome)."""
+    return others == 0 or not judge(outcome).retry
 
 
 class Lane:

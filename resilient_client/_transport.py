@@ -33,12 +33,8 @@ parent's sockets) and its pool's lock, without closing anything the parent uses.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import contextvars
-import queue
 import sys
-import threading
 import time
 from types import TracebackType
 from typing import Any, ClassVar, Self, Unpack
@@ -52,15 +48,13 @@ from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
 from ._call._story import SEND, AwaitFallback, Hedge, Park, Wait, story
 from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
-from ._hedging import HedgeCancelled, Lane, ends_race, hedge_allowed, next_wait
+from ._hedging import Lane
+from ._race import AsyncRace, SyncRace
 from ._timeout import ATTEMPT_END, bound_attempts, guard_attempt, leave
 from .chaos._inject import ChaosInjector
 from .problems._bounded import decodes_within
 
 __all__ = ["AsyncDriver", "AsyncResilientTransport", "ResilientTransport", "SyncDriver"]
-
-_THREAD = "resilient_client-hedge"  # the name of a hedge race's attempt threads
-_FIRST_COMPLETED = asyncio.FIRST_COMPLETED
 
 
 class _Driver:
@@ -105,7 +99,7 @@ class _Driver:
         raise NotImplementedError
 
 
-class SyncDriver(_Driver):
+class SyncDriver(_Driver, SyncRace):
     """The sync driver: everything a sync resilient transport does, for either library."""
 
     def __init__(self, transport: Any = None, **kwargs: Any) -> None:
@@ -231,126 +225,11 @@ class SyncDriver(_Driver):
             lane.fault = str(fault)
         return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
 
-    # -- hedging: a race of attempts (the rules: ``_hedging.py``) ------------------------
-
-    def _race(self, call: Call, step: Hedge) -> httpx.Response | Exception:
-        """A hedge race: an attempt, and another each ``step.delay`` seconds that pass
-        without a final outcome (up to ``step.max_hedges``); the outcome that ends it.
-
-        Each attempt runs on a thread of its own (a thread is not interrupted mid-read):
-        a loser is abandoned, reported cancelled at once, and its response closed when
-        it arrives, by its attempt's limit at the latest; the caller never waits for it.
-        """
-        results: queue.SimpleQueue[tuple[Lane, Any]] = queue.SimpleQueue()
-        lock = threading.Lock()
-        first = self._open(call, hedge=False)
-        if not isinstance(first, Lane):
-            return first  # type: ignore[return-value] # refused before it was sent
-        lanes = [first]
-        self._run(call, first, results, lock)
-        tries = 0
-        wait: float | None = step.delay
-        try:
-            while True:
-                try:
-                    lane, outcome = results.get(timeout=wait)
-                except queue.Empty:
-                    tries += 1
-                    hedge = self._open(call, hedge=True)
-                    if isinstance(hedge, Lane):
-                        lanes.append(hedge)
-                        self._run(call, hedge, results, lock)
-                    wait = next_wait(tries, step.max_hedges, step.delay)
-                    continue
-                lanes.remove(lane)
-                result = call.close_lane(lane, outcome)
-                if lane.permit is not None:
-                    call.breaker.record(lane.permit, *result)  # type: ignore[union-attr]
-                if _interrupt(outcome) or ends_race(call, outcome, len(lanes)):
-                    break
-                if not isinstance(outcome, BaseException):  # a retryable answer: the rest go on
-                    outcome.close()
-        except BaseException as exc:  # the caller's thread interrupted
-            self._abandon(call, lanes, results, lock, exc)
-            raise
-        self._abandon(call, lanes, results, lock, HedgeCancelled())
-        if _interrupt(outcome):
-            raise outcome  # a thread's KeyboardInterrupt and the like
-        return outcome  # type: ignore[no-any-return]
-
-    def _open(self, call: Call, *, hedge: bool) -> Lane | Exception | None:
-        """Start a race's attempt: its limit, the breaker's permit and, for a hedge, the
-        budget's retry; the first attempt's refusal (its outcome), or ``None`` for a
-        hedge refused (it is simply not made)."""
-        if hedge and call.deadline_passed():
-            return None
-        try:
-            call.time_attempt()
-        except Exception as exc:
-            if hedge:
-                call.stop_reason = None  # the call is not over: its attempts run
-                return None
-            return exc
-        breaker = call.breaker
-        permit = None if breaker is None else breaker.admit()
-        if isinstance(permit, Rejection):
-            return None if hedge else call.refused_by_breaker(permit)
-        if hedge and not hedge_allowed(call):
-            if permit is not None:
-                breaker.release(permit)  # type: ignore[union-attr]
-            return None
-        return call.open_lane(permit, hedge)
-
-    def _run(self, call: Call, lane: Lane, results: Any, lock: threading.Lock) -> None:
-        """Send ``lane``'s attempt on a thread of its own, in the caller's context (its
-        trace context and suppressed instrumentation, as the attempt started)."""
-        context = contextvars.copy_context()
-        args = (self._lane_io, call, lane, results, lock)
-        threading.Thread(target=context.run, args=args, daemon=True, name=_THREAD).start()
-
-    def _lane_io(self, call: Call, lane: Lane, results: Any, lock: threading.Lock) -> None:
-        outcome: Any
-        try:
-            outcome = self._exchange(call, lane.request, lane.limit, lane)
-        except BaseException as exc:
-            outcome = exc
-        with lock:
-            if not lane.cancelled:
-                results.put((lane, outcome))
-                return
-        if not isinstance(outcome, BaseException):
-            outcome.close()  # a loser's late answer: its connection goes back to the pool
-
-    def _abandon(
-        self,
-        call: Call,
-        lanes: list[Lane],
-        results: Any,
-        lock: threading.Lock,
-        reason: BaseException,
-    ) -> None:
-        """End the race's other attempts: reported ended by ``reason``, their permits
-        released, and every answer already in closed."""
-        with lock:
-            for lane in lanes:
-                lane.cancelled = True
-        for lane in lanes:
-            result = call.close_lane(lane, reason)
-            if lane.permit is not None:
-                call.breaker.record(lane.permit, *result)  # type: ignore[union-attr]
-        while True:
-            try:
-                _, outcome = results.get_nowait()
-            except queue.Empty:
-                return
-            if not isinstance(outcome, BaseException):
-                outcome.close()
-
     def close(self) -> None:
         self._inner.close()
 
 
-class AsyncDriver(_Driver):
+class AsyncDriver(_Driver, AsyncRace):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
     def _default_inner(self) -> Any:
@@ -479,112 +358,10 @@ class AsyncDriver(_Driver):
             lane.fault = str(fault)
         return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
 
-    # -- hedging: a race of attempts (the rules: ``_hedging.py``) ------------------------
-
-    async def _race(self, call: Call, step: Hedge) -> httpx.Response | Exception:
-        """:meth:`SyncDriver._race`, with a task per attempt: the losers are cancelled
-        (and awaited, so their connections are back in the pool before the caller has
-        its answer). Under trio (no asyncio loop), one attempt at a time: no hedges."""
-        if asyncio._get_running_loop() is None:
-            return await self._attempt(call)
-        first = await self._open(call, hedge=False)
-        if not isinstance(first, Lane):
-            return first  # type: ignore[return-value] # refused before it was sent
-        lanes = [first]
-        self._run(call, first)
-        tries = 0
-        wait: float | None = step.delay
-        try:
-            while True:
-                done, _ = await asyncio.wait(
-                    [lane.task for lane in lanes], timeout=wait, return_when=_FIRST_COMPLETED
-                )
-                if not done:
-                    tries += 1
-                    hedge = await self._open(call, hedge=True)
-                    if isinstance(hedge, Lane):
-                        lanes.append(hedge)
-                        self._run(call, hedge)
-                    wait = next_wait(tries, step.max_hedges, step.delay)
-                    continue
-                lane = next(lane for lane in lanes if lane.task in done)  # the earliest started
-                lanes.remove(lane)
-                outcome = lane.task.result()
-                result = call.close_lane(lane, outcome)
-                await self._record(call, lane.permit, result)
-                if _interrupt(outcome) or ends_race(call, outcome, len(lanes)):
-                    break
-                if not isinstance(outcome, BaseException):  # a retryable answer: the rest go on
-                    await outcome.aclose()
-        except BaseException as exc:  # the caller's task cancelled
-            await self._abandon(call, lanes, exc)
-            raise
-        await self._abandon(call, lanes, HedgeCancelled())
-        if _interrupt(outcome):
-            raise outcome
-        return outcome  # type: ignore[no-any-return]
-
-    async def _open(self, call: Call, *, hedge: bool) -> Lane | Exception | None:
-        """:meth:`SyncDriver._open`, awaited."""
-        if hedge and call.deadline_passed():
-            return None
-        try:
-            call.time_attempt()
-        except Exception as exc:
-            if hedge:
-                call.stop_reason = None  # the call is not over: its attempts run
-                return None
-            return exc
-        breaker = call.breaker
-        permit = None
-        if breaker is not None:
-            decision = breaker.admit() if breaker.local else await breaker.aadmit()
-            if isinstance(decision, Rejection):
-                return None if hedge else call.refused_by_breaker(decision)
-            permit = decision
-        if hedge and not hedge_allowed(call):
-            if permit is not None:
-                await breaker.arelease(permit)  # type: ignore[union-attr]
-            return None
-        return call.open_lane(permit, hedge)
-
-    def _run(self, call: Call, lane: Lane) -> None:
-        """Send ``lane``'s attempt in a task of its own (it copies the caller's context:
-        the attempt's trace context, as it started)."""
-        lane.task = asyncio.ensure_future(self._lane_io(call, lane))
-
-    async def _lane_io(self, call: Call, lane: Lane) -> httpx.Response | Exception:
-        try:
-            return await self._exchange(call, lane.request, lane.limit, lane)
-        except BaseException as exc:
-            if not isinstance(exc, Exception) or isinstance(exc, self._flavor.TimeoutException):
-                await _evict_orphans(self._inner)  # cut short: see _attempt
-            if isinstance(exc, Exception):
-                return exc
-            raise
-
-    async def _record(self, call: Call, permit: Any, result: tuple[Any, float]) -> None:
-        breaker = call.breaker
-        if permit is not None and breaker is not None:
-            if breaker.local:
-                breaker.record(permit, *result)
-            else:
-                await breaker.arecord(permit, *result)
-
-    async def _abandon(self, call: Call, lanes: list[Lane], reason: BaseException) -> None:
-        """Cancel the race's other attempts and wait for them to let go of their
-        connections; report them ended by ``reason``, their permits released."""
-        for lane in lanes:
-            lane.task.cancel()
-        for lane in lanes:
-            try:
-                outcome = await lane.task
-            except BaseException:  # noqa: S112 - cancelled, as asked
-                continue
-            finally:
-                await self._record(call, lane.permit, call.close_lane(lane, reason))
-            if not isinstance(outcome, BaseException):
-                await outcome.aclose()  # it answered as it was cancelled: not the winner
+    async def _cut_short(self) -> None:
+        """An attempt was cut short: httpcore may have left the pool a connection nobody
+        will free (:func:`_evict_orphans`)."""
+        await _evict_orphans(self._inner)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -611,11 +388,6 @@ class AsyncResilientTransport(AsyncDriver, httpx.AsyncBaseTransport):
     """
 
     _flavor = HTTPX
-
-
-def _interrupt(outcome: object) -> bool:
-    """Whether a race's outcome is an interruption (not an attempt's failure): raised."""
-    return isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
 
 
 def _refuse_async_fallback(answer: Any) -> None:

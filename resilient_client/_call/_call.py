@@ -21,8 +21,8 @@ import httpx
 from .. import _context
 from .._breaker import classify_for_breaker
 from .._deadline import PhaseTable, attempt_limit, clip, phase_table
-from .._hedging import Lane
 from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
+from .._hedging import Lane
 from .._idempotency import IdempotencyRule, new_idempotency_key
 from .._logging import logger
 from .._rate_limit import Limits, read_limits
@@ -461,7 +461,17 @@ class Call:
         lane.request = copy
         return lane
 
-    def close_lane(self, lane: Lane, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
+    def grants_hedge(self) -> bool:
+        """Whether the endpoint's retry budget grants a hedge (taking a retry from it)."""
+        budget = self.budget
+        if budget is None or budget.try_retry():
+            return True
+        self._notice(budget.take_refusal_notice(self.endpoint.key))
+        return False
+
+    def close_lane(
+        self, lane: Lane, outcome: httpx.Response | BaseException
+    ) -> tuple[Outcome, float]:
         """:meth:`attempt_ended` for an attempt of a race, with its own start, fault and
         number (the call's per-attempt state is the latest attempt's)."""
         if lane.fault is not None:
