@@ -56,7 +56,7 @@ class SyncRace:
     if TYPE_CHECKING:
 
         def _exchange(
-            self, call: Call, request: httpx.Request, limit: float | None, lane: Lane | None
+            self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
         ) -> httpx.Response: ...
 
     def _race(self, call: Call, step: Hedge) -> httpx.Response | Exception:
@@ -180,7 +180,7 @@ class AsyncRace:
         _flavor: ClassVar[Flavor]
 
         async def _exchange(
-            self, call: Call, request: httpx.Request, limit: float | None, lane: Lane | None
+            self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
         ) -> httpx.Response: ...
 
         async def _attempt(self, call: Call) -> httpx.Response | Exception: ...

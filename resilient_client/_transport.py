@@ -165,7 +165,31 @@ class SyncDriver(_Driver, SyncRace):
         if isinstance(permit, Rejection):
             return call.refused_by_breaker(permit)
         try:
-            response = self._exchange(call, call.start_attempt(), call.limit)
+            request = call.start_attempt()
+            limit = call.limit
+            end = None if limit is None or not self._bounded else time.monotonic() + limit
+            token = None if end is None else ATTEMPT_END.set(end)
+            try:
+                if call.chaos is None:
+                    response: httpx.Response = self._inner.handle_request(request)
+                else:
+                    response = self._send_or_inject(call, call.chaos, request)
+                if call.reads_body(response):
+                    try:
+                        if request.extensions.get(EXT_STREAM) is False:
+                            response.read()
+                        else:
+                            _read_error_body(response)
+                    except BaseException:
+                        response.close()
+                        raise
+            except self._flavor.TimeoutException as exc:
+                if end is not None and time.monotonic() >= end:
+                    raise call.attempt_timed_out() from exc
+                raise
+            finally:
+                if token is not None:
+                    ATTEMPT_END.reset(token)
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
             if permit is not None:
@@ -179,10 +203,11 @@ class SyncDriver(_Driver, SyncRace):
         return response
 
     def _exchange(
-        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane | None = None
+        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
     ) -> httpx.Response:
-        """An attempt's I/O: send ``request``, read what the call reads, within ``limit``
-        (``lane``: the attempt is one of a hedge race, on a thread of its own)."""
+        """A hedge race's attempt's I/O (``_race.py``), on a thread of its own: send
+        ``request``, read what the call reads, within ``limit``. The same as the middle
+        of :meth:`_attempt`, which keeps it inline: a frame less on every call."""
         end = None if limit is None or not self._bounded else time.monotonic() + limit
         token = None if end is None else ATTEMPT_END.set(end)
         try:
@@ -209,7 +234,7 @@ class SyncDriver(_Driver, SyncRace):
         return response
 
     def _send_or_inject(
-        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None
+        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None = None
     ) -> httpx.Response:
         """The attempt under ``rc.Chaos``: its latency first, then the inner transport's
         answer or, when chaos picks a fault, the fault's outcome, never sent."""
@@ -292,7 +317,29 @@ class AsyncDriver(_Driver, AsyncRace):
                 return call.refused_by_breaker(decision)
             permit = decision
         try:
-            response = await self._exchange(call, call.start_attempt(), call.limit)
+            request = call.start_attempt()
+            limit = call.limit
+            guard = None if limit is None else guard_attempt(limit)
+            try:
+                if call.chaos is None:
+                    response: httpx.Response = await self._inner.handle_async_request(request)
+                else:
+                    response = await self._send_or_inject(call, call.chaos, request)
+                if call.reads_body(response):
+                    try:
+                        if request.extensions.get(EXT_STREAM) is False:
+                            await response.aread()
+                        else:
+                            await _aread_error_body(response)
+                    except BaseException:
+                        await response.aclose()
+                        raise
+            except BaseException as exc:
+                if (guard is not None and leave(guard, exc)) or isinstance(exc, TimeoutError):
+                    raise call.attempt_timed_out() from exc
+                raise
+            if guard is not None:
+                leave(guard, None)
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
             if permit is not None:
@@ -315,10 +362,10 @@ class AsyncDriver(_Driver, AsyncRace):
         return response
 
     async def _exchange(
-        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane | None = None
+        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
     ) -> httpx.Response:
-        """:meth:`SyncDriver._exchange`, awaited, under a guard of ``limit`` (the running
-        task's: a race's attempt runs in a task of its own)."""
+        """:meth:`SyncDriver._exchange`, awaited, under a guard of ``limit`` (its task's:
+        a race's attempt runs in a task of its own)."""
         guard = None if limit is None else guard_attempt(limit)
         try:
             if call.chaos is None:
@@ -343,7 +390,7 @@ class AsyncDriver(_Driver, AsyncRace):
         return response
 
     async def _send_or_inject(
-        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None
+        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None = None
     ) -> httpx.Response:
         """:meth:`SyncDriver._send_or_inject`, awaited (inside the attempt's guard)."""
         delay = chaos.pick_latency()
