@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 
+_Seconds = Annotated[float, Field(gt=0.0, le=3600.0, allow_inf_nan=False)]
+
+
 class Hedging(BaseModel):
     """Hedge slow attempts: start another if an attempt has not answered after ``delay``.
 
@@ -68,16 +71,11 @@ class Hedging(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    delay: float | Literal["p95"] = Field(default=0.5, allow_inf_nan=False)
+    delay: _Seconds | Literal["p95"] = 0.5
     max_hedges: int = Field(default=1, ge=1, le=4)
     min_delay: float = Field(default=0.01, gt=0.0, le=3600.0, allow_inf_nan=False)
     initial_delay: float = Field(default=0.5, gt=0.0, le=3600.0, allow_inf_nan=False)
     min_samples: int = Field(default=20, ge=1, le=256)
-
-    def model_post_init(self, context: Any, /) -> None:
-        delay = self.delay
-        if not isinstance(delay, str) and not 0.0 < delay <= 3600.0:
-            raise ValueError(f'hedging.delay must be in (0, 3600] seconds or "p95", got {delay}')
 
 
 class HedgeCancelled(BaseException):  # reported for a loser, never raised to the caller

@@ -14,8 +14,11 @@ touched by two attempts at once.
 Sync: an attempt's thread cannot be interrupted mid-read. A loser is abandoned - reported
 cancelled, its breaker permit released - and its thread closes its response when it
 arrives (its connection going back to the pool), by its attempt's limit at the latest.
-A thread per attempt, not a pool: a pool's threads held by stalled losers would queue
-the next calls' first attempts behind them, the very tail hedging cuts.
+The threads are a pool per driver (:class:`_Threads`), reused: starting a thread per
+attempt cost ten times the handoff to an idle one (measured: ~500 vs ~35 us on a loaded
+2-core machine). The pool has no bound: threads held by stalled losers must not queue
+the next calls' first attempts behind them, the very tail hedging cuts; each loser ends
+by its attempt limit.
 
 Async: a task per attempt (asyncio; under trio, no hedges); losers are cancelled and
 awaited, so their connections are released before the caller has its answer.
@@ -27,6 +30,7 @@ import asyncio
 import contextvars
 import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._breaker import Rejection
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncRace", "SyncRace"]
 
 _THREAD = "resilient_client-hedge"  # the name of a hedge race's attempt threads
+_IDLE = 60.0  # seconds an attempt thread waits for work before it ends
+_POOL_LOCK = threading.Lock()
 _FIRST_COMPLETED = asyncio.FIRST_COMPLETED
 
 
@@ -50,8 +56,60 @@ def _interrupt(outcome: object) -> bool:
     return isinstance(outcome, BaseException) and not isinstance(outcome, Exception)
 
 
+class _Threads:
+    """Daemon threads for a driver's race attempts: an idle one is reused, a new one made
+    when none is idle (so a loser stalled on its read never holds up the next call's
+    attempt), and one idle for a minute ends. Daemon: a loser never holds up the
+    interpreter's exit either, as a ``ThreadPoolExecutor``'s workers would."""
+
+    __slots__ = ("_idle", "_lock", "_work")
+
+    def __init__(self) -> None:
+        self._work: queue.SimpleQueue[tuple[Callable[..., object], tuple[Any, ...]] | None]
+        self._work = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for work, less the work promised to them
+        self._lock = threading.Lock()
+
+    def submit(self, function: Callable[..., object], *args: Any) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that thread's next item is this one
+        self._work.put((function, args))
+        if spawn:
+            threading.Thread(target=self._serve, daemon=True, name=_THREAD).start()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, 0
+        for _ in range(idle):
+            self._work.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                item = self._work.get(timeout=_IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle == 0:  # promised the next item: stay for it
+                        continue
+                    self._idle -= 1
+                return
+            if item is None:
+                return
+            function, args = item
+            try:
+                function(*args)
+            finally:
+                with self._lock:
+                    self._idle += 1
+
+
 class SyncRace:
     """The sync driver's races (a mixin of ``SyncDriver``)."""
+
+    # Made on the first race (most drivers never hedge); a forked child forgets it.
+    _race_pool: _Threads | None = None
 
     if TYPE_CHECKING:
 
@@ -128,11 +186,22 @@ class SyncRace:
         return call.open_lane(permit, hedge)
 
     def _run(self, call: Call, lane: Lane, results: Any, lock: threading.Lock) -> None:
-        """Send ``lane``'s attempt on a thread of its own, in the caller's context (its
-        trace context and suppressed instrumentation, as the attempt started)."""
+        """Send ``lane``'s attempt on a thread of the driver's pool, in the caller's
+        context (its trace context and suppressed instrumentation, as it started)."""
+        pool = self._race_pool
+        if pool is None:
+            with _POOL_LOCK:
+                pool = self._race_pool
+                if pool is None:
+                    pool = self._race_pool = _Threads()
         context = contextvars.copy_context()
-        args = (self._lane_io, call, lane, results, lock)
-        threading.Thread(target=context.run, args=args, daemon=True, name=_THREAD).start()
+        pool.submit(context.run, self._lane_io, call, lane, results, lock)
+
+    def _end_races(self) -> None:
+        """The driver closes: its idle threads end (the busy ones when their attempt has)."""
+        pool, self._race_pool = self._race_pool, None
+        if pool is not None:
+            pool.shutdown()
 
     def _lane_io(self, call: Call, lane: Lane, results: Any, lock: threading.Lock) -> None:
         outcome: Any

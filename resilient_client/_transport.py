@@ -122,6 +122,7 @@ class SyncDriver(_Driver, SyncRace):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
+        self._end_races()
         self._inner.__exit__(exc_type, exc_value, traceback)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -250,7 +251,12 @@ class SyncDriver(_Driver, SyncRace):
             lane.fault = str(fault)
         return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
 
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._race_pool = None  # the parent's threads: none of them runs here
+
     def close(self) -> None:
+        self._end_races()
         self._inner.close()
 
 
