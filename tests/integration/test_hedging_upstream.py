@@ -86,15 +86,13 @@ def test_a_loser_lets_go_of_the_server_by_its_cancel_or_its_attempt_limit(
 def test_losers_connections_go_back_to_the_pool(
     driver: Driver, upstream: RunningServer, name: str
 ) -> None:
+    # Each loser would answer 0.3 s late: async cancels it, sync closes its late answer.
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
     inner = driver.lib.AsyncHTTPTransport if driver.is_async else driver.lib.HTTPTransport
-    transport = driver.transport(
-        inner(limits=limits),
-        policy=rc.Policy(hedging=HEDGING, timeouts=rc.Timeouts(attempt=0.4)),
-    )
+    transport = driver.transport(inner(limits=limits), policy=rc.Policy(hedging=HEDGING))
     client = driver.plain_client(base_url=upstream.url, transport=transport)
     for i in range(6):
-        response = driver.request(client, "GET", f"/stall/{name}-{i}?times=1&seconds=30")
+        response = driver.request(client, "GET", f"/stall/{name}-{i}?times=1&seconds=0.3")
         assert response.status_code == 200
         assert rc.resilience_info(response).hedges == 1  # type: ignore[union-attr]
     wait_until(
@@ -181,3 +179,14 @@ def test_hedging_over_httpx2(upstream: RunningServer, name: str) -> None:
         assert rc.resilience_info(response).hedges == 1  # type: ignore[union-attr]
     finally:
         driver.close()
+
+
+def test_the_breaker_hears_the_winner_only(
+    driver: Driver, upstream: RunningServer, name: str
+) -> None:
+    client = _client(driver, upstream)
+    driver.request(client, "GET", f"/stall/{name}?times=1&seconds={STALL}")
+    (health,) = client.health().values()
+    assert health.breaker is not None
+    assert (health.breaker.calls, health.breaker.failures) == (1, 0)  # the loser: nothing
+    assert health.breaker.probes_in_flight == 0

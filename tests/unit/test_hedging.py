@@ -128,3 +128,23 @@ def test_a_policy_without_hedging_keeps_no_hedge_state() -> None:
     transport = rc.ResilientTransport()
     endpoint = transport.pipeline.endpoints.match(httpx.Request("GET", "http://h/"))
     assert endpoint.hedge is None
+
+
+def test_hedging_from_toml(tmp_path: Any) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text(
+        '[policy.hedging]\ndelay = "p95"\nmax_hedges = 2\n\n'
+        '[endpoints."GET /search".hedging]\ndelay = 0.2\n\n'
+        '[endpoints."POST /pay"]\nhedging = false\n'
+    )
+    policies = rc.load_config(path).effective()
+    assert policies["default"].hedging == rc.Hedging(delay="p95", max_hedges=2)
+    assert policies["GET /search"].hedging == rc.Hedging(delay=0.2, max_hedges=2)
+    assert policies["POST /pay"].hedging is None
+
+
+def test_a_misspelt_delay_in_toml_names_the_field(tmp_path: Any) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text('[policy.hedging]\ndelay = "p99"\n')
+    with pytest.raises(ValueError, match=r"policy\.hedging\.delay"):
+        rc.load_config(path)
