@@ -3,11 +3,12 @@
 One call flows through a fixed order, outermost first::
 
     deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
-             → breaker → attempt timeout → inner transport
+             → hedging → breaker → attempt timeout → inner transport
 
 Every decision is made by the call's story (``_call/_story.py``), a generator that yields
 the steps needing I/O: wait for a bulkhead slot, wait for the rate limit's turn, send an
-attempt, wait before a retry, await an async fallback.
+attempt, run a hedge race of attempts (``_race.py``), wait before a retry, await an
+async fallback.
 Each driver is one loop that does the step and sends the result back in - the sync and
 async drivers are line-for-line mirrors that differ only in ``await``. Redirects, auth,
 cookies and event hooks run above this transport (in the client), so each redirect hop
