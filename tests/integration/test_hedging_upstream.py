@@ -6,6 +6,7 @@ call ends well before its stalled attempt would, on a noisy 2-core machine too."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from waiting import wait_until
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
+from resilient_client.typing import AttemptEnded
 
 _names = itertools.count()
 HEDGING = rc.Hedging(delay=0.05)
@@ -190,3 +192,29 @@ def test_the_breaker_hears_the_winner_only(
     assert health.breaker is not None
     assert (health.breaker.calls, health.breaker.failures) == (1, 0)  # the loser: nothing
     assert health.breaker.probes_in_flight == 0
+
+
+def test_a_cancelled_call_cancels_every_attempt_of_its_race(
+    upstream: RunningServer, name: str
+) -> None:
+    # Async only: a sync call cannot be cancelled from outside.
+    ended: list[Any] = []
+
+    class Ends:
+        def on_event(self, call: object, event: object) -> None:
+            if isinstance(event, AttemptEnded):
+                ended.append(event)
+
+    async def cancelled_call() -> None:
+        policy = rc.Policy(hedging=HEDGING)
+        async with rc.AsyncResilientClient(
+            base_url=upstream.url, policy=policy, observers=[Ends()]
+        ) as client:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):  # both attempts stall: neither answers
+                    await client.get(f"/stall/{name}?seconds={STALL}")
+
+    asyncio.run(cancelled_call())
+    assert sorted(e.attempt for e in ended) == [1, 2]
+    assert all(isinstance(e.error, asyncio.CancelledError) for e in ended)
+    wait_until(lambda: upstream.app.scenario(name).in_flight == 0, limit=2.0)
