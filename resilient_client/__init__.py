@@ -35,6 +35,7 @@ from ._exceptions import (
     WriteParked,
 )
 from ._failover import Failover
+from ._hedging import Hedging
 from ._idempotency import Idempotency, idempotency_key_for
 from ._logging import RedactingFilter
 from ._policy import Backoff, Policy, Retry, Timeouts
@@ -85,6 +86,7 @@ __all__ = [
     "FieldError",
     "Health",
     "HealthRules",
+    "Hedging",
     "Idempotency",
     "Incident",
     "IncidentMonitor",

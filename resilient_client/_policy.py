@@ -21,6 +21,7 @@ from ._breaker import Breaker
 from ._budget import RetryBudget
 from ._bulkhead import Bulkhead
 from ._deadline import Timeouts
+from ._hedging import Hedging
 from ._idempotency import Idempotency
 from ._rate_limit import RateLimit
 from ._retry import Backoff, Retry
@@ -64,6 +65,10 @@ class Policy(BaseModel):
     ``outbox=True`` parks a keyed write that fails with a retryable outcome in the
     client's outbox (``outbox=rc.Outbox(...)``) and raises ``WriteParked``; ``chaos``
     injects faults into this endpoint's attempts (``rc.Chaos``), for tests and rehearsals.
+
+    ``hedging`` (``rc.Hedging``) starts another attempt of an idempotent or keyed call
+    when the first has not answered after its delay; the first final answer wins and the
+    others are cancelled. Off by default.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -79,6 +84,7 @@ class Policy(BaseModel):
     rate_limit: RateLimit | None = None
     outbox: bool = False
     chaos: Chaos | None = None
+    hedging: Hedging | None = None
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -3,11 +3,12 @@
 One call flows through a fixed order, outermost first::
 
     deadline → bulkhead / throttle → rate limit → retry (budget, backoff, Retry-After)
-             → kill switch → failover → breaker → attempt timeout → inner transport
+             → hedging → kill switch → failover → breaker → attempt timeout → inner transport
 
 Every decision is made by the call's story (``_call/_story.py``), a generator that yields
 the steps needing I/O: wait for a bulkhead slot, wait for the rate limit's turn, send an
-attempt, wait before a retry, await an async fallback.
+attempt, run a hedge race of attempts (``_race.py``), wait before a retry, await an
+async fallback.
 Each driver is one loop that does the step and sends the result back in - the sync and
 async drivers are line-for-line mirrors that differ only in ``await``. Redirects, auth,
 cookies and event hooks run above this transport (in the client), so each redirect hop
@@ -47,9 +48,11 @@ from ._breaker import Rejection
 from ._call._call import ERROR_BODY_LIMIT, Call
 from ._call._extensions import EXT_STREAM
 from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
-from ._call._story import SEND, AwaitFallback, Park, Wait, story
+from ._call._story import SEND, AwaitFallback, Hedge, Park, Wait, story
 from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
+from ._hedging import Lane
+from ._race import AsyncRace, SyncRace
 from ._timeout import ATTEMPT_END, bound_attempts, guard_attempt, leave
 from .chaos._inject import ChaosInjector
 from .problems._bounded import decodes_within
@@ -113,7 +116,7 @@ class _Driver:
         raise NotImplementedError
 
 
-class SyncDriver(_Driver):
+class SyncDriver(_Driver, SyncRace):
     """The sync driver: everything a sync resilient transport does, for either library."""
 
     def __init__(self, transport: Any = None, **kwargs: Any) -> None:
@@ -136,6 +139,7 @@ class SyncDriver(_Driver):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
+        self._end_races()
         self._inner.__exit__(exc_type, exc_value, traceback)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -161,6 +165,8 @@ class SyncDriver(_Driver):
                     reply = self._pipeline.outbox.park(call.request, **step.details)  # type: ignore[union-attr]
                 elif type(step) is AwaitFallback:
                     _refuse_async_fallback(step.answer)
+                elif type(step) is Hedge:
+                    reply = self._race(call, step)
                 else:  # Acquire
                     reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -222,8 +228,39 @@ class SyncDriver(_Driver):
             breaker.record(permit, *result)  # type: ignore[union-attr]
         return response
 
+    def _exchange(
+        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
+    ) -> httpx.Response:
+        """A hedge race's attempt's I/O (``_race.py``), on a thread of its own: send
+        ``request``, read what the call reads, within ``limit``. The same as the middle
+        of :meth:`_attempt`, which keeps it inline: a frame less on every call."""
+        end = None if limit is None or not self._bounded else time.monotonic() + limit
+        token = None if end is None else ATTEMPT_END.set(end)
+        try:
+            if call.chaos is None:
+                response: httpx.Response = self._inner.handle_request(request)
+            else:
+                response = self._send_or_inject(call, call.chaos, request, lane)
+            if call.reads_body(response):
+                try:
+                    if request.extensions.get(EXT_STREAM) is False:
+                        response.read()
+                    else:
+                        _read_error_body(response)
+                except BaseException:
+                    response.close()
+                    raise
+        except self._flavor.TimeoutException as exc:
+            if end is not None and time.monotonic() >= end:
+                raise call.attempt_timed_out(limit) from exc
+            raise
+        finally:
+            if token is not None:
+                ATTEMPT_END.reset(token)
+        return response
+
     def _send_or_inject(
-        self, call: Call, chaos: ChaosInjector, request: httpx.Request
+        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None = None
     ) -> httpx.Response:
         """The attempt under ``rc.Chaos``: its latency first, then the inner transport's
         answer or, when chaos picks a fault, the fault's outcome, never sent."""
@@ -233,14 +270,22 @@ class SyncDriver(_Driver):
         fault = chaos.pick()
         if fault is None:
             return self._inner.handle_request(request)  # type: ignore[no-any-return]
-        call.inject(fault)
+        if lane is None:
+            call.inject(fault)
+        else:  # told to the call when the race takes this attempt's outcome
+            lane.fault = str(fault)
         return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
 
+    def _after_fork(self) -> None:
+        super()._after_fork()
+        self._race_pool = None  # the parent's threads: none of them runs here
+
     def close(self) -> None:
+        self._end_races()
         self._inner.close()
 
 
-class AsyncDriver(_Driver):
+class AsyncDriver(_Driver, AsyncRace):
     """The async driver: :class:`SyncDriver`'s mirror, line for line."""
 
     def _default_inner(self) -> Any:
@@ -281,6 +326,8 @@ class AsyncDriver(_Driver):
                     reply = await self._pipeline.outbox.apark(call.request, **step.details)  # type: ignore[union-attr]
                 elif type(step) is AwaitFallback:
                     reply = await step.answer
+                elif type(step) is Hedge:
+                    reply = await self._race(call, step)
                 else:  # Acquire
                     reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -350,8 +397,36 @@ class AsyncDriver(_Driver):
                 await breaker.arecord(permit, *result)  # type: ignore[union-attr]
         return response
 
+    async def _exchange(
+        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
+    ) -> httpx.Response:
+        """:meth:`SyncDriver._exchange`, awaited, under a guard of ``limit`` (its task's:
+        a race's attempt runs in a task of its own)."""
+        guard = None if limit is None else guard_attempt(limit)
+        try:
+            if call.chaos is None:
+                response: httpx.Response = await self._inner.handle_async_request(request)
+            else:
+                response = await self._send_or_inject(call, call.chaos, request, lane)
+            if call.reads_body(response):
+                try:
+                    if request.extensions.get(EXT_STREAM) is False:
+                        await response.aread()
+                    else:
+                        await _aread_error_body(response)
+                except BaseException:
+                    await response.aclose()
+                    raise
+        except BaseException as exc:
+            if (guard is not None and leave(guard, exc)) or isinstance(exc, TimeoutError):
+                raise call.attempt_timed_out(limit) from exc
+            raise
+        if guard is not None:
+            leave(guard, None)
+        return response
+
     async def _send_or_inject(
-        self, call: Call, chaos: ChaosInjector, request: httpx.Request
+        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None = None
     ) -> httpx.Response:
         """:meth:`SyncDriver._send_or_inject`, awaited (inside the attempt's guard)."""
         delay = chaos.pick_latency()
@@ -360,8 +435,16 @@ class AsyncDriver(_Driver):
         fault = chaos.pick()
         if fault is None:
             return await self._inner.handle_async_request(request)  # type: ignore[no-any-return]
-        call.inject(fault)
+        if lane is None:
+            call.inject(fault)
+        else:  # told to the call when the race takes this attempt's outcome
+            lane.fault = str(fault)
         return chaos.answer(fault, request, self._flavor)  # type: ignore[no-any-return]
+
+    async def _cut_short(self) -> None:
+        """An attempt was cut short: httpcore may have left the pool a connection nobody
+        will free (:func:`_evict_orphans`)."""
+        await _evict_orphans(self._inner)
 
     async def aclose(self) -> None:
         await self._inner.aclose()

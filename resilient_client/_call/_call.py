@@ -23,6 +23,7 @@ from .. import _context
 from .._breaker import apply_failure_predicate, classify_for_breaker
 from .._deadline import PhaseTable, attempt_limit, clip, phase_table
 from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
+from .._hedging import Lane
 from .._idempotency import IdempotencyRule, new_idempotency_key
 from .._logging import logger
 from .._rate_limit import Limits, read_limits
@@ -93,9 +94,9 @@ class Call:
         "_failure_if",
         "_fault_now",
         "_hint",
-        "_hint_for",
         "_judged",
         "_key_header",
+        "_lane",
         "_loop",
         "_paced",
         "_phases",
@@ -115,6 +116,8 @@ class Call:
         "fallback_asked",
         "fallback_ready",
         "fallback_used",
+        "hedge",
+        "hedges",
         "idempotency_key",
         "injected",
         "limit",
@@ -168,6 +171,7 @@ class Call:
             self.throttle = endpoint.throttle
             self.chaos = endpoint.chaos
             self.rate_limit = endpoint.rate_limit
+            self.hedge = endpoint.hedge
             self._retry_if = endpoint.retry_if
             total, self._attempt_cap = endpoint.total, endpoint.attempt
             self._phases = endpoint.phases
@@ -179,6 +183,7 @@ class Call:
             self.throttle = endpoint.throttle if policy.throttle is not None else None
             self.chaos = endpoint.chaos if policy.chaos is not None else None
             self.rate_limit = endpoint.rate_limit if policy.rate_limit is not None else None
+            self.hedge = endpoint.hedge if policy.hedging is not None else None
             self._retry_if = None if policy.retry is None else policy.retry.retry_if
             timeouts = policy.timeouts
             total, self._attempt_cap = timeouts.total, timeouts.attempt
@@ -194,7 +199,7 @@ class Call:
         if explicit:  # a timeout= given for the call, or the client's
             self._phases = phase_table(extensions.get("timeout") or {})
         self.deadline = None if total is None else started + total
-        self.attempts = 0
+        self.attempts = self.hedges = 0
         self.limit: float | None = None  # the current attempt's, set by time_attempt
         self.fallback_used = False
         self.fallback_asked = False
@@ -210,8 +215,7 @@ class Call:
         self._loop: RetryLoop | None = None
         self._too_long = False
         self._fault_now = False
-        self._hint_for: object = None
-        self._hint: bool | None = None
+        self._hint: tuple[object, bool | None] | None = None
         self._paced: float | None = None  # when the rate limit's turn it holds starts
         self._set_headers(idempotency)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
@@ -445,9 +449,10 @@ class Call:
             raise self.deadline_exceeded()
         self.limit = limit
 
-    def start_attempt(self) -> httpx.Request:
+    def start_attempt(self, hedge: bool = False) -> httpx.Request:
         """Set the attempt's timeouts, clipped to its :attr:`limit`, and count it; the
-        request to send (:attr:`sent`: the call's, or its copy for another origin)."""
+        request to send (:attr:`sent`: the call's, or its copy for another origin).
+        ``hedge``: the attempt is a hedge (``_hedging.py``), announced as one."""
         request = self.sent
         now = self.clock.monotonic()
         limit = self.limit
@@ -463,8 +468,53 @@ class Call:
         self._problem = None
         self._attempt_started = now
         if self.observers and self.listeners[AttemptStarted]:
-            self._emit(AttemptStarted(self.attempts, self.origin))
+            self._emit(AttemptStarted(self.attempts, self.origin, hedge))
         return request
+
+    # -- a hedge race's attempts (``_hedging.py``), in flight together --------------------
+
+    def open_lane(self, permit: Any, hedge: bool) -> Lane:
+        """Start an attempt of a hedge race (its :attr:`limit` fixed, its breaker
+        ``permit`` had): counted and announced as any attempt, with a request of its own,
+        so the next attempt's trace headers and timeouts never touch one in flight."""
+        request = self.start_attempt(hedge)
+        if hedge:
+            self.hedges += 1
+        lane = Lane(self.attempts, hedge, self._attempt_started, self.limit, permit)
+        copy = object.__new__(type(request))
+        copy.__dict__.update(request.__dict__)
+        copy.headers = type(request.headers)(request.headers)
+        copy.extensions = dict(request.extensions)
+        lane.request = copy
+        return lane
+
+    def grants_hedge(self) -> bool:
+        """Whether the endpoint's retry budget grants a hedge (taking a retry from it)."""
+        budget = self.budget
+        if budget is None or budget.try_retry():
+            return True
+        self._notice(budget.take_refusal_notice(self.endpoint.key))
+        return False
+
+    def close_lane(
+        self, lane: Lane, outcome: httpx.Response | BaseException
+    ) -> tuple[Outcome, float]:
+        """:meth:`attempt_ended` for an attempt of a race, with its own start, fault and
+        number (the call's per-attempt state is the latest attempt's)."""
+        if lane.fault is not None:
+            self.injected += (lane.fault,)
+        self._fault_now = lane.fault is not None
+        self._attempt_started = lane.started
+        self.limit = lane.limit
+        self._problem = None  # parsed for this attempt's response, if asked
+        self._lane = lane
+        try:
+            result = self.attempt_ended(outcome)
+        finally:
+            self._lane = None  # type: ignore[assignment] # unset but in a race
+        if not isinstance(outcome, BaseException) and self.hedge is not None:
+            self.hedge.answered(self.clock.monotonic() - lane.started)
+        return result
 
     def reads_body(self, response: httpx.Response) -> bool:
         """Whether the driver reads the body inside the attempt.
@@ -508,10 +558,13 @@ class Call:
         if self.observers and self.listeners[AttemptEnded]:
             duration = self.clock.monotonic() - self._attempt_started
             injected = self.injected[-1] if self.injected and self._fault_now else None
+            # Set only while a hedge race ends one of its attempts: no store on every call.
+            lane: Lane | None = getattr(self, "_lane", None)
+            number, hedge = (self.attempts, False) if lane is None else (lane.number, lane.hedge)
             if failed:
-                self._emit(AttemptEnded(self.attempts, None, outcome, duration, injected))  # type: ignore[arg-type]
+                self._emit(AttemptEnded(number, None, outcome, duration, injected, hedge))  # type: ignore[arg-type]
             else:
-                self._emit(AttemptEnded(self.attempts, outcome, None, duration, injected))  # type: ignore[arg-type]
+                self._emit(AttemptEnded(number, outcome, None, duration, injected, hedge))  # type: ignore[arg-type]
         breaker = self.breaker  # the endpoint's (across origins with failover), or None
         if breaker is None:
             return _PLAIN_SUCCESS  # nobody asks
@@ -552,11 +605,13 @@ class Call:
         built_in = classify_for_breaker(breaker.policy, status)
         return apply_failure_predicate(answer, built_in), duration
 
-    def attempt_timed_out(self) -> Exception:
-        """The error for an attempt cut short by its :attr:`limit` - an attempt failure like
-        any read timeout, whether the cap or the deadline set the limit (the call's end
-        reports a call that ran out of time as ``DeadlineExceeded``)."""
-        return self.flavor.AttemptTimeout(self.limit or 0.0, request=self.request)  # type: ignore[no-any-return]
+    def attempt_timed_out(self, limit: float | None = None) -> Exception:
+        """The error for an attempt cut short by its :attr:`limit` (``limit``: a hedge
+        race's attempt's own) - an attempt failure like any read timeout, whether the cap
+        or the deadline set the limit (the call's end reports a call that ran out of time
+        as ``DeadlineExceeded``)."""
+        limit = self.limit if limit is None else limit
+        return self.flavor.AttemptTimeout(limit or 0.0, request=self.request)  # type: ignore[no-any-return]
 
     def deadline_passed(self) -> bool:
         return self.deadline is not None and self.clock.monotonic() >= self.deadline
@@ -644,11 +699,12 @@ class Call:
 
     def _server_hint(self, response: httpx.Response) -> bool | None:
         """The server's explicit retry verdict (``x-should-retry``...), read once per
-        response: both the body-reading rule and the verdict ask."""
-        if self._hint_for is not response:
-            self._hint = server_retry_hint(response.headers)
-            self._hint_for = response
-        return self._hint
+        response: both the body-reading rule and the verdict ask. (One slot holds the
+        response with its hint: a hedge race's attempts ask from their own threads.)"""
+        hint = self._hint
+        if hint is None or hint[0] is not response:
+            hint = self._hint = (response, server_retry_hint(response.headers))
+        return hint[1]
 
     def problem(self, response: httpx.Response) -> Problem:
         """The response's problem, parsed once per attempt."""

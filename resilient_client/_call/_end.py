@@ -95,6 +95,7 @@ def info(call: Call, response: httpx.Response | None = None) -> ResilienceInfo:
         call.origin
         if call.origin is not None or not call.attempts
         else call._pipeline.origin_of(call.request.url),
+        call.hedges,
     )
 
 

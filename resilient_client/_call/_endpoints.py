@@ -26,6 +26,7 @@ from .._budget import RetryBudgetState
 from .._bulkhead import BulkheadState
 from .._clock import Clock
 from .._deadline import phase_table
+from .._hedging import HedgeState
 from .._idempotency import IdempotencyRule
 from .._policy import Policy, merge
 from .._rate_limit import RateLimitState
@@ -54,6 +55,7 @@ class Endpoint:
         "bulkhead",
         "chaos",
         "failure_if",
+        "hedge",
         "idempotency",
         "key",
         "phases",
@@ -79,6 +81,7 @@ class Endpoint:
         self.throttle = None if policy.throttle is None else ThrottleState(policy.throttle, clock)
         self.chaos = None if policy.chaos is None else injector_for(policy.chaos, clock)
         self.rate_limit = None if policy.rate_limit is None else RateLimitState(policy.rate_limit)
+        self.hedge = None if policy.hedging is None else HedgeState(policy.hedging)
         self.retry_if = None if policy.retry is None else policy.retry.retry_if
         self.failure_if = None if policy.breaker is None else policy.breaker.failure_if
 

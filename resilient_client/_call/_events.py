@@ -47,22 +47,28 @@ class AttemptStarted(NamedTuple):
     """Attempt ``attempt`` (1-based) is about to be sent; headers may still be added.
     ``origin``: with failover (``rc.Failover``), the origin it goes to, e.g.
     ``"https://us.api.example.com"`` (``call.request`` is then the request sent there);
-    ``None`` without: the request's own."""
+    ``None`` without: the request's own.
+    ``hedge``: it is a hedge, sent while an earlier attempt is still on its way
+    (``rc.Hedging``)."""
 
     attempt: int
     origin: str | None = None
+    hedge: bool = False
 
 
 class AttemptEnded(NamedTuple):
     """An attempt produced an outcome: ``response``, or the ``error`` it raised.
     ``injected`` names the fault chaos put in its place (``"503"``, ``"reset"``,
-    ``"timeout"``), which never reached the server; ``None`` for a real attempt."""
+    ``"timeout"``), which never reached the server; ``None`` for a real attempt.
+    ``hedge``: the attempt was a hedge. An attempt that lost a hedge race ends with a
+    ``HedgeCancelled`` error (a ``BaseException``: cancelled, not failed)."""
 
     attempt: int
     response: httpx.Response | None
     error: BaseException | None
     duration: float
     injected: str | None = None
+    hedge: bool = False
 
 
 class RetryScheduled(NamedTuple):
@@ -165,6 +171,11 @@ class CallView:
     def attempts(self) -> int:
         """Attempts sent so far."""
         return self._call.attempts  # type: ignore[no-any-return]
+
+    @property
+    def hedges(self) -> int:
+        """Hedges sent so far (``rc.Hedging``), counted in :attr:`attempts` too."""
+        return self._call.hedges  # type: ignore[no-any-return]
 
     @property
     def retry_reasons(self) -> tuple[str, ...]:

@@ -33,6 +33,8 @@ class ResilienceInfo(NamedTuple):
     - ``origin``: who answered: the origin (``"scheme://host[:port]"``, e.g.
       ``"https://us.api.example.com"``) of the call's last attempt, another than the
       request's with failover (``rc.Failover``); ``None`` when no attempt was sent.
+    - ``hedges``: how many of the attempts were hedges (``rc.Hedging``): sent while an
+      earlier attempt was still on its way.
     """
 
     endpoint: str
@@ -46,6 +48,7 @@ class ResilienceInfo(NamedTuple):
     fallback: bool = False
     injected: tuple[str, ...] = ()
     origin: str | None = None
+    hedges: int = 0
 
     def __str__(self) -> str:
         attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
@@ -54,6 +57,8 @@ class ResilienceInfo(NamedTuple):
             parts.append("retried for " + ", ".join(self.retry_reasons))
         if self.stop_reason is not None:
             parts.append(f"stopped by {self.stop_reason}")
+        if self.hedges:
+            parts.append("1 hedge" if self.hedges == 1 else f"{self.hedges} hedges")
         if self.fallback:
             parts.append("answered by the fallback")
         if self.injected:

@@ -12,6 +12,9 @@ loops over it that differ only in ``await``::
     attempt        (repeated)
       ├─ SEND                 → the driver asks the breaker, sends the attempt, reads it,
       │                         tells the breaker, and sends back the outcome
+      ├─ Hedge(delay, max)    → in place of SEND for a call that may hedge: the driver
+      │                         runs a race of attempts (``_hedging.py``), each as SEND's,
+      │                         and sends back the outcome that won it
     judge + wait   the retry room's rules, run by tenacity's decision machine
       ├─ Wait(delay, discard) → the driver closes the outcome being retried and sleeps
                                 (the backoff, and the rate limit's turn after it)
@@ -32,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
+from .._hedging import HedgeState, may_hedge
 from .._logging import logger
 from ._end import (
     FallbackPending,
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
 
     from ._call import Call
 
-__all__ = ["SEND", "Acquire", "AwaitFallback", "Park", "Step", "Wait", "story"]
+__all__ = ["SEND", "Acquire", "AwaitFallback", "Hedge", "Park", "Step", "Wait", "story"]
 
 _T = TypeVar("_T")
 
@@ -69,6 +73,18 @@ class _Send:
 
 
 SEND: Final = _Send()
+
+
+class Hedge(NamedTuple):
+    """Send an attempt and, each time ``delay`` seconds pass without a final outcome,
+    another, up to ``max_hedges`` more; send back the outcome that ends the race."""
+
+    delay: float
+    max_hedges: int
+
+
+def _hedge(state: HedgeState) -> Hedge:
+    return Hedge(state.delay(), state.policy.max_hedges)
 
 
 class Wait(NamedTuple):
@@ -93,7 +109,7 @@ class AwaitFallback(NamedTuple):
     answer: Any  # an awaitable of httpx.Response | None
 
 
-Step = Acquire | _Send | Wait | Park | AwaitFallback
+Step = Acquire | _Send | Hedge | Wait | Park | AwaitFallback
 
 
 def _resume(
@@ -134,7 +150,12 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
         try:
             if rate_limit is not None and (turn := call.pace()):
                 yield Wait(turn, None)
-            outcome = yield SEND
+            hedge = call.hedge
+            if hedge is not None and not may_hedge(
+                call.request.method, call.idempotency_key is not None, call.replayable
+            ):
+                hedge = None
+            outcome = yield SEND if hedge is None else _hedge(hedge)
             while (delay := call.after(outcome)) is not None:
                 if rate_limit is not None:
                     turn = call.pace(delay)
@@ -143,7 +164,7 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
                     delay += turn
                 discard = None if isinstance(outcome, BaseException) else outcome
                 yield Wait(delay, discard)
-                outcome = yield SEND
+                outcome = yield SEND if hedge is None else _hedge(hedge)
         finally:
             if bulkhead is not None:
                 bulkhead.release()

@@ -4,6 +4,7 @@ handler and a malformed one answers 400 (see :class:`BadParam`)."""
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -156,10 +157,21 @@ async def status(call: Call) -> None:
 
 async def stall(call: Call) -> None:
     """The first ``times=N`` requests (default: every one) wait ``seconds=S`` (default 30)
-    before any response byte; the rest, and a stall that ran out, answer 200 at once."""
+    before any response byte; the rest, and a stall that ran out, answer 200 at once.
+    ``p=F`` (0..1) instead stalls a share F of the name's requests, each drawn from its
+    name, number and ``seed=K`` (default 0): the same requests stall on every run (a slow
+    tail, for hedging)."""
     seconds = call.request.number("seconds", 30.0) or 0.0
     times = call.request.integer("times")
-    if times is None or call.attempt <= times:
+    share = call.request.number("p")
+    if share is not None:
+        if share > 1:
+            raise BadParam("p", f"expected a share in [0, 1], got {share}")
+        seed = call.request.integer("seed", 0)
+        stalls = random.Random(f"{call.name}:{call.attempt}:{seed}").random() < share
+    else:
+        stalls = times is None or call.attempt <= times
+    if stalls:
         outcome = await call.wait(seconds)
         if outcome != "elapsed":
             return await call.abandon(outcome)

@@ -17,6 +17,12 @@ While an attempt runs, its span is the current span and HTTP instrumentation is
 suppressed in the current context: ``opentelemetry-instrumentation-httpx``, if active,
 skips the attempt instead of tracing it a second time.
 
+A hedge (``rc.Hedging``) runs beside the attempt it hedges: its span, a sibling under the
+call's span, has ``resilient_client.hedge=true``; the call span counts them in
+``resilient_client.hedges``. A hedge does not enter its context in the caller's (the
+attempt it hedges did, and contexts are left in the order entered); its request carries
+its own trace context all the same. A race's loser ends its span cancelled, not failed.
+
 An attempt span starts when the attempt is about to be sent and ends when the pipeline has
 its outcome: the response headers, plus the body when the pipeline reads it (a call that
 is not streamed, or a small error body it may retry on). Span times are real time; the
@@ -182,6 +188,10 @@ class OpenTelemetryObserver(ObserverBase):
         if state.attempt_span is not None:  # an attempt never reported: don't leak its span
             state.attempt_span.end()
             state.attempt_span = None
+        if state.hedge_spans:
+            for hedge_span in state.hedge_spans.values():
+                hedge_span.end()
+            state.hedge_spans = None
         response, error, fallback = event.response, event.error, event.fallback
         status = response.status_code if response is not None else None
         error_type = sc.error_type_of(status, error)
@@ -197,6 +207,8 @@ class OpenTelemetryObserver(ObserverBase):
             if call.idempotency_key is not None:
                 attributes[sc.IDEMPOTENCY_KEY] = call.idempotency_key
             attributes[sc.ATTEMPTS] = call.attempts
+            if call.hedges:
+                attributes[sc.HEDGES] = call.hedges
             attributes[sc.OUTCOME] = outcome
             if status is not None:
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = status
@@ -256,14 +268,24 @@ class OpenTelemetryObserver(ObserverBase):
                 attributes = dict(attributes)
                 if event.attempt > 1:
                     attributes[sc.HTTP_REQUEST_RESEND_COUNT] = event.attempt - 1
+                if event.hedge:
+                    attributes[sc.HEDGE] = True
                 if self._recorded:
                     self._record_headers(attributes, sc.REQUEST_HEADER_PREFIX, headers)
             route = state.route
             assert route is not None
             span = self._tracer.start_span(route.name, ctx, _CLIENT, attributes)
-            state.attempt_span = span
             ctx = context_with(ctx, span, {})
             carried = span.get_span_context()
+            if event.hedge:
+                # Beside the attempt it hedges, which keeps the one slot and the entered
+                # context (entered and left in order; a hedge enters none).
+                if state.hedge_spans is None:
+                    state.hedge_spans = {}
+                state.hedge_spans[event.attempt] = span
+                inject(headers, ctx, carried)
+                return
+            state.attempt_span = span
         elif state.attach:
             carried = state.span.get_span_context()
         else:  # metrics only: the caller's context, as is
@@ -271,14 +293,15 @@ class OpenTelemetryObserver(ObserverBase):
             return
         # Replaces the previous attempt's values, as httpx.Headers.__setitem__ does.
         inject(headers, ctx, carried)
-        if state.attach:
+        if state.attach and not event.hedge:
             state.token = context.attach(ctx)
 
     def _attempt_ended(self, call: ev.CallView, event: ev.AttemptEnded) -> None:
         state = call.observation
         if not isinstance(state, CallState):
             return
-        self._detach(state)
+        if not event.hedge:
+            self._detach(state)
         if not (state.recording or state.metered):
             return
         response, error = event.response, event.error
@@ -293,9 +316,12 @@ class OpenTelemetryObserver(ObserverBase):
             if problem is not None:
                 category, code = problem.category.value, problem.code
         version = protocol_version(response) if response is not None else None
-        span = state.attempt_span
-        if span is not None:
+        if event.hedge:
+            span = None if state.hedge_spans is None else state.hedge_spans.pop(event.attempt, None)
+        else:
+            span = state.attempt_span
             state.attempt_span = None
+        if span is not None:
             attributes: Attrs = {}
             if response is not None:
                 attributes[sc.HTTP_RESPONSE_STATUS_CODE] = response.status_code

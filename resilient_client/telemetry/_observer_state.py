@@ -62,6 +62,7 @@ class CallState:
         "attempt_span",
         "context",
         "ended",
+        "hedge_spans",
         "last_request_id",
         "last_response",
         "metered",
@@ -82,6 +83,8 @@ class CallState:
         self.context: context.Context | None = None
         self.attempt_attributes: Attrs = {}
         self.attempt_span: trace.Span | None = None
+        # Hedges' spans by attempt, while they run beside the attempt they hedge.
+        self.hedge_spans: dict[int, trace.Span] | None = None
         self.token: Token[context.Context] | None = None
         self.rejected: str | None = None
         self.ended = False

@@ -60,6 +60,9 @@ PROBLEM_CODE: Final = "resilient_client.problem.code"
 PROBLEM_CATEGORY: Final = "resilient_client.problem.category"
 # The fault rc.Chaos put in place of an attempt ("503", "reset", "timeout").
 CHAOS_FAULT: Final = "resilient_client.chaos.fault"
+# An attempt that was a hedge (rc.Hedging); on the call span, how many there were.
+HEDGE: Final = "resilient_client.hedge"
+HEDGES: Final = "resilient_client.hedges"
 FAILURES: Final = "resilient_client.failures"
 IDEMPOTENCY_KEY: Final = "resilient_client.idempotency_key"
 BREAKER_STATE: Final = "resilient_client.breaker.state"
