@@ -4,8 +4,10 @@
 hundredths from run to run, more than most single changes are worth. This script runs
 each case under valgrind's cachegrind at two call counts and reports the difference per
 call: instructions, simulated L1 instruction and data cache misses, and simulated branch
-mispredictions. The counts repeat to within a few instructions, whatever else the
-machine is doing, so a change can be judged on its own.
+mispredictions. Runs of one tree repeat closely whatever else the machine is doing, but
+the same code run from another path (or another environment) moves by up to ~5,000
+instructions per call, as the interpreter hashes and copies path strings: compare trees
+checked out at paths of the same length, in one session.
 
 They are a model, not the CPU: a raw httpx call over MockTransport is ~570,000
 instructions but also ~15,000 mispredicted branches and ~13,000 instruction-cache
