@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -234,3 +235,40 @@ def test_an_isolated_endpoint_starts_no_race(
     assert upstream.app.scenario(name).attempts == 0
     assert client.restore(key)
     assert driver.request(client, "GET", f"/ok/{name}").status_code == 200
+
+
+def test_a_slow_tail_of_five_percent_is_cut_for_five_percent_more_attempts(
+    driver: Driver, upstream: RunningServer, name: str
+) -> None:
+    # /stall with p=0.05 stalls the requests its seeded draw picks (the same every run);
+    # the test draws them too, with a seed where no stall is followed by another.
+    calls = 60
+
+    def stalls(attempt: int, seed: int) -> bool:
+        return random.Random(f"{name}:{attempt}:{seed}").random() < 0.05
+
+    seed = next(
+        s
+        for s in range(200)
+        if any(stalls(a, s) for a in range(1, calls + 1))
+        and not any(stalls(a, s) and stalls(a + 1, s) for a in range(1, 2 * calls))
+    )
+    # A longer delay than the other tests': a normal answer slowed past it by a loaded
+    # machine would be hedged too and shift the server's numbering.
+    client = driver.client(base_url=upstream.url, policy=rc.Policy(hedging=rc.Hedging(delay=0.2)))
+    url = f"/stall/{name}?p=0.05&seed={seed}&seconds={STALL}"
+    slowest, hedges, expected, attempt = 0.0, 0, 0, 1
+    for _ in range(calls):
+        response, took = _timed(driver, client, "GET", url)
+        assert response.status_code == 200
+        slowest = max(slowest, took)
+        info = rc.resilience_info(response)
+        assert info is not None
+        hedges += info.hedges
+        stalled = stalls(attempt, seed)  # the server numbers this call's attempts next
+        expected += stalled
+        attempt += 2 if stalled else 1
+    assert slowest < FAST  # no call waited for its stall
+    assert hedges == expected >= 1
+    assert upstream.app.scenario(name).attempts == calls + expected
+    assert calls + expected <= 1.1 * calls
