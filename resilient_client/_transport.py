@@ -191,31 +191,7 @@ class SyncDriver(_Driver, SyncRace):
         elif self._fleet is not None and (reason := self._fleet.read(call.endpoint.key)):
             return call.refused_isolated(reason)
         try:
-            request = call.start_attempt()
-            limit = call.limit
-            end = None if limit is None or not self._bounded else time.monotonic() + limit
-            token = None if end is None else ATTEMPT_END.set(end)
-            try:
-                if call.chaos is None:
-                    response: httpx.Response = self._inner.handle_request(request)
-                else:
-                    response = self._send_or_inject(call, call.chaos, request)
-                if call.reads_body(response):
-                    try:
-                        if request.extensions.get(EXT_STREAM) is False:
-                            response.read()
-                        else:
-                            _read_error_body(response)
-                    except BaseException:
-                        response.close()
-                        raise
-            except self._flavor.TimeoutException as exc:
-                if end is not None and time.monotonic() >= end:
-                    raise call.attempt_timed_out() from exc
-                raise
-            finally:
-                if token is not None:
-                    ATTEMPT_END.reset(token)
+            response = self._exchange(call, call.start_attempt(), call.limit)
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
             if permit is not None:
@@ -229,11 +205,11 @@ class SyncDriver(_Driver, SyncRace):
         return response
 
     def _exchange(
-        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
+        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane | None = None
     ) -> httpx.Response:
-        """A hedge race's attempt's I/O (``_race.py``), on a thread of its own: send
-        ``request``, read what the call reads, within ``limit``. The same as the middle
-        of :meth:`_attempt`, which keeps it inline: a frame less on every call."""
+        """An attempt's I/O: send ``request``, read what the call reads, within ``limit``
+        (:meth:`_attempt`'s, or a hedge race's attempt's on a thread of its own: ``lane``,
+        ``_race.py``)."""
         end = None if limit is None or not self._bounded else time.monotonic() + limit
         token = None if end is None else ATTEMPT_END.set(end)
         try:
@@ -353,29 +329,7 @@ class AsyncDriver(_Driver, AsyncRace):
         elif self._fleet is not None and (reason := await self._fleet.aread(call.endpoint.key)):
             return call.refused_isolated(reason)
         try:
-            request = call.start_attempt()
-            limit = call.limit
-            guard = None if limit is None else guard_attempt(limit)
-            try:
-                if call.chaos is None:
-                    response: httpx.Response = await self._inner.handle_async_request(request)
-                else:
-                    response = await self._send_or_inject(call, call.chaos, request)
-                if call.reads_body(response):
-                    try:
-                        if request.extensions.get(EXT_STREAM) is False:
-                            await response.aread()
-                        else:
-                            await _aread_error_body(response)
-                    except BaseException:
-                        await response.aclose()
-                        raise
-            except BaseException as exc:
-                if (guard is not None and leave(guard, exc)) or isinstance(exc, TimeoutError):
-                    raise call.attempt_timed_out() from exc
-                raise
-            if guard is not None:
-                leave(guard, None)
+            response = await self._exchange(call, call.start_attempt(), call.limit)
         except BaseException as exc:  # cancellation too: observers must see every end
             result = call.attempt_ended(exc)
             if permit is not None:
@@ -398,7 +352,7 @@ class AsyncDriver(_Driver, AsyncRace):
         return response
 
     async def _exchange(
-        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane
+        self, call: Call, request: httpx.Request, limit: float | None, lane: Lane | None = None
     ) -> httpx.Response:
         """:meth:`SyncDriver._exchange`, awaited, under a guard of ``limit`` (its task's:
         a race's attempt runs in a task of its own)."""
