@@ -106,6 +106,24 @@ class _Threads:
                     self._idle += 1
 
 
+def _ready(call: Call, isolated: dict[str, str], *, hedge: bool) -> Exception | bool:
+    """Whether a race's attempt may go on to its breaker: ``True``; ``False``, a hedge
+    not made (no time left, or the endpoint isolated: ``_isolation.py``, as
+    ``_attempt`` asks it); or the first attempt's refusal, its outcome."""
+    if hedge and call.deadline_passed():
+        return False
+    try:
+        call.time_attempt()
+    except Exception as exc:
+        if hedge:
+            call.stop_reason = None  # the call is not over: its attempts run
+            return False
+        return exc
+    if isolated and (reason := isolated.get(call.endpoint.key)) is not None:
+        return False if hedge else call.refused_isolated(reason)
+    return True
+
+
 class SyncRace:
     """The sync driver's races (a mixin of ``SyncDriver``)."""
 
@@ -169,18 +187,9 @@ class SyncRace:
         """Start a race's attempt: its limit, the breaker's permit and, for a hedge, the
         budget's retry; the first attempt's refusal (its outcome), or ``None`` for a
         hedge refused (it is simply not made)."""
-        if hedge and call.deadline_passed():
-            return None
-        try:
-            call.time_attempt()
-        except Exception as exc:
-            if hedge:
-                call.stop_reason = None  # the call is not over: its attempts run
-                return None
-            return exc
-        isolated = self._isolated  # a kill switch (_isolation.py), as _attempt asks it
-        if isolated and (reason := isolated.get(call.endpoint.key)) is not None:
-            return None if hedge else call.refused_isolated(reason)
+        ready = _ready(call, self._isolated, hedge=hedge)
+        if ready is not True:
+            return ready or None
         breaker = call.breaker
         permit = None if breaker is None else breaker.admit()
         if isinstance(permit, Rejection):
@@ -313,18 +322,9 @@ class AsyncRace:
 
     async def _open(self, call: Call, *, hedge: bool) -> Lane | Exception | None:
         """:meth:`SyncRace._open`, awaited."""
-        if hedge and call.deadline_passed():
-            return None
-        try:
-            call.time_attempt()
-        except Exception as exc:
-            if hedge:
-                call.stop_reason = None  # the call is not over: its attempts run
-                return None
-            return exc
-        isolated = self._isolated  # a kill switch (_isolation.py), as _attempt asks it
-        if isolated and (reason := isolated.get(call.endpoint.key)) is not None:
-            return None if hedge else call.refused_isolated(reason)
+        ready = _ready(call, self._isolated, hedge=hedge)
+        if ready is not True:
+            return ready or None
         breaker = call.breaker
         permit = None
         if breaker is not None:
