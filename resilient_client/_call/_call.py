@@ -215,7 +215,8 @@ class Call:
             self.replayable = False
         self.view: CallView | None = None
         if self.observers:
-            self.view = CallView(self, pipeline.provider_of(request.url))
+            # (a host's default endpoint knows its provider: no URL to read)
+            self.view = CallView(self, endpoint.provider or pipeline.provider_of(request.url))
             if self.listeners[CallStarted]:
                 self._emit(_CALL_STARTED)
 
@@ -728,4 +729,6 @@ class Call:
                 record = response.extensions.get(EXT_RESILIENCE)
             else:
                 record = getattr(error, "__resilience_info__", None)
-            self._emit(CallEnded(response, error, self.fallback_used, record))
+            event = CallEnded(response, error, self.fallback_used, record)
+            for observer in self.listeners[CallEnded]:  # (_emit inlined: every call ends)
+                observer.on_event(self.view, event)

@@ -113,7 +113,9 @@ def test_an_outage_is_one_incident_from_first_failure_to_recovery(
 ) -> None:
     collect = Collect()
     critical = [f"* 127.0.0.1:{upstream.port}"]
-    monitor = IncidentMonitor(clock=clock, sinks=[collect], critical=critical)
+    # A window longer than the breaker's 30 s open period: recovery eases through degraded.
+    rules = HealthRules(window=60.0)
+    monitor = IncidentMonitor(clock=clock, sinks=[collect], critical=critical, rules=rules)
     story = Story(driver, upstream, monitor, clock, "story")
     caplog.set_level(logging.DEBUG, logger="resilient_client")
     try:
@@ -316,5 +318,7 @@ def test_the_log_sink_writes_one_line_per_alert(
     caplog.set_level(logging.INFO, logger="resilient_client.incidents")
     monitor = _alerts_to_real_receivers(Driver("sync"), upstream, clock, LogSink())
     lines = [r for r in caplog.records if r.name == "resilient_client.incidents"]
-    assert [r.action for r in lines] == ["trigger", "resolve"]  # type: ignore[attr-defined]
+    actions = [r.action for r in lines]  # type: ignore[attr-defined]
+    assert actions[0] == "trigger" and actions[-1] == "resolve"  # updates may come between
+    assert set(actions[1:-1]) <= {"update"}
     assert lines[0].incident_id == monitor.incidents()[0].id  # type: ignore[attr-defined]
