@@ -152,6 +152,7 @@ class IncidentMonitor:
         self._open: set[str] = set()
         self._suppressed: dict[str, tuple[float, str]] = {}
         self._tick = -1
+        self._tripped = False  # a breaker opened: the next failed call wakes the thread
         self._wake = threading.Condition()
         self._requests: list[tuple[float, float, threading.Event | None]] = []
         self._thread: threading.Thread | None = None
@@ -248,6 +249,9 @@ class IncidentMonitor:
             if index > self._tick:
                 self._tick = index
                 tick = True
+            if self._tripped and failed:
+                self._tripped = False
+                tick = True
         if failed and attempts:
             failures = self._failures
             failures.append(
@@ -264,8 +268,10 @@ class IncidentMonitor:
             for endpoint in self._endpoints.values():
                 if endpoint.key == event.endpoint:
                     endpoint.breaker_open = opened
-        if opened:  # an outage is detected within one breaker trip
-            self._request(self._clock.monotonic(), self._clock.wall(), None)
+        if opened:
+            # An outage is judged within one breaker trip, but not before the call that
+            # tripped it is counted: that call's end (any failed call's) wakes the thread.
+            self._tripped = True
 
     # -- waking the monitor's thread ----------------------------------------------------
 
