@@ -732,3 +732,6 @@ class Call:
             event = CallEnded(response, error, self.fallback_used, record)
             for observer in self.listeners[CallEnded]:  # (_emit inlined: every call ends)
                 observer.on_event(self.view, event)
+        # The view points back at the call: let go of it, so that the two are freed by
+        # their reference counts instead of waiting, with all they hold, for the collector.
+        self.view = None
