@@ -181,10 +181,9 @@ class IncidentMonitor:
                     endpoint = self._endpoints.get((call.endpoint, call.provider))  # type: ignore[union-attr]
                     if endpoint is not None:
                         now = self._clock.monotonic()
-                        index = int(now // self._width)
                         window = endpoint.window
                         with self._lock:
-                            if index == window.head:
+                            if now // self._width == window.head:  # (a float: no int())
                                 window.newest[bisect_left(BOUNDS, now - call.started)] += 1  # type: ignore[union-attr]
                                 return
                 self._ended(call, event)  # type: ignore[arg-type]
