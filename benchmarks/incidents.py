@@ -2,7 +2,7 @@
 
 1. Per call, the same client with and without a monitor over ``httpx.MockTransport``,
    alternating rounds (off, on, off, on, ...) so drift hits both alike; median rounds.
-   Target: <= 1.03x.
+   Target: <= 1.03x. With ``--counted``, the same as cachegrind instruction counts.
 2. Memory per endpoint and per open incident (tracemalloc), after 1 000, 20 000 and
    60 000 calls: it must not grow with the number of calls (an open incident's figure
    grows until its series, samples and timeline reach their caps, then stays).

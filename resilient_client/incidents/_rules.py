@@ -21,9 +21,10 @@ So the state is ``max(entered, min(current, held))``, ranked healthy < degraded 
 healthy: no traffic is no evidence of failure.
 
 The window (:class:`CallWindow`) is a ring of ten buckets, each a tenth of ``window``:
-counting a call is a few integer stores under a lock held for no I/O, and a call's
-duration lands in a fixed log-scaled histogram (bins 19 % apart), so memory per endpoint
-does not grow with the number of calls.
+each bucket is a fixed log-scaled histogram of call durations (bins 19 % apart) and a
+failure count, so counting a successful call is one integer store under a lock held for
+no I/O, the sums are made when the window is read (once per bucket), and memory per
+endpoint does not grow with the number of calls.
 """
 
 from __future__ import annotations
