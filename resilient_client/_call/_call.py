@@ -233,7 +233,8 @@ class Call:
             pipeline.failover.route(self)
         self.view: CallView | None = None
         if self.observers:
-            self.view = CallView(self, pipeline.provider_of(request.url))
+            # (a host's default endpoint knows its provider: no URL to read)
+            self.view = CallView(self, endpoint.provider or pipeline.provider_of(request.url))
             if self.listeners[CallStarted]:
                 self._emit(_CALL_STARTED)
 
@@ -836,4 +837,11 @@ class Call:
                 record = response.extensions.get(EXT_RESILIENCE)
             else:
                 record = getattr(error, "__resilience_info__", None)
-            self._emit(CallEnded(response, error, self.fallback_used, record))
+            # (tuple.__new__ direct: a NamedTuple's own __new__ is a Python function, a
+            # frame more on every observed call)
+            event = tuple.__new__(CallEnded, (response, error, self.fallback_used, record))
+            for observer in self.listeners[CallEnded]:  # (_emit inlined: every call ends)
+                observer.on_event(self.view, event)
+        # The view points back at the call: let go of it, so that the two are freed by
+        # their reference counts instead of waiting, with all they hold, for the collector.
+        self.view = None

@@ -60,15 +60,26 @@ class Endpoint:
         "key",
         "phases",
         "policy",
+        "provider",
         "rate_limit",
         "retry_if",
         "throttle",
         "total",
     )
 
-    def __init__(self, key: str, policy: Policy, clock: Clock, breakers: BreakerRegistry) -> None:
+    def __init__(
+        self,
+        key: str,
+        policy: Policy,
+        clock: Clock,
+        breakers: BreakerRegistry,
+        provider: str | None = None,
+    ) -> None:
         self.key = key
         self.policy = policy
+        #: The host (and port) of a host's default endpoint, which all its calls share;
+        #: ``None`` for a configured key, which any host's calls may match.
+        self.provider = provider
         # Copied out of the pydantic models, whose attribute reads cost 4x a slot's.
         timeouts = policy.timeouts
         self.phases = phase_table(timeouts)
@@ -147,7 +158,7 @@ class EndpointTable:
 
     def _add_host(self, url: httpx.URL, where: tuple[bytes, int | None]) -> Endpoint:
         host = url.host if url.port is None else f"{url.host}:{url.port}"
-        new = Endpoint(f"* {host}", self.default, self._clock, self._breakers)
+        new = Endpoint(f"* {host}", self.default, self._clock, self._breakers, host)
         with self._lock:
             # Two threads racing on a new host end up sharing one endpoint.
             endpoint = self._hosts.setdefault(where, new)

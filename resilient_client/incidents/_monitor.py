@@ -22,6 +22,7 @@ import os
 import secrets
 import socket
 import threading
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -51,7 +52,16 @@ from ._incident import (
     utc,
 )
 from ._open import open_store
-from ._rules import DOWN, HEALTHY, CallWindow, Health, HealthRules, HealthState, judge
+from ._rules import (
+    BOUNDS,
+    DOWN,
+    HEALTHY,
+    CallWindow,
+    Health,
+    HealthRules,
+    HealthState,
+    judge,
+)
 from ._sinks import AlertSink, Delivery
 from ._statuspage import StatusPage
 from ._stores import IncidentStore, MemoryIncidentStore
@@ -68,15 +78,13 @@ _ACTIONS = ("retries", "budget_refusals", "fast_failures", "shed", "fallbacks", 
 class _Endpoint:
     """One endpoint of one provider: its window and running counters."""
 
-    __slots__ = ("actions", "breaker_open", "calls", "failures", "key", "provider",
-                 "since", "state", "taken", "window")  # fmt: skip
+    __slots__ = ("actions", "breaker_open", "key", "provider", "since", "state", "taken",
+                 "window")  # fmt: skip
 
     def __init__(self, key: str, provider: str, width: float, since: float) -> None:
         self.key = key
         self.provider = provider
         self.window = CallWindow(width)
-        self.calls = 0
-        self.failures = 0
         self.actions = [0] * len(_ACTIONS)
         self.taken = (0, 0, (0,) * len(_ACTIONS))  # the counters at the last evaluation
         self.breaker_open = False
@@ -144,6 +152,7 @@ class IncidentMonitor:
         self._open: set[str] = set()
         self._suppressed: dict[str, tuple[float, str]] = {}
         self._tick = -1
+        self._tripped = False  # a breaker opened: the next failed call wakes the thread
         self._wake = threading.Condition()
         self._requests: list[tuple[float, float, threading.Event | None]] = []
         self._thread: threading.Thread | None = None
@@ -159,10 +168,28 @@ class IncidentMonitor:
     def on_event(self, call: CallView | None, event: Event) -> None:
         """Count ``event`` (the observer protocol). Never raises; no I/O."""
         try:
-            kind = type(event)
-            if kind is CallEnded:
+            if type(event) is CallEnded:
+                response, error, fallback, _ = event
+                if (
+                    error is None
+                    and not fallback
+                    and (status := response.status_code) < 500  # type: ignore[union-attr]
+                    and status != 429
+                ):
+                    # A success, most calls: one bin of the newest bucket's histogram,
+                    # bumped under the lock; everything else waits for the bucket's end.
+                    endpoint = self._endpoints.get((call.endpoint, call.provider))  # type: ignore[union-attr]
+                    if endpoint is not None:
+                        now = self._clock.monotonic()
+                        window = endpoint.window
+                        with self._lock:
+                            if now // self._width == window.head:  # (a float: no int())
+                                window.newest[bisect_left(BOUNDS, now - call.started)] += 1  # type: ignore[union-attr]
+                                return
                 self._ended(call, event)  # type: ignore[arg-type]
-            elif kind is RetryScheduled:
+                return
+            kind = type(event)
+            if kind is RetryScheduled:
                 self._action(call, 0)
             elif kind is RetryRefused:
                 if event.reason == "budget":  # type: ignore[union-attr]
@@ -192,6 +219,7 @@ class IncidentMonitor:
                 endpoint.actions[which] += 1
 
     def _ended(self, call: CallView, event: CallEnded) -> None:
+        """Count a call's end: a failure, or the first call of a bucket or an endpoint."""
         endpoint = self._endpoint(call)
         error = event.error
         fallback = event.fallback
@@ -210,23 +238,19 @@ class IncidentMonitor:
         wall = self._clock.wall() if failed else 0.0
         index = int(now // self._width)
         tick = False
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             if fallback:
                 endpoint.actions[4] += 1
             if parked:
                 endpoint.actions[5] += 1
             if attempts:  # refused locally: nothing the provider did
-                endpoint.calls += 1
                 endpoint.window.add(index, now - call.started, failed, wall)
-                if failed:
-                    endpoint.failures += 1
             if index > self._tick:
                 self._tick = index
                 tick = True
-        finally:
-            lock.release()
+            if self._tripped and failed:
+                self._tripped = False
+                tick = True
         if failed and attempts:
             failures = self._failures
             failures.append(
@@ -243,8 +267,10 @@ class IncidentMonitor:
             for endpoint in self._endpoints.values():
                 if endpoint.key == event.endpoint:
                     endpoint.breaker_open = opened
-        if opened:  # an outage is detected within one breaker trip
-            self._request(self._clock.monotonic(), self._clock.wall(), None)
+        if opened:
+            # An outage is judged within one breaker trip, but not before the call that
+            # tripped it is counted: that call's end (any failed call's) wakes the thread.
+            self._tripped = True
 
     # -- waking the monitor's thread ----------------------------------------------------
 
@@ -312,7 +338,7 @@ class IncidentMonitor:
             endpoints = list(self._endpoints.values())
             for endpoint in endpoints:
                 raw = endpoint.window.stats(index)
-                counters = (endpoint.calls, endpoint.failures, tuple(endpoint.actions))
+                counters = (*endpoint.window.totals(), tuple(endpoint.actions))
                 before, endpoint.taken = endpoint.taken, counters
                 providers.setdefault(endpoint.provider, []).append((endpoint, raw, before))
                 del counters

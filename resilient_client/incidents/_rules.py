@@ -7,7 +7,11 @@ a success), the p95 of their durations, and its breaker (open = down).
 Hysteresis, so that one bad second does not flap the state:
 
 - a state is *entered* at its threshold, and only with ``min_calls`` calls in the window
-  (one failed call at low volume is no outage);
+  (one failed call at low volume is no outage). ``"down"`` is also entered when the
+  newest two buckets alone (the current one and the one before: a fifth of the window)
+  hold ``min_calls`` calls failing at the down rate: a hard outage is seen before it
+  outweighs the healthy calls of the rest of the window, while one bad second is still
+  too small a share of two buckets (3 s each by default) to count;
 - a state is *left* only once the window is well clear of it: the failure rate below
   half the threshold that entered it, the p95 below 0.8 × ``degraded_latency``. Between
   the two, the endpoint keeps the state it has.
@@ -17,9 +21,10 @@ So the state is ``max(entered, min(current, held))``, ranked healthy < degraded 
 healthy: no traffic is no evidence of failure.
 
 The window (:class:`CallWindow`) is a ring of ten buckets, each a tenth of ``window``:
-counting a call is a few integer stores under a lock held for no I/O, and a call's
-duration lands in a fixed log-scaled histogram (bins 19 % apart), so memory per endpoint
-does not grow with the number of calls.
+each bucket is a fixed log-scaled histogram of call durations (bins 19 % apart) and a
+failure count, so counting a successful call is one integer store under a lock held for
+no I/O, the sums are made when the window is read (once per bucket), and memory per
+endpoint does not grow with the number of calls.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from typing import Literal, NamedTuple, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "BOUNDS",
     "BUCKETS",
+    "RECENT",
     "DEGRADED",
     "DOWN",
     "HEALTHY",
@@ -54,13 +61,17 @@ _BY_RANK: tuple[HealthState, HealthState, HealthState] = (HEALTHY, DEGRADED, DOW
 BUCKETS = 10
 """The window is kept in tenths: health is judged once per bucket at most."""
 
+RECENT = 2
+"""Buckets (the current one and the one before) in which a hard outage is seen early."""
+
 # Leaving a state needs the window well clear of its threshold (see the module docstring).
 _RATE_MARGIN = 0.5
 _LATENCY_MARGIN = 0.8
 
 # Histogram bin upper bounds, seconds: 1 ms × 2^(i/4), up to ~190 s; the last bin is open.
-_BOUNDS: tuple[float, ...] = tuple(0.001 * 2 ** (i / 4) for i in range(71))
-_BINS = len(_BOUNDS) + 1
+BOUNDS: tuple[float, ...] = tuple(0.001 * 2 ** (i / 4) for i in range(71))
+_BINS = len(BOUNDS) + 1
+_ZEROS = [0] * _BINS
 
 
 class HealthRules(BaseModel):
@@ -68,7 +79,8 @@ class HealthRules(BaseModel):
 
     Args:
         window: seconds of calls that health is judged on, ``> 0``, at most 86400
-            (default 60.0). Judged once per tenth of it at most.
+            (default 30.0). Judged once per tenth of it (a bucket) at most; a hard
+            outage is also judged on the newest two buckets alone (see below).
         min_calls: calls the window must hold before an endpoint can be marked degraded
             or down, ``>= 1`` (default 10): no alert from one failed call at low volume.
         degraded_failure_rate: share of failed calls, in ``(0, 1]``, from which the
@@ -92,7 +104,7 @@ class HealthRules(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    window: float = Field(default=60.0, gt=0.0, le=86400.0, allow_inf_nan=False)
+    window: float = Field(default=30.0, gt=0.0, le=86400.0, allow_inf_nan=False)
     min_calls: int = Field(default=10, ge=1, le=1_000_000)
     degraded_failure_rate: float = Field(default=0.1, gt=0.0, le=1.0, allow_inf_nan=False)
     down_failure_rate: float = Field(default=0.5, gt=0.0, le=1.0, allow_inf_nan=False)
@@ -132,12 +144,15 @@ class Health(BaseModel):
 
 class WindowStats(NamedTuple):
     """What the window holds at one instant: ``first_failure`` is the wall time of its
-    oldest failed call, ``None`` without one."""
+    oldest failed call, ``None`` without one; ``recent_calls`` and ``recent_failures``
+    count the newest :data:`RECENT` buckets only (the current one and the one before)."""
 
     calls: int
     failures: int
     p95: float | None
     first_failure: float | None
+    recent_calls: int = 0
+    recent_failures: int = 0
 
 
 def judge(
@@ -154,9 +169,12 @@ def judge(
     latency = rules.degraded_latency
     p95 = stats.p95
     entered = 0
+    recent, recent_failed = stats.recent_calls, stats.recent_failures
     if calls >= rules.min_calls:
         if rate >= rules.down_failure_rate:
             entered = 2
+        elif recent >= rules.min_calls and recent_failed >= recent * rules.down_failure_rate:
+            entered = 2  # a hard outage, seen before it outweighs older calls
         elif rate >= rules.degraded_failure_rate or (
             latency is not None and p95 is not None and p95 >= latency
         ):
@@ -174,57 +192,85 @@ def judge(
 class CallWindow:
     """The calls of one endpoint over the last ``window`` seconds, in ten buckets.
 
-    Not thread-safe on its own: the monitor holds its lock around :meth:`add`.
+    Each bucket is a histogram of call durations (its call count is the histogram's sum,
+    made when the window is read, not when a call is counted) plus its failures. Counts
+    of a bucket that leaves the window move to running totals (:meth:`totals`), so
+    nothing is lost between two readings however far apart they are.
+
+    Not thread-safe on its own: the monitor holds its lock around :meth:`add`, and a call
+    in the newest bucket only bumps ``newest[bisect_left(BOUNDS, duration)]`` under it.
     """
 
-    __slots__ = ("_calls", "_failures", "_first", "_hist", "_width", "head")
+    __slots__ = ("_failures", "_first", "_hist", "_retired", "_width", "head", "newest")
 
     def __init__(self, width: float) -> None:
         self._width = width
         self.head = -1  # number of the newest bucket
-        self._calls = [0] * BUCKETS
         self._failures = [0] * BUCKETS
         self._first: list[float | None] = [None] * BUCKETS
         self._hist = [[0] * _BINS for _ in range(BUCKETS)]
+        self.newest = self._hist[0]  # the histogram of bucket ``head``
+        self._retired = [0, 0]  # calls and failures of the buckets that left the window
 
     def _move(self, index: int) -> None:
-        """Make bucket ``index`` the newest, zeroing the buckets that expired."""
+        """Make bucket ``index`` the newest, retiring the buckets that expired."""
         start = max(self.head + 1, index - BUCKETS + 1)
         for expired in range(start, index + 1):
             slot = expired % BUCKETS
-            self._calls[slot] = 0
+            hist = self._hist[slot]
+            self._retired[0] += sum(hist)
+            self._retired[1] += self._failures[slot]
+            hist[:] = _ZEROS
             self._failures[slot] = 0
             self._first[slot] = None
-            self._hist[slot][:] = [0] * _BINS
         self.head = index
+        self.newest = self._hist[index % BUCKETS]
 
     def add(self, index: int, duration: float, failed: bool, wall: float) -> None:
         """Count one call that ended in bucket ``index`` after ``duration`` seconds."""
         if index > self.head:
             self._move(index)
-        elif index < self.head - BUCKETS + 1:
+        elif index <= self.head - BUCKETS:
             return  # older than the window (a clock that went back)
         slot = index % BUCKETS
-        self._calls[slot] += 1
-        self._hist[slot][bisect_left(_BOUNDS, duration)] += 1
+        self._hist[slot][bisect_left(BOUNDS, duration)] += 1
         if failed:
             self._failures[slot] += 1
             if self._first[slot] is None:
                 self._first[slot] = wall
 
+    def _live(self, index: int) -> list[int]:
+        """The slots of the buckets in the window that ends with bucket ``index``."""
+        low = max(index, self.head) - BUCKETS + 1
+        return [i % BUCKETS for i in range(low, min(index, self.head) + 1)]
+
     def stats(self, index: int) -> WindowStats:
-        """The window ending with bucket ``index`` (the current one)."""
-        if index > self.head:
-            self._move(index)
-        slots = [i % BUCKETS for i in range(index - BUCKETS + 1, index + 1) if i <= self.head]
-        calls = sum(self._calls[s] for s in slots)
+        """The window ending with bucket ``index`` (the current one); reading it changes
+        nothing (buckets move only when calls are counted)."""
+        slots = self._live(index)
+        merged = [sum(column) for column in zip(*(self._hist[s] for s in slots), strict=True)]
+        calls = sum(merged)
         failures = sum(self._failures[s] for s in slots)
         firsts = [f for f in (self._first[s] for s in slots) if f is not None]
-        p95 = None
-        if calls:
-            merged = [sum(self._hist[s][b] for s in slots) for b in range(_BINS)]
-            p95 = _quantile(merged, calls, 0.95)
-        return WindowStats(calls, failures, p95, min(firsts) if firsts else None)
+        p95 = _quantile(merged, calls, 0.95) if calls else None
+        newest = [
+            i % BUCKETS
+            for i in range(index - RECENT + 1, min(index, self.head) + 1)
+            if i > self.head - BUCKETS
+        ]
+        return WindowStats(
+            calls,
+            failures,
+            p95,
+            min(firsts) if firsts else None,
+            sum(sum(self._hist[s]) for s in newest),
+            sum(self._failures[s] for s in newest),
+        )
+
+    def totals(self) -> tuple[int, int]:
+        """Calls and failures ever counted (those still in the window and those retired)."""
+        calls = self._retired[0] + sum(sum(hist) for hist in self._hist)
+        return calls, self._retired[1] + sum(self._failures)
 
 
 def _quantile(bins: list[int], total: int, q: float) -> float:
@@ -235,5 +281,5 @@ def _quantile(bins: list[int], total: int, q: float) -> float:
     for index, count in enumerate(bins):
         seen += count
         if seen >= wanted and count:
-            return _BOUNDS[index] if index < len(_BOUNDS) else _BOUNDS[-1]
-    return _BOUNDS[-1]
+            return BOUNDS[index] if index < len(BOUNDS) else BOUNDS[-1]
+    return BOUNDS[-1]

@@ -3,6 +3,7 @@ healthy → partial failure → full outage → recovery, with alerts to real re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -113,7 +114,9 @@ def test_an_outage_is_one_incident_from_first_failure_to_recovery(
 ) -> None:
     collect = Collect()
     critical = [f"* 127.0.0.1:{upstream.port}"]
-    monitor = IncidentMonitor(clock=clock, sinks=[collect], critical=critical)
+    # A window longer than the breaker's 30 s open period: recovery eases through degraded.
+    rules = HealthRules(window=60.0)
+    monitor = IncidentMonitor(clock=clock, sinks=[collect], critical=critical, rules=rules)
     story = Story(driver, upstream, monitor, clock, "story")
     caplog.set_level(logging.DEBUG, logger="resilient_client")
     try:
@@ -316,5 +319,31 @@ def test_the_log_sink_writes_one_line_per_alert(
     caplog.set_level(logging.INFO, logger="resilient_client.incidents")
     monitor = _alerts_to_real_receivers(Driver("sync"), upstream, clock, LogSink())
     lines = [r for r in caplog.records if r.name == "resilient_client.incidents"]
-    assert [r.action for r in lines] == ["trigger", "resolve"]  # type: ignore[attr-defined]
+    actions = [r.action for r in lines]  # type: ignore[attr-defined]
+    assert actions[0] == "trigger" and actions[-1] == "resolve"  # updates may come between
+    assert set(actions[1:-1]) <= {"update"}
     assert lines[0].incident_id == monitor.incidents()[0].id  # type: ignore[attr-defined]
+
+
+def test_a_transport_under_a_plain_client_feeds_the_monitor(
+    driver: Driver, upstream: RunningServer, clock: FakeClock
+) -> None:
+    collect = Collect()
+    rules = HealthRules(window=10.0, min_calls=5, recover_after=5.0)
+    monitor = IncidentMonitor(clock=clock, sinks=[collect], rules=rules)
+    inner = driver.lib.AsyncHTTPTransport() if driver.is_async else driver.lib.HTTPTransport()
+    transport = driver.transport(inner, clock=clock, incidents=monitor, policy=POLICY)
+    client = driver.plain_client(base_url=upstream.url, transport=transport)
+    upstream.app.set_failure_plan("transport", rate=1.0, seed=1)
+    try:
+        for _ in range(12):
+            with contextlib.suppress(Exception):
+                driver.request(client, "GET", "/outage/transport")
+            clock.advance(0.5)
+        assert monitor.flush()
+    finally:
+        monitor.close()
+    [incident] = monitor.incidents()
+    assert incident.provider == f"127.0.0.1:{upstream.port}" and incident.failed_calls > 0
+    assert set(incident.statuses) == {503} and incident.client_actions.fast_failures > 0
+    assert [(a.action, a.dedup_key) for a in collect.alerts] == [("trigger", incident.id)]

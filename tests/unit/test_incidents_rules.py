@@ -71,13 +71,39 @@ def test_judge_slow_calls_degrade_with_hysteresis(current: str, p95: float, expe
     assert judge(current, WindowStats(100, 0, p95, None), False, rules) == expected  # type: ignore[arg-type]
 
 
-def test_one_bad_second_at_steady_volume_does_not_leave_healthy() -> None:
+@pytest.mark.parametrize("bad", [30.0, 32.9, 33.0, 35.5])  # the bad second's place in a bucket
+def test_one_bad_second_at_steady_volume_never_leaves_healthy(bad: float) -> None:
     window = CallWindow(RULES.bucket)
-    for second in range(60):
-        for _ in range(10):
-            failed = second == 30  # one second where everything fails
-            window.add(int(second // RULES.bucket), 0.01, failed, 1000.0 + second)
-    assert judge("healthy", window.stats(9), False, RULES) == "healthy"
+    state = "healthy"
+    for tenth in range(600):  # a minute at 10 calls a second, judged after every call
+        second = tenth / 10
+        window.add(int(second // RULES.bucket), 0.01, bad <= second < bad + 1, 1000.0 + second)
+        state = judge(state, window.stats(int(second // RULES.bucket)), False, RULES)  # type: ignore[arg-type]
+        assert state == "healthy", f"{state} at {second} s"
+
+
+def test_a_hard_outage_is_down_within_two_buckets_whatever_the_window_held() -> None:
+    window = CallWindow(RULES.bucket)
+    for tenth in range(300):  # a full window of healthy calls first
+        window.add(int(tenth / 10 // RULES.bucket), 0.01, False, 0.0)
+    state, second = "healthy", 30.0
+    while state != "down":
+        index = int(second // RULES.bucket)
+        window.add(index, 0.01, True, 1000.0 + second)
+        state = judge(state, window.stats(index), False, RULES)  # type: ignore[arg-type]
+        second += 0.1
+    assert second - 30.0 <= 2 * RULES.bucket
+    assert window.stats(index).failures < RULES.down_failure_rate * window.stats(index).calls
+
+
+def test_a_few_failed_calls_at_low_volume_are_no_outage() -> None:
+    window = CallWindow(RULES.bucket)
+    state = "healthy"
+    for second in range(0, 120, 4):  # a call every 4 s, every third one failing
+        index = int(second // RULES.bucket)
+        window.add(index, 0.01, second % 12 == 0, 1000.0 + second)
+        state = judge(state, window.stats(index), False, RULES)  # type: ignore[arg-type]
+        assert state == "healthy"
 
 
 def test_the_window_forgets_calls_older_than_the_window() -> None:
