@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from drivers import Driver
 from incident_receivers import receiver
+from otel_support import Otel
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -347,3 +348,44 @@ def test_a_transport_under_a_plain_client_feeds_the_monitor(
     assert incident.provider == f"127.0.0.1:{upstream.port}" and incident.failed_calls > 0
     assert set(incident.statuses) == {503} and incident.client_actions.fast_failures > 0
     assert [(a.action, a.dedup_key) for a in collect.alerts] == [("trigger", incident.id)]
+
+
+def test_with_the_monitor_and_telemetry_on_the_canary_reaches_no_span_or_metric(
+    driver: Driver, upstream: RunningServer, clock: FakeClock
+) -> None:
+    # The incident monitor and the OpenTelemetry observer watch the same failing calls;
+    # the canary (query and Authorization header) must reach neither's output.
+    otel = Otel()
+    collect = Collect()
+    monitor = IncidentMonitor(clock=clock, sinks=[collect])
+    client = driver.client(
+        base_url=upstream.url, clock=clock, observers=[monitor, otel.observer()], policy=POLICY
+    )
+    upstream.app.set_failure_plan("canary", rate=1.0, seed=7)
+    try:
+        for _ in range(40):
+            with contextlib.suppress(Exception):
+                driver.request(
+                    client,
+                    "GET",
+                    f"/outage/canary?api_key={CANARY}",
+                    headers={"Authorization": f"Bearer {CANARY}"},
+                )
+            clock.advance(1.0)
+        assert monitor.flush(timeout=5.0)
+        [incident] = monitor.incidents()
+        assert [a.action for a in collect.alerts][:1] == ["trigger"]
+    finally:
+        monitor.close()
+    spans = otel.spans()
+    assert spans
+    told = [(span.name, dict(span.attributes or {}), span.status.description) for span in spans] + [
+        (event.name, dict(event.attributes or {})) for span in spans for event in span.events
+    ]
+    for name in ("http.client.request.duration", "resilient_client.failures"):
+        told += [dict(point.attributes or {}) for point in otel.points(name)]
+    assert otel.points("resilient_client.failures")
+    assert "api_key=REDACTED" in repr(told)  # the URL was told, masked
+    assert CANARY not in repr(told)
+    assert CANARY not in incident.to_json()
+    otel.shutdown()
