@@ -91,10 +91,9 @@ def info(call: Call, response: httpx.Response | None = None) -> ResilienceInfo:
         else call.verdict.reason,
         call.fallback_used,
         call.injected,
-        # the failover's choice, else the request's own (no attempt: nobody answered)
-        call.origin
-        if call.origin is not None or not call.attempts
-        else call._pipeline.origin_of(call.request.url),
+        # the failover's choice (without failover, the request's URL says who answered:
+        # naming its origin on every call cost ~2,000 instructions for nothing new)
+        call.origin,
         call.hedges,
     )
 

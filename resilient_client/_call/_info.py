@@ -30,9 +30,10 @@ class ResilienceInfo(NamedTuple):
     - ``fallback``: the response came from the policy's fallback, not the server.
     - ``injected``: the faults chaos put in place of attempts (``"503"``, ``"reset"``...),
       which never reached the server (``rc.Chaos``); empty for a real call.
-    - ``origin``: who answered: the origin (``"scheme://host[:port]"``, e.g.
-      ``"https://us.api.example.com"``) of the call's last attempt, another than the
-      request's with failover (``rc.Failover``); ``None`` when no attempt was sent.
+    - ``origin``: with failover (``rc.Failover``), who answered: the origin
+      (``"scheme://host[:port]"``, e.g. ``"https://us.api.example.com"``) of the call's
+      last attempt; ``None`` when no attempt was sent, and without failover (the
+      request's own URL says who answered).
     - ``hedges``: how many of the attempts were hedges (``rc.Hedging``): sent while an
       earlier attempt was still on its way.
     """

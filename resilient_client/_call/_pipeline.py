@@ -17,7 +17,7 @@ from .._breaker import BreakerRegistry, BreakerSnapshot, BreakerStorage, Endpoin
 from .._budget import RetryBudgetSnapshot
 from .._bulkhead import BulkheadSnapshot
 from .._clock import Clock, default_clock
-from .._failover import Failover, FailoverState, origin_name
+from .._failover import Failover, FailoverState
 from .._flavor import HTTPX, Flavor
 from .._headers import is_header_name
 from .._isolation import IsolationTable, check_reason, endpoint_key
@@ -168,7 +168,6 @@ class Pipeline:
         self.isolations = IsolationTable(options.get("breaker_storage"))
         self._merges: dict[tuple[int, int], tuple[Policy, Policy, Policy]] = {}
         self._providers: dict[tuple[bytes, int | None], str] = {}
-        self._origins: dict[tuple[Any, ...], str] = {}
         base_path = str(flavor.URL(base_url).path).rstrip("/")
         self.endpoints = EndpointTable(
             self.default, endpoints, base_path=base_path, clock=clock, breakers=self.breakers
@@ -204,22 +203,6 @@ class Pipeline:
                 self._providers.clear()
             host = url.host
             name = self._providers[where] = host if url.port is None else f"{host}:{url.port}"
-        return name
-
-    def origin_of(self, url: httpx.URL) -> str:
-        """``url``'s origin, ``"scheme://host[:port]"``, made once per scheme, host and port."""
-        # httpx's (and httpx2's) parsed URL: its fields without a property frame each,
-        # as this runs once per call.
-        parsed = getattr(url, "_uri_reference", None)
-        if parsed is not None:
-            where = (parsed[0], parsed[2], parsed[3])  # scheme, host, port
-        else:
-            where = (url.scheme, url.host, url.port)
-        name = self._origins.get(where)
-        if name is None:
-            if len(self._origins) >= _PROVIDER_CACHE_LIMIT:
-                self._origins.clear()
-            name = self._origins[where] = origin_name(url)
         return name
 
     def endpoint_for(self, request: httpx.Request) -> Endpoint:
