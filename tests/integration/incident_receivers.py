@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from resilient_client.incidents import Alert
+
 
 @dataclass
 class Received:
@@ -94,3 +96,15 @@ def receiver(**kwargs: Any) -> Iterator[Receiver]:
         state.stop.set()
         server.shutdown()
         server.server_close()
+
+
+class Collect:
+    """An in-process sink keeping every alert."""
+
+    name = "collect"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)

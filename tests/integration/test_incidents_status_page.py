@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from incident_receivers import Receiver, receiver
+from incident_receivers import Collect, Receiver, receiver
 from waiting import wait_until
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
-from resilient_client.incidents import Alert, HealthRules, IncidentMonitor
+from resilient_client.incidents import HealthRules, IncidentMonitor
 from resilient_client.testing import FakeClock
 
 RULES = HealthRules(window=10.0, min_calls=5, recover_after=5.0)
@@ -51,16 +51,6 @@ STATUSPAGE = {
 }
 HTML = (200, "text/html", b"<!doctype html><html><body>Status</body></html>")
 GARBAGE = {"/api/v2/status.json": HTML, "/api/v2/incidents/unresolved.json": HTML}
-
-
-class Collect:
-    name = "collect"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
 
 
 def nothing_listening() -> str:

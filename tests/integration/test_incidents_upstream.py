@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 from drivers import Driver
-from incident_receivers import receiver
+from incident_receivers import Collect, receiver
 from otel_support import Otel
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
 from resilient_client.incidents import (
-    Alert,
     HealthRules,
     IncidentMonitor,
     IncidentStoreError,
@@ -35,18 +34,6 @@ POLICY = rc.Policy(
     retry=rc.Retry(max_attempts=2),
     breaker=rc.Breaker(window="consecutive", failure_threshold=8, reset_timeout=30.0),
 )
-
-
-class Collect:
-    """An in-process sink keeping every alert."""
-
-    name = "collect"
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
 
 
 class Story:
