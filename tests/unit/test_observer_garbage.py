@@ -39,9 +39,13 @@ def test_an_observed_call_leaves_no_cycle_of_its_own() -> None:
         policy=policy,
         observers=[monitor],
     )
+    calls = 40
     gc.disable()  # no collection between the calls and the count
     try:
-        assert garbage_after(watched, 20) == garbage_after(plain, 20)
+        extra = garbage_after(watched, calls) - garbage_after(plain, calls)
+        # A cycle through each observed call would leave a dozen objects or more per call;
+        # the monitor's own one-off objects (made lazily on its first calls) are a few.
+        assert extra < calls
     finally:
         gc.enable()
         monitor.close()
