@@ -44,6 +44,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._breaker import Breaker, Rejection
+from ._headers import request_copy
 from ._logging import logger
 
 if TYPE_CHECKING:
@@ -456,9 +457,7 @@ class OriginBreakers:
 def _moved(request: httpx.Request, origin: Origin) -> httpx.Request:
     """A copy of ``request`` addressed to ``origin`` (its URL's scheme, host and port, and
     its Host header); the rest is shared with ``request``, which is left as it was."""
-    copy = object.__new__(type(request))
-    copy.__dict__.update(request.__dict__)
+    copy = request_copy(request)
     copy.url = request.url.copy_with(scheme=origin.scheme, host=origin.host, port=origin.port)
-    copy.headers = headers = type(request.headers)(request.headers)
-    headers["Host"] = origin.netloc
+    copy.headers["Host"] = origin.netloc
     return copy

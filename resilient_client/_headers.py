@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "LOWER_NAME",
@@ -20,11 +20,13 @@ __all__ = [
     "first_value",
     "is_header_name",
     "put_triple",
+    "request_copy",
     "set_header",
     "triples",
 ]
 
 Triple = tuple[bytes, bytes, bytes]
+_Request = TypeVar("_Request")  # httpx's or httpx2's Request
 
 # A triple's lower-cased name, taken in C (map(LOWER_NAME, triples) runs no bytecode).
 LOWER_NAME = itemgetter(1)
@@ -93,3 +95,13 @@ def put_triple(stored: list[Triple], triple: Triple) -> None:
                     del stored[later]
             return
     stored.append(triple)
+
+
+def request_copy(request: _Request) -> _Request:
+    """A copy of ``request`` (httpx's or httpx2's) with headers of its own, to add headers
+    to: its URL, body, stream and extensions are the original's, which stays as it was
+    (hooks, a redirect's next hop and a request sent again see the caller's request)."""
+    copy: Any = object.__new__(type(request))
+    copy.__dict__.update(request.__dict__)
+    copy.headers = type(copy.headers)(copy.headers)
+    return copy  # type: ignore[no-any-return]

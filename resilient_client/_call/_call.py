@@ -22,7 +22,7 @@ import httpx
 from .. import _context
 from .._breaker import apply_failure_predicate, classify_for_breaker
 from .._deadline import PhaseTable, attempt_limit, clip, phase_table
-from .._headers import LOWER_NAME, Triple, add_header, first_value, triples
+from .._headers import LOWER_NAME, Triple, add_header, first_value, request_copy, triples
 from .._hedging import Lane
 from .._idempotency import IdempotencyRule, new_idempotency_key
 from .._logging import logger
@@ -298,12 +298,8 @@ class Call:
                 )
         if not add_key and correlation is None:
             return  # nothing to add: the caller's request is sent as it is
-        # The caller's request, with headers of its own (its body, URL and extensions stay
-        # the caller's). Inlined rather than a function: a frame on every call.
-        copy = object.__new__(type(request))
-        copy.__dict__.update(request.__dict__)
-        copy.headers = headers = type(headers)(headers)
-        self.request = request = copy
+        self.request = request = request_copy(request)
+        headers = request.headers
         if add_key:
             headers[rule.header] = rule.encode(key)  # type: ignore[arg-type]
         if correlation is not None:
@@ -482,11 +478,8 @@ class Call:
         if hedge:
             self.hedges += 1
         lane = Lane(self.attempts, hedge, self._attempt_started, self.limit, permit)
-        copy = object.__new__(type(request))
-        copy.__dict__.update(request.__dict__)
-        copy.headers = type(request.headers)(request.headers)
+        lane.request = copy = request_copy(request)
         copy.extensions = dict(request.extensions)
-        lane.request = copy
         return lane
 
     def grants_hedge(self) -> bool:
