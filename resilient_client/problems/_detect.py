@@ -53,9 +53,9 @@ def draft_for_json(
 ) -> Draft:
     """The draft for a parsed JSON ``value`` received with ``media_type`` (lower case,
     without parameters)."""
-    body = as_dict(value)
-    if body is None:
+    if not isinstance(value, dict):  # as_dict(), inlined: a frame per parse
         return _unstructured.from_json(status, value)
+    body: JsonObject = value
     if media_type == _PROBLEM_JSON:
         return _rfc9457.parse(body, status)
     errors = objects(body.get("errors"))

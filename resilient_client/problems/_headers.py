@@ -6,17 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TypeGuard
+from typing import TypeGuard, cast
 
 import httpx
 
-from .._headers import LOWER_NAME, first_value, triples
+from .._headers import LOWER_NAME, triples
 
 __all__ = [
     "REQUEST_ID_HEADERS",
     "RETRY_HINT_HEADERS",
     "first_values",
-    "header_value",
     "is_headers",
     "request_id_from_headers",
     "response_request_id",
@@ -59,17 +58,6 @@ def is_headers(headers: object) -> TypeGuard[httpx.Headers]:
     return hasattr(type(headers), "raw")
 
 
-def header_value(headers: httpx.Headers | Mapping[str, str], name: str) -> str | None:
-    """The value of the first copy of header ``name`` (lower case), or None.
-
-    ``headers``: ``httpx.Headers`` (read in place: ``Headers.get`` would join repeated
-    fields with ``", "``), or :func:`first_values` of them.
-    """
-    if hasattr(type(headers), "raw"):  # is_headers(), inlined: asked per hint header
-        return first_value(headers, name.encode("latin-1"))
-    return headers.get(name)
-
-
 def first_values(headers: httpx.Headers) -> dict[str, str]:
     """Lower-case name -> value of its first copy, in one pass over the raw pairs.
 
@@ -79,7 +67,8 @@ def first_values(headers: httpx.Headers) -> dict[str, str]:
     never fails; every value read here is ASCII when it is valid at all.
     """
     found: dict[str, str] = {}
-    for _, lower_name, raw_value in triples(headers):
+    stored = getattr(headers, "_list", None)  # triples(), inlined: a frame per response
+    for _, lower_name, raw_value in triples(headers) if stored is None else stored:
         name = lower_name.decode("latin-1")
         if name not in found:
             found[name] = raw_value.decode("latin-1")
@@ -160,12 +149,14 @@ def server_retry_hint(headers: httpx.Headers | Mapping[str, str]) -> bool | None
     ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them; of a
     repeated field, the first copy counts.
     """
-    if hasattr(type(headers), "raw"):  # httpx's Headers: most responses carry no hint
+    fields: Mapping[str, str] = headers
+    if hasattr(type(headers), "raw"):  # is_headers(), inlined: asked of every response
         stored = getattr(headers, "_list", None)  # triples(), inlined as above
         if _HINT_NAMES.isdisjoint(map(LOWER_NAME, triples(headers) if stored is None else stored)):
-            return None
+            return None  # most responses carry no hint
+        fields = first_values(cast(httpx.Headers, headers))
     for name in RETRY_HINT_HEADERS:
-        value = header_value(headers, name)
+        value = fields.get(name)
         if value == "true":
             return True
         if value == "false":

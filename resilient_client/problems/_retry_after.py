@@ -21,17 +21,21 @@ import re
 from collections.abc import Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import cast
 
 import httpx
 
 from .._clock import SYSTEM_CLOCK
-from ._headers import header_value
+from .._headers import LOWER_NAME, triples
+from ._headers import first_values
 
 __all__ = ["http_date_timestamp", "retry_after_seconds"]
 
 # Digits with an optional fraction; deliberately not float(): that would also take
 # "nan", "inf", "1_000" and "1e3".
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+_NAMES = frozenset({b"retry-after-ms", b"retry-after"})
 
 
 def retry_after_seconds(
@@ -46,10 +50,17 @@ def retry_after_seconds(
     when the response carries no parseable ``Date`` header; None reads the system clock,
     and only then. Never raises.
     """
-    millis = header_value(headers, "retry-after-ms")
+    fields: Mapping[str, str] = headers
+    if hasattr(type(headers), "raw"):  # is_headers(), inlined: asked of every retry
+        stored = getattr(headers, "_list", None)  # triples(), inlined likewise
+        if _NAMES.isdisjoint(map(LOWER_NAME, triples(headers) if stored is None else stored)):
+            return None  # no hint, found in C
+        # One pass over the headers, then dict lookups: a frame per header read saved.
+        fields = first_values(cast(httpx.Headers, headers))
+    millis = fields.get("retry-after-ms")
     if millis is not None and _NUMBER.fullmatch(millis.strip()):
         return max(0.0, float(millis) / 1000.0)
-    value = header_value(headers, "retry-after")
+    value = fields.get("retry-after")
     if value is None:
         return None
     value = value.strip()
@@ -58,7 +69,7 @@ def retry_after_seconds(
     when = http_date_timestamp(value)
     if when is None:
         return None
-    date = header_value(headers, "date")
+    date = fields.get("date")
     server_now = http_date_timestamp(date) if date is not None else None
     if server_now is None:
         server_now = SYSTEM_CLOCK.wall() if now is None else now

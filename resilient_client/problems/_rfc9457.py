@@ -40,54 +40,65 @@ def looks_like_problem(body: JsonObject) -> bool:
 
 
 def parse(body: JsonObject, status: int) -> Draft:
-    problem_type = as_str(body.get("type"))
-    if problem_type is None:
+    # The standard members are type-checked in place, not through as_str(): a frame each,
+    # 4 of the 51 frames a bare problem cost.
+    problem_type = body.get("type")
+    if not isinstance(problem_type, str):
         problem_type = ABOUT_BLANK
-    title = as_str(body.get("title"))
-    if title is None and problem_type == ABOUT_BLANK:
-        title = httpx.codes.get_reason_phrase(status) or None
+    title = body.get("title")
+    if not isinstance(title, str):
+        title = None
+        if problem_type == ABOUT_BLANK:
+            title = httpx.codes.get_reason_phrase(status) or None
+    detail = body.get("detail")
+    instance = body.get("instance")
 
     extensions = {name: value for name, value in body.items() if name not in _STANDARD}
     body_status = as_int(body.get("status"))
     if body_status is not None and body_status != status:
         extensions["status"] = body_status
-    code = as_code(extensions.get("code"))
+    # The optional members are read only when present: reading absent ones through the
+    # helpers cost a bare problem 6 frames here, and 13 in _field_errors.
+    code = as_code(extensions["code"]) if "code" in extensions else None
     if code is not None:
         del extensions["code"]
     request_id = None
     for name in ("request_id", "requestId"):
-        request_id = safe_request_id(as_str(extensions.get(name)))
-        if request_id is not None:
-            del extensions[name]
-            break
+        if name in extensions:
+            request_id = safe_request_id(as_str(extensions[name]))
+            if request_id is not None:
+                del extensions[name]
+                break
 
     kind = problem_type[len(_IANA_TYPES) :] if problem_type.startswith(_IANA_TYPES) else None
     return Draft(
         format="rfc9457",
         type=problem_type,
         title=title,
-        detail=as_str(body.get("detail")),
-        instance=as_str(body.get("instance")),
+        detail=detail if isinstance(detail, str) else None,
+        instance=instance if isinstance(instance, str) else None,
         code=code,
         request_id=request_id,
-        field_errors=_field_errors(extensions),
+        field_errors=[] if _FIELD_ERRORS.isdisjoint(extensions) else _field_errors(extensions),
         extensions=extensions,
         signals=(code, kind),
     )
 
 
+_FIELD_ERRORS = frozenset({"errors", "invalid-params", "invalid_params"})
+
+
 def _field_errors(extensions: JsonObject) -> list[FieldError]:
-    found = [
-        field_error(
-            as_str(error.get("pointer")) or as_str(error.get("field")),
-            as_str(error.get("detail")) or as_str(error.get("message")),
-            as_code(error.get("code")),
+    found: list[FieldError] = []
+    for error in objects(extensions.get("errors")):
+        found.append(
+            field_error(
+                as_str(error.get("pointer")) or as_str(error.get("field")),
+                as_str(error.get("detail")) or as_str(error.get("message")),
+                as_code(error.get("code")),
+            )
         )
-        for error in objects(extensions.get("errors"))
-    ]
     for name in ("invalid-params", "invalid_params"):
-        found.extend(
-            field_error(as_str(param.get("name")), as_str(param.get("reason")), None)
-            for param in objects(extensions.get(name))
-        )
+        for param in objects(extensions.get(name)):
+            found.append(field_error(as_str(param.get("name")), as_str(param.get("reason")), None))
     return found
