@@ -41,6 +41,18 @@ PAYLOADS: dict[str, tuple[int, str, Any, dict[str, str]]] = {
         },
         {},
     ),
+    # What a retried call parses: a bare problem, no field errors, no hints.
+    "rfc9457 (bare 503)": (
+        503,
+        "application/problem+json",
+        {
+            "type": "https://example.com/probs/unavailable",
+            "title": "Unavailable",
+            "status": 503,
+            "detail": "try later",
+        },
+        {},
+    ),
     "google": (
         429,
         "application/json",
