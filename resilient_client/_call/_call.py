@@ -126,6 +126,7 @@ class Call:
         "planned_delay",
         "policy",
         "rate_limit",
+        "read_body",
         "replayable",
         "request",
         "retry_if",
@@ -217,6 +218,7 @@ class Call:
         self._fault_now = False
         self._hint: tuple[object, bool | None] | None = None
         self._paced: float | None = None  # when the rate limit's turn it holds starts
+        self.read_body = False  # whether a driver read an attempt's body (reads_body)
         self._set_headers(idempotency)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
@@ -516,11 +518,12 @@ class Call:
         Always when the caller does not stream (so a connection dropped mid-body is an
         attempt failure that can be retried); for streamed calls only a small error body
         that may be retried, so the decision can see its problem. Never when the body is
-        in memory already.
+        in memory already. A call whose driver read a body says so in :attr:`read_body`.
         """
         if response.is_stream_consumed:
             return False  # already in memory (an in-process transport, a cache)
         if self.request.extensions.get(EXT_STREAM) is False:
+            self.read_body = True
             return True
         if self.retry_if is None and self._failure_if is None:
             # (a predicate sees every small body: it may retry any, or call it a failure)
@@ -534,7 +537,10 @@ class Call:
             if not status_is_candidate(status, self.idempotency_key is not None, retry, hint):
                 return False
         length = response.headers.get("content-length")
-        return length is not None and length.isdigit() and int(length) <= ERROR_BODY_LIMIT
+        if length is not None and length.isdigit() and int(length) <= ERROR_BODY_LIMIT:
+            self.read_body = True
+            return True
+        return False
 
     def attempt_ended(self, outcome: httpx.Response | BaseException) -> tuple[Outcome, float]:
         """Record an attempt's outcome with the throttle and the observers, and say what it
