@@ -45,30 +45,32 @@ def _outcome(state: tenacity.RetryCallState) -> Outcome:
     return future.exception() if future.failed else future.result()
 
 
-class _RetryIf(retry_base):
-    def __init__(self, rules: Rules) -> None:
-        self._rules = rules
+# The strategies are shared by every loop: each finds its call's rules in the loop's
+# state (``args``), which tenacity hands them (three objects fewer to build per retried
+# call).
 
+
+class _RetryIf(retry_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return self._rules.judge(_outcome(retry_state)).retry
+        rules: Rules = retry_state.args[0]
+        return rules.judge(_outcome(retry_state)).retry
 
 
 class _Wait(wait_base):
-    def __init__(self, rules: Rules) -> None:
-        self._rules = rules
-
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        return self._rules.next_delay(_outcome(retry_state))
+        rules: Rules = retry_state.args[0]
+        return rules.next_delay(_outcome(retry_state))
 
 
 class _StopIf(stop_base):
-    def __init__(self, rules: Rules) -> None:
-        self._rules = rules
-
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         # The call's rules also count max_attempts: tenacity's own stop stays out so
         # that the stop reason is recorded in one place.
-        return self._rules.stops()
+        rules: Rules = retry_state.args[0]
+        return rules.stops()
+
+
+_RETRY_IF, _WAIT, _STOP_IF = _RetryIf(), _Wait(), _StopIf()
 
 
 def _stopped(retry_state: tenacity.RetryCallState) -> None:
@@ -87,14 +89,14 @@ class RetryLoop:
 
     def __init__(self, rules: Rules) -> None:
         self._retrying = tenacity.Retrying(
-            retry=_RetryIf(rules),
-            wait=_Wait(rules),
-            stop=_StopIf(rules),
+            retry=_RETRY_IF,
+            wait=_WAIT,
+            stop=_STOP_IF,
             retry_error_callback=_stopped,
             sleep=_never_sleep,
         )
         self._retrying.begin()
-        self._state = tenacity.RetryCallState(self._retrying, fn=None, args=(), kwargs={})
+        self._state = tenacity.RetryCallState(self._retrying, fn=None, args=(rules,), kwargs={})
 
     def after(self, outcome: Outcome) -> float | None:
         """Feed one attempt's outcome: the delay before the next attempt, or ``None``
