@@ -61,3 +61,14 @@ class BucketRing:
         """Count one in ``slot`` for ``counter`` (0, 1 or 2)."""
         self._counts[counter][slot] += 1
         self.sums[counter] += 1
+
+    def add_all(self, slot: int, first: int, second: int, third: int) -> None:
+        """Add to each counter of ``slot`` at once: one call for what would be up to three
+        :meth:`add` calls (a failed call counts as a call and as a failure)."""
+        counts, sums = self._counts, self.sums
+        counts[0][slot] += first
+        counts[1][slot] += second
+        counts[2][slot] += third
+        sums[0] += first
+        sums[1] += second
+        sums[2] += third

@@ -3,9 +3,10 @@
 A :class:`Circuit` is one endpoint's state. Every method takes ``now`` (seconds on one
 monotonic clock), and the one that can reopen the breaker a random number as well, and
 mutates only the circuit: the driver (``_breaker.py``) holds a lock for O(1) work around
-each call and never across a guarded call - but for :meth:`Circuit.count_success`, which
-counts a closed time window's fast successes without it (the common case by far) and
-leaves to the lock whatever could meet a trip rule, deciding as a locked record would.
+each call and never across a guarded call - but for a closed time window's fast
+successes (the common case by far), which the driver counts without it, leaving to the
+lock whatever could meet a trip rule, and deciding as a locked record would: the
+protocol, and why it is safe, is :class:`TimeWindow`'s.
 ``_lua.py`` is a port of this file to Redis Lua for fleet-wide state; the two must
 decide alike (a test runs one scenario through both).
 
@@ -47,12 +48,9 @@ from ._policy import Breaker, BreakerState
 
 __all__ = [
     "CLOSED",
-    "COUNTED",
-    "COUNTED_SETTLE",
     "FAILED",
     "HALF_OPEN",
     "JITTER",
-    "NOT_COUNTED",
     "NO_TRIP",
     "OPEN",
     "RATE_SCALE",
@@ -66,6 +64,7 @@ __all__ = [
     "Admission",
     "BreakerState",
     "Circuit",
+    "TimeWindow",
     "Transition",
     "Trip",
     "describe_trip",
@@ -233,39 +232,75 @@ class _CountWindow:
 # The counters of a time window's BucketRing (its calls are counted apart, see below).
 _CALLS, _FAILURES, _SLOW_CALLS = 0, 1, 2
 
-# What Circuit.count_success did.
-NOT_COUNTED: Final = 0  # nothing: record the outcome as usual
-COUNTED: Final = 1  # counted, and no trip rule can be met by it
-COUNTED_SETTLE: Final = 2  # counted; a trip rule might now be met: settle() under the lock
+
+def _bucket_start(index: int, width: float) -> float:
+    """The first instant of bucket ``index``: the least float ``t`` with ``floor(t / width)
+    >= index``, exactly as the division rounds (``index * width`` may miss it by an ulp).
+
+    Exact, so ``now < start`` decides alike with ``floor(now / width) < index``: one float
+    comparison for a division, a ``math.floor`` call and an int, ~600 instructions off
+    every fast success (cachegrind). Rounded division is monotonic in ``t``, so the
+    boundary is one point, an ulp or two from the product.
+    """
+    t = index * width
+    while math.floor(t / width) >= index:
+        t = math.nextafter(t, -math.inf)
+    while math.floor(t / width) < index:
+        t = math.nextafter(t, math.inf)
+    return t
 
 
-class _TimeWindow:
+class TimeWindow:
     """Outcomes of the last ``size`` seconds in ``TIME_BUCKETS`` buckets, totals kept.
 
     Bucket ``n`` covers ``[n * width, (n + 1) * width)`` with ``width = size / 10``: the
-    same numbering as the Lua port's ``floor(now / (size / BUCKETS))``.
+    same numbering as the Lua port's ``floor(now / (size / BUCKETS))``. ``ends`` is where
+    the newest bucket ends (:func:`_bucket_start` of the next): an outcome at ``now <
+    ends`` counts in it. ``failures`` and ``slow`` mirror the ring's sums, refreshed when
+    the ring moves: plain attributes, as the trip rule and every fast success read them.
 
-    Fast successes may be counted without the driver's lock (:meth:`Circuit.count_success`),
-    the way the retry budget counts calls: by one ``itertools.count`` (its ``next()`` is one C
-    step, so no two threads lose a count), with, per bucket, the count at the bucket's
-    start (its mark) - so they number the count now less the oldest bucket's mark. Every
-    other method runs under the lock.
+    Fast successes are counted without the driver's lock, the way the retry budget counts
+    calls: by one ``itertools.count``, ``fast`` (its ``next()`` is one C step, so no two
+    threads lose a count), with, per bucket, the count at the bucket's start (its mark) -
+    so they number the count now less the oldest bucket's mark. Every other method runs
+    under the lock. A fast success of a closed-state permit of ``generation`` is counted
+    so (``EndpointBreaker.record``, inline), and recorded as usual at the first step that
+    fails:
+
+    1. ``window = circuit.window``, read *before* the generation;
+    2. ``generation == circuit.generation``, ``circuit.state == CLOSED`` and ``window`` a
+       ``TimeWindow`` (a reconfigured policy may have replaced it by another kind);
+    3. ``now < window.ends``: the newest bucket (a new one is marked under the lock);
+    4. ``next(window.fast)``: counted;
+    5. then, and only then, ``window.failures`` and ``window.slow`` are read: below both
+       ``circuit.failure_floor`` and ``circuit.slow_floor`` it is done, else the driver
+       applies the trip rule under the lock (``Circuit.settle``).
+
+    Why it decides as a locked record would: a trip starts a new generation before it
+    replaces the window, so a success of a past one never reaches a new window (step 1
+    before 2). The floors are the fewest failures (slow calls) that can meet a rate rule
+    at ``minimum_calls``: below both, no number of calls can. A failure counted meanwhile
+    under the lock raises ``failures`` (:meth:`add`) before its trip rule reads the
+    calls, so either it counted this success when it applied the rule, or step 5 sees
+    it. (A rule stopped by the floors reads no calls, but then none could meet it.)
     """
 
-    __slots__ = ("_fast", "_marks", "_peeks", "_ring", "_width")
+    __slots__ = ("_marks", "_peeks", "_ring", "_width", "ends", "failures", "fast", "slow")
 
     def __init__(self, size: float) -> None:
         self._width = size / TIME_BUCKETS
         # Head -1: nothing counted yet; moving to the first real bucket zeroes only
         # empty slots, whatever the clock reads.
         self._ring = BucketRing(TIME_BUCKETS, -1)
+        self.ends = _bucket_start(0, self._width)
+        self.failures = self.slow = 0
         # Fast successes ever counted, and next() calls made only to read that count.
-        self._fast = itertools.count()
+        self.fast = itertools.count()
         self._peeks = 0
         self._marks = [0] * TIME_BUCKETS
 
     def _counted(self) -> int:
-        counted = next(self._fast) - self._peeks
+        counted = next(self.fast) - self._peeks
         self._peeks += 1
         return counted
 
@@ -276,49 +311,46 @@ class _TimeWindow:
         oldest = self._marks[(ring.head + 1) % TIME_BUCKETS]
         return ring.sums[_CALLS] + self._counted() - oldest
 
-    @property
-    def failures(self) -> int:
-        return self._ring.sums[_FAILURES]
-
-    @property
-    def slow(self) -> int:
-        return self._ring.sums[_SLOW_CALLS]
-
-    def _slot(self, index: int) -> int:
-        """Move to bucket ``index`` (marking the buckets entered) and return its slot."""
+    def _slot(self, now: float) -> int:
+        """Move to the bucket ``now`` falls in (marking the buckets entered) and return
+        its slot."""
         ring = self._ring
         head = ring.head
-        if index > head:
-            counted, marks = self._counted(), self._marks
-            if head < 0 or index - head >= TIME_BUCKETS:
-                marks[:] = [counted] * TIME_BUCKETS
-            else:
-                for bucket in range(head + 1, index + 1):
-                    marks[bucket % TIME_BUCKETS] = counted
-        return ring.slot(index)
+        if now < self.ends:  # the newest bucket, or an earlier one (a fake clock went back)
+            return head % TIME_BUCKETS
+        index = math.floor(now / self._width)
+        counted, marks = self._counted(), self._marks
+        if head < 0 or index - head >= TIME_BUCKETS:
+            marks[:] = [counted] * TIME_BUCKETS
+        else:
+            for bucket in range(head + 1, index + 1):
+                marks[bucket % TIME_BUCKETS] = counted
+        slot = ring.slot(index)
+        self.ends = _bucket_start(index + 1, self._width)
+        sums = ring.sums
+        self.failures, self.slow = sums[_FAILURES], sums[_SLOW_CALLS]
+        return slot
 
     def expire(self, now: float) -> None:
-        self._slot(math.floor(now / self._width))
+        self._slot(now)
 
     def add(self, bits: int, now: float) -> None:
-        ring = self._ring
-        index = math.floor(now / self._width)
-        slot = ring.head % TIME_BUCKETS if index <= ring.head else self._slot(index)
-        ring.add(slot, _CALLS)
-        if bits & FAILED:
-            ring.add(slot, _FAILURES)
-        if bits & SLOW:
-            ring.add(slot, _SLOW_CALLS)
+        slot = self._ring.head % TIME_BUCKETS if now < self.ends else self._slot(now)
+        failed, slow = bits & FAILED, (bits & SLOW) >> 1
+        self._ring.add_all(slot, 1, failed, slow)
+        # Before the trip rule reads the calls: a fast success relies on it (step 5).
+        self.failures += failed
+        self.slow += slow
 
 
-_Window = _Consecutive | _CountWindow | _TimeWindow
+_Window = _Consecutive | _CountWindow | TimeWindow
 
 
 def _new_window(policy: Breaker) -> _Window:
     if policy.window == "count":
         return _CountWindow(int(policy.window_size))
     if policy.window == "time":
-        return _TimeWindow(float(policy.window_size))
+        return TimeWindow(float(policy.window_size))
     return _Consecutive()
 
 
@@ -338,27 +370,29 @@ def _floor(units: int, minimum_calls: int) -> int:
 
 
 class Circuit:
-    """One endpoint's breaker state. Not thread-safe: callers hold a lock around each call.
+    """One endpoint's breaker state. Not thread-safe: callers hold a lock around each call
+    (but for a time window's fast successes: :class:`TimeWindow`).
 
     ``changes`` collects ``(old, new)`` state pairs; the driver drains it after each call
     and notifies listeners outside its lock. ``nominal_open`` is the length the open
     period has grown to (``reset_timeout`` until a probe fails); ``trip`` what last
-    opened the breaker.
+    opened the breaker. ``failure_floor`` and ``slow_floor`` are the fewest failures and
+    slow calls that can meet a rate rule: below both, the window cannot trip.
     """
 
     __slots__ = (
         "_call",
-        "_failure_floor",
         "_failure_units",
-        "_slow_floor",
         "_slow_units",
         "changes",
+        "failure_floor",
         "generation",
         "half_open_successes",
         "nominal_open",
         "open_until",
         "policy",
         "probes",
+        "slow_floor",
         "state",
         "trip",
         "window",
@@ -381,8 +415,8 @@ class Circuit:
 
     def _set_thresholds(self, policy: Breaker) -> None:
         self._failure_units, self._slow_units = _thresholds(policy)
-        self._failure_floor = _floor(self._failure_units, policy.minimum_calls)
-        self._slow_floor = _floor(self._slow_units, policy.minimum_calls)
+        self.failure_floor = _floor(self._failure_units, policy.minimum_calls)
+        self.slow_floor = _floor(self._slow_units, policy.minimum_calls)
 
     def reconfigure(self, policy: Breaker) -> None:
         """Apply a new policy to the same state; counts survive if the window is unchanged."""
@@ -421,7 +455,8 @@ class Circuit:
         """
         if probe_token is not None:
             self.probes.pop(probe_token, None)
-        self.tick(now)
+        if self.state == OPEN:  # tick's test, inline: a frame, ~400 instructions a failure
+            self.tick(now)
         if bits is None or generation != self.generation:
             return
         if probe_token is not None:
@@ -432,37 +467,9 @@ class Circuit:
             self.window.add(bits, now)
             self._apply_trip_rule(now)
 
-    def count_success(self, generation: int, now: float) -> int:
-        """Count a fast success of a closed-state permit of ``generation`` - safe WITHOUT
-        the caller's lock, the one method that is.
-
-        Only a time window counts this way, in the bucket ``now`` falls in, and only while
-        that bucket is the newest; otherwise, or if the permit's generation is over,
-        ``NOT_COUNTED``: record it as usual. ``COUNTED``: done, no trip rule can be met.
-        ``COUNTED_SETTLE``: call :meth:`settle` under the lock.
-
-        The window is read before the generation: a trip replaces the window after
-        starting a new generation, so a success of a past one never reaches a new window.
-        The failures and slow calls are read *after* counting and compared with the
-        fewest that can meet a rate rule at ``minimum_calls`` (below both, no number of
-        calls can): a failure counted meanwhile under the lock either saw this success
-        when it applied the trip rule, or is seen here.
-        """
-        window = self.window
-        if generation != self.generation or self.state != CLOSED or type(window) is not _TimeWindow:
-            return NOT_COUNTED
-        # The window's internals, inline: this is every call's path (one frame less).
-        ring = window._ring
-        if math.floor(now / window._width) > ring.head:
-            return NOT_COUNTED  # a new bucket: marked under the lock
-        next(window._fast)
-        sums = ring.sums
-        if sums[_FAILURES] < self._failure_floor and sums[_SLOW_CALLS] < self._slow_floor:
-            return COUNTED
-        return COUNTED_SETTLE
-
     def settle(self, now: float) -> None:
-        """Apply the trip rule to the window as it is now (after ``COUNTED_SETTLE``)."""
+        """Apply the trip rule to the window as it is now (after a fast success that could
+        meet it, counted without the lock: :class:`TimeWindow`)."""
         self.tick(now)
         if self.state == CLOSED:
             self.window.expire(now)
@@ -491,6 +498,8 @@ class Circuit:
             if failures >= policy.failure_threshold:
                 self._open(now, Trip(TRIP_STREAK, failures, slow, window.calls), 0.0)
             return
+        if failures < self.failure_floor and slow < self.slow_floor:
+            return  # below both floors no number of calls can meet a rate rule
         calls = window.calls  # read once: a time window's may grow meanwhile
         if calls < policy.minimum_calls:
             return

@@ -438,6 +438,27 @@ def test_a_success_filling_the_window_to_its_minimum_trips_it(clock: FakeClock) 
     assert (snap.state, snap.opened_by) == ("open", "7 of 10 calls failed (70 %)")
 
 
+def test_a_fast_success_from_before_a_trip_counts_in_no_later_window(clock: FakeClock) -> None:
+    # Counted without the lock, it must still be of the current generation.
+    breaker = make(clock, minimum_calls=2, failure_rate_threshold=0.5, reset_timeout=1.0)
+    late = breaker.admit()
+    assert isinstance(late, Permit)
+    call(breaker, "failure")
+    call(breaker, "failure")
+    assert not admitted(breaker.admit())
+    clock.advance(1.0)
+    probe = breaker.admit()
+    assert isinstance(probe, Permit)
+    breaker.record(probe, "success", 0.0)
+    fresh = breaker.admit()  # lock-free again, with the new generation's permit
+    assert isinstance(fresh, Permit)
+    assert (fresh.probe, fresh.generation) == (False, probe.generation)
+    breaker.record(late, "success", 0.0)
+    assert (breaker.snapshot().state, breaker.snapshot().calls) == ("closed", 0)
+    breaker.record(fresh, "success", 0.0)
+    assert breaker.snapshot().calls == 1
+
+
 def test_threads_counting_successes_without_the_lock_lose_none() -> None:
     clock = FakeClock()  # still: every success falls in one bucket
     breaker = make(clock)

@@ -8,6 +8,7 @@ failure (statuses, and exceptions through the real pipeline) are tables too.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,7 +33,9 @@ from resilient_client._breaker._circuit import (
     OPEN,
     SLOW,
     Circuit,
+    TimeWindow,
     Transition,
+    _bucket_start,
     describe_trip,
     grown_period,
 )
@@ -226,6 +229,38 @@ def test_trip_rules(
             fail(circuit, now, int(bits))
     assert circuit.state == state
     assert describe_trip(circuit.trip) == opened_by
+
+
+# -- a time window's buckets: one float comparison stands for floor(now / width) -------------
+
+
+@given(index=st.integers(-(10**6), 10**12), size=st.floats(1e-3, 1e5))
+def test_a_bucket_starts_exactly_where_the_division_says(index: int, size: float) -> None:
+    width = size / 10
+    start = _bucket_start(index, width)
+    assert math.floor(start / width) >= index
+    assert math.floor(math.nextafter(start, -math.inf) / width) < index
+    window = TimeWindow(size)  # head -1 until a bucket numbered 0 or more is entered
+    window.add(0, math.nextafter(start, -math.inf))  # bucket index - 1's last instant
+    assert window._ring.head == max(index - 1, -1)
+    window.add(0, start)
+    assert window._ring.head == max(index, -1)
+
+
+@given(
+    size=st.floats(1e-3, 1e3),
+    nows=st.lists(st.floats(-1e3, 1e9), min_size=1, max_size=20),
+    bits=st.sampled_from([0, FAILED, SLOW, FAILED | SLOW]),
+)
+def test_an_outcome_counts_in_the_bucket_the_division_names(
+    size: float, nows: list[float], bits: int
+) -> None:
+    window, head = TimeWindow(size), -1
+    for now in nows:  # in any order: a fake clock may go back
+        head = max(head, math.floor(now / (size / 10)))
+        window.add(bits, now)
+        assert window._ring.head == head
+        assert (window.failures, window.slow) == (window._ring.sums[1], window._ring.sums[2])
 
 
 # -- the open period, fixed or growing --------------------------------------------------------
