@@ -826,9 +826,7 @@ class Call:
                 record = response.extensions.get(EXT_RESILIENCE)
             else:
                 record = getattr(error, "__resilience_info__", None)
-            # (tuple.__new__ direct: a NamedTuple's own __new__ is a Python function, a
-            # frame more on every observed call)
-            event = tuple.__new__(CallEnded, (response, error, self.fallback_used, record))
+            event = CallEnded(response, error, self.fallback_used, record)
             for observer in self.listeners[CallEnded]:  # (_emit inlined: every call ends)
                 observer.on_event(self.view, event)
         # The view points back at the call: let go of it, so that the two are freed by
