@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import warnings
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -589,10 +590,12 @@ class SlowTransport(httpx.AsyncBaseTransport):
 
 def slow_client(attempt: float, total: float) -> tuple[rc.AsyncResilientClient, SlowTransport]:
     transport = SlowTransport()
-    client = rc.AsyncResilientClient(
-        transport=transport,
-        policy=rc.Policy(timeouts=rc.Timeouts(attempt=attempt, total=total), retry=None),
-    )
+    with warnings.catch_warnings():  # some tests here want a cap past the deadline
+        warnings.simplefilter("ignore", UserWarning)
+        client = rc.AsyncResilientClient(
+            transport=transport,
+            policy=rc.Policy(timeouts=rc.Timeouts(attempt=attempt, total=total), retry=None),
+        )
     return client, transport
 
 
