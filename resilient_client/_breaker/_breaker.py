@@ -316,15 +316,12 @@ class EndpointBreaker:
 
     async def arecord(self, permit: Permit, outcome: Outcome, duration: float) -> None:
         """:meth:`record` for async callers."""
-        if self._storage is None or permit.token is None:
-            # No I/O (a closed-state outcome travels with the next admission): the sync
-            # path, shortcuts included, so the decisions are written once.
+        if self._storage is None or permit.token is None or not permit.shared:
+            # No I/O (a closed-state outcome travels with the next admission; a probe
+            # admitted while the storage was unreachable is counted here): the sync path,
+            # shortcuts included, so the decisions are written once.
             return self.record(permit, outcome, duration)
-        bits = self._bits(outcome, duration)
-        if not permit.shared:  # a probe admitted while the storage was unreachable
-            self._record_locally(permit, None, bits)
-            return
-        request = self._begin_record(permit, bits)
+        request = self._begin_record(permit, self._bits(outcome, duration))
         if request is None:  # sent with the next admission
             return
         # A probe's outcome or release frees a fleet-wide slot. The pipeline sends a

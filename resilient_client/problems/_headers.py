@@ -15,6 +15,7 @@ from .._headers import LOWER_NAME, triples
 __all__ = [
     "REQUEST_ID_HEADERS",
     "RETRY_HINT_HEADERS",
+    "fields_naming",
     "first_values",
     "is_headers",
     "request_id_from_headers",
@@ -140,6 +141,21 @@ def response_request_id(
     return best
 
 
+def fields_naming(
+    headers: httpx.Headers | Mapping[str, str], names: frozenset[bytes]
+) -> Mapping[str, str] | None:
+    """``headers`` to read by lower-case name (:func:`first_values` of httpx's
+    ``Headers``; a plain mapping as it is), or None when httpx's ``Headers`` hold none of
+    ``names`` (lower-case bytes): that is looked for in C, and most responses hold none of
+    the hints asked for."""
+    if not hasattr(type(headers), "raw"):  # is_headers(), inlined: asked of every response
+        return headers
+    stored = getattr(headers, "_list", None)  # triples(), inlined likewise
+    if names.isdisjoint(map(LOWER_NAME, triples(headers) if stored is None else stored)):
+        return None
+    return first_values(cast(httpx.Headers, headers))
+
+
 _HINT_NAMES = frozenset(name.encode("latin-1") for name in RETRY_HINT_HEADERS)
 
 
@@ -149,12 +165,9 @@ def server_retry_hint(headers: httpx.Headers | Mapping[str, str]) -> bool | None
     ``headers``: the response's ``httpx.Headers``, or :func:`first_values` of them; of a
     repeated field, the first copy counts.
     """
-    fields: Mapping[str, str] = headers
-    if hasattr(type(headers), "raw"):  # is_headers(), inlined: asked of every response
-        stored = getattr(headers, "_list", None)  # triples(), inlined as above
-        if _HINT_NAMES.isdisjoint(map(LOWER_NAME, triples(headers) if stored is None else stored)):
-            return None  # most responses carry no hint
-        fields = first_values(cast(httpx.Headers, headers))
+    fields = fields_naming(headers, _HINT_NAMES)
+    if fields is None:
+        return None  # most responses carry no hint
     for name in RETRY_HINT_HEADERS:
         value = fields.get(name)
         if value == "true":

@@ -21,13 +21,11 @@ import re
 from collections.abc import Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import cast
 
 import httpx
 
 from .._clock import SYSTEM_CLOCK
-from .._headers import LOWER_NAME, triples
-from ._headers import first_values
+from ._headers import fields_naming
 
 __all__ = ["http_date_timestamp", "retry_after_seconds"]
 
@@ -50,13 +48,10 @@ def retry_after_seconds(
     when the response carries no parseable ``Date`` header; None reads the system clock,
     and only then. Never raises.
     """
-    fields: Mapping[str, str] = headers
-    if hasattr(type(headers), "raw"):  # is_headers(), inlined: asked of every retry
-        stored = getattr(headers, "_list", None)  # triples(), inlined likewise
-        if _NAMES.isdisjoint(map(LOWER_NAME, triples(headers) if stored is None else stored)):
-            return None  # no hint, found in C
-        # One pass over the headers, then dict lookups: a frame per header read saved.
-        fields = first_values(cast(httpx.Headers, headers))
+    # One pass over the headers, then dict lookups: a frame per header read saved.
+    fields = fields_naming(headers, _NAMES)
+    if fields is None:
+        return None  # no hint, found in C
     millis = fields.get("retry-after-ms")
     if millis is not None and _NUMBER.fullmatch(millis.strip()):
         return max(0.0, float(millis) / 1000.0)
