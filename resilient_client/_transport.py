@@ -48,7 +48,7 @@ from ._breaker import Rejection
 from ._call._call import ERROR_BODY_LIMIT, Call
 from ._call._extensions import EXT_STREAM
 from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
-from ._call._story import SEND, AwaitFallback, Hedge, Park, Wait, story
+from ._call._story import SEND, AwaitFallback, Hedge, Park, Wait, story, throw
 from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
 from ._hedging import Lane
@@ -145,32 +145,30 @@ class SyncDriver(_Driver, SyncRace):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         call = Call(self._pipeline, request)
         flow = story(call)
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = flow.send(reply) if error is None else flow.throw(error)
-            except StopIteration as end:
-                return end.value  # type: ignore[no-any-return]
+        step = next(flow, None)
+        while step is not None:
             error = None
             try:
                 if step is SEND:
-                    reply = self._attempt(call)
+                    call.reply = self._attempt(call)
                 elif type(step) is Wait:
                     if step.discard is not None:
                         step.discard.close()
                     self._clock.sleep(step.delay)
-                    reply = None
                 elif type(step) is Park:
-                    reply = self._pipeline.outbox.park(call.request, **step.details)  # type: ignore[union-attr]
+                    call.reply = self._pipeline.outbox.park(call.request, **step.details)  # type: ignore[union-attr]
                 elif type(step) is AwaitFallback:
                     _refuse_async_fallback(step.answer)
                 elif type(step) is Hedge:
-                    reply = self._race(call, step)
+                    call.reply = self._race(call, step)
                 else:  # Acquire
-                    reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
+                    call.reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
                 error = exc
+            # Thrown in outside the except block, so that what the story raises then is
+            # not made the step error's sequel (its __context__) by the driver.
+            step = next(flow, None) if error is None else throw(flow, error)
+        return call.response
 
     def _attempt(self, call: Call) -> httpx.Response | Exception:
         """One attempt: its outcome, a response or the exception it raised."""
@@ -282,32 +280,30 @@ class AsyncDriver(_Driver, AsyncRace):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         call = Call(self._pipeline, request)
         flow = story(call)
-        reply: Any = None
-        error: BaseException | None = None
-        while True:
-            try:
-                step = flow.send(reply) if error is None else flow.throw(error)
-            except StopIteration as end:
-                return end.value  # type: ignore[no-any-return]
+        step = next(flow, None)
+        while step is not None:
             error = None
             try:
                 if step is SEND:
-                    reply = await self._attempt(call)
+                    call.reply = await self._attempt(call)
                 elif type(step) is Wait:
                     if step.discard is not None:
                         await step.discard.aclose()
                     await self._clock.asleep(step.delay)
-                    reply = None
                 elif type(step) is Park:
-                    reply = await self._pipeline.outbox.apark(call.request, **step.details)  # type: ignore[union-attr]
+                    call.reply = await self._pipeline.outbox.apark(call.request, **step.details)  # type: ignore[union-attr]
                 elif type(step) is AwaitFallback:
-                    reply = await step.answer
+                    call.reply = await step.answer
                 elif type(step) is Hedge:
-                    reply = await self._race(call, step)
+                    call.reply = await self._race(call, step)
                 else:  # Acquire
-                    reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
+                    call.reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
                 error = exc
+            # Thrown in outside the except block, so that what the story raises then is
+            # not made the step error's sequel (its __context__) by the driver.
+            step = next(flow, None) if error is None else throw(flow, error)
+        return call.response
 
     async def _attempt(self, call: Call) -> httpx.Response | Exception:
         """One attempt: its outcome, a response or the exception it raised."""

@@ -128,7 +128,9 @@ class Call:
         "rate_limit",
         "read_body",
         "replayable",
+        "reply",
         "request",
+        "response",
         "retry_if",
         "retry_reasons",
         "sent",
@@ -138,6 +140,12 @@ class Call:
         "verdict",
         "view",
     )
+
+    # Set by the drivers and the story (``_story.py``), not here: each is written before
+    # it is read. ``reply``: what the driver found doing the story's last step;
+    # ``response``: the call's answer, once its story has ended with one.
+    reply: Any
+    response: httpx.Response
 
     def __init__(self, pipeline: Pipeline, request: httpx.Request) -> None:
         self._pipeline = pipeline

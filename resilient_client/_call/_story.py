@@ -2,33 +2,42 @@
 
 :func:`story` is a generator in the manner of httpx's ``Auth.auth_flow``. It makes every
 decision of one call and yields a step whenever the call needs I/O; the driver does that
-I/O and sends the result back in. The sync and async drivers (``_transport.py``) are short
+I/O and leaves the result in ``call.reply`` (or raises its error in the story at the step:
+:func:`throw`) before resuming it. The sync and async drivers (``_transport.py``) are short
 loops over it that differ only in ``await``::
 
     admit          the throttle may shed the call; the bulkhead may make it wait
-      ├─ Acquire(wait)        → the driver waits for a slot, sends back whether it got one
+      ├─ Acquire(wait)        → the driver waits for a slot, replies whether it got one
     pace           the rate limit may make the attempt wait for its turn, or refuse it
       ├─ Wait(delay, None)    → the driver sleeps
     attempt        (repeated)
       ├─ SEND                 → the driver asks the breaker, sends the attempt, reads it,
-      │                         tells the breaker, and sends back the outcome
+      │                         tells the breaker, and replies with the outcome
       ├─ Hedge(delay, max)    → in place of SEND for a call that may hedge: the driver
       │                         runs a race of attempts (``_hedging.py``), each as SEND's,
-      │                         and sends back the outcome that won it
+      │                         and replies with the outcome that won it
     judge + wait   a success ends the call; any other outcome meets the retry room's
                    rules, run by tenacity's decision machine
       ├─ Wait(delay, discard) → the driver closes the outcome being retried and sleeps
                                 (the backoff, and the rate limit's turn after it)
     stop           when the rules say so, the last outcome ends the call
     park           a keyed write that the outage refused goes to the outbox
-      ├─ Park(details)        → the driver stores it, sends back the outbox entry
+      ├─ Park(details)        → the driver stores it, replies with the outbox entry
     record         the end (``_end.py``): a response with its record, a fallback, or the
                    failure raised with a note saying why the call stopped
       ├─ AwaitFallback(answer) → the async driver awaits an async fallback's answer and
-                                sends it back (the sync driver refuses: TypeError)
+                                replies with it (the sync driver refuses: TypeError)
 
-The first attempt and every retry are the same ``SEND`` step; a call that succeeds at once
-yields it once and never builds a retry loop.
+The story ends with the call's response in ``call.response``, or raising what the caller is
+to see. The first attempt and every retry are the same ``SEND`` step; a call that succeeds
+at once yields it once and never builds a retry loop.
+
+Why replies go through the call and not ``generator.send()``: a generator resumed by
+``send()`` ends by raising ``StopIteration``, which the driver must catch - an exception
+object and a traceback entry on every call. Resumed by ``next(flow, None)``, a story that
+returns ``None`` ends with no exception at all: 1,300 instructions and 100 instruction
+cache misses a call less, sync and async (cachegrind), and about a point of the timed
+ratio to raw httpx.
 """
 
 from __future__ import annotations
@@ -53,20 +62,31 @@ if TYPE_CHECKING:
 
     from ._call import Call
 
-__all__ = ["SEND", "Acquire", "AwaitFallback", "Hedge", "Park", "Step", "Wait", "story"]
+__all__ = [
+    "SEND",
+    "Acquire",
+    "AwaitFallback",
+    "Hedge",
+    "Park",
+    "Step",
+    "Story",
+    "Wait",
+    "story",
+    "throw",
+]
 
 _T = TypeVar("_T")
 
 
 class Acquire(NamedTuple):
-    """Wait up to ``wait`` seconds for one of the endpoint's bulkhead slots; send back
-    whether one was had."""
+    """Wait up to ``wait`` seconds for one of the endpoint's bulkhead slots; reply whether
+    one was had."""
 
     wait: float
 
 
 class _Send:
-    """Send the next attempt; send back its outcome (a response, or the exception)."""
+    """Send the next attempt; reply with its outcome (a response, or the exception)."""
 
     __slots__ = ()
 
@@ -79,7 +99,7 @@ SEND: Final = _Send()
 
 class Hedge(NamedTuple):
     """Send an attempt and, each time ``delay`` seconds pass without a final outcome,
-    another, up to ``max_hedges`` more; send back the outcome that ends the race."""
+    another, up to ``max_hedges`` more; reply with the outcome that ends the race."""
 
     delay: float
     max_hedges: int
@@ -99,19 +119,29 @@ class Wait(NamedTuple):
 
 class Park(NamedTuple):
     """Store the call's request in the pipeline's outbox (``details``: the keywords of
-    ``Outbox.park``); send back the entry."""
+    ``Outbox.park``); reply with the entry."""
 
     details: dict[str, Any]
 
 
 class AwaitFallback(NamedTuple):
-    """Await ``answer``, what an ``async def`` fallback returned; send back its result.
+    """Await ``answer``, what an ``async def`` fallback returned; reply with its result.
     A sync driver cannot: it throws in a ``TypeError`` (and closes ``answer``)."""
 
     answer: Any  # an awaitable of httpx.Response | None
 
 
 Step = Acquire | _Send | Hedge | Wait | Park | AwaitFallback
+Story = Generator[Step, None, None]
+
+
+def throw(flow: Story, error: BaseException) -> Step | None:
+    """Raise ``error``, what doing the story's step raised, in ``flow`` at that step: the
+    story's next step, or ``None`` once it has ended (its response in ``call.response``)."""
+    try:
+        return flow.throw(error)
+    except StopIteration:
+        return None
 
 
 def _resume(
@@ -121,22 +151,24 @@ def _resume(
     failure: Any,
     *,
     last: bool = False,
-) -> Generator[Step, Any, _T]:
+) -> Generator[Step, None, _T]:
     """Have the driver await the async fallback's answer that ``end(call, failure)`` met
     (``pending``), then run that end again with it. ``last``: the end of the call's last
     resort (``end_raised``), which announces the call's end even if the fallback raises.
     (Only calls with an async fallback get here: the others pay no generator for it.)"""
     try:
-        call.fallback_ready = ((yield AwaitFallback(pending.awaitable)),)
+        yield AwaitFallback(pending.awaitable)
     except BaseException as exc:
         if last:
             call.announce_end(None, exc)
         raise
+    call.fallback_ready = (call.reply,)
     return end(call, failure)
 
 
-def story(call: Call) -> Generator[Step, Any, httpx.Response]:
-    """Run ``call`` to its end, yielding the steps that need I/O; return its response.
+def story(call: Call) -> Story:
+    """Run ``call`` to its end, yielding the steps that need I/O; leave its response in
+    ``call.response``.
 
     Raises what the caller is to see (the last failure, a local refusal, an
     ``ApiError``). A ``BaseException`` thrown in at a step (cancellation) ends the call's
@@ -146,8 +178,10 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
         if call.throttle is not None:
             call.admit()
         bulkhead = call.bulkhead
-        if bulkhead is not None and not (yield Acquire(call.slot_wait())):
-            raise call.refused_by_bulkhead()
+        if bulkhead is not None:
+            yield Acquire(call.slot_wait())
+            if not call.reply:
+                raise call.refused_by_bulkhead()
         rate_limit = call.rate_limit
         try:
             if rate_limit is not None and (turn := call.pace()):
@@ -157,7 +191,8 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
                 call.request.method, call.idempotency_key is not None, call.replayable
             ):
                 hedge = None
-            outcome = yield SEND if hedge is None else _hedge(hedge)
+            yield SEND if hedge is None else _hedge(hedge)
+            outcome = call.reply
             # Every outcome but a success goes to the retry rules. A success ends the call
             # (unless a retry predicate may retry one) with no verdict to weigh and no
             # retry loop to feed: decided here, a frame less on every call.
@@ -176,7 +211,8 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
                     delay += turn
                 discard = None if isinstance(outcome, BaseException) else outcome
                 yield Wait(delay, discard)
-                outcome = yield SEND if hedge is None else _hedge(hedge)
+                yield SEND if hedge is None else _hedge(hedge)
+                outcome = call.reply
             else:  # the loop ended on a success
                 call.verdict = FINAL_SUCCESS
         finally:
@@ -191,7 +227,7 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
             and (yield from _answer(call, outcome)) is None
         ):
             try:
-                entry = yield Park(call.park_details(outcome))
+                yield Park(call.park_details(outcome))
             except Exception:  # the store failed: the write's own failure stands
                 logger.warning(
                     "could not park a write in the outbox; its failure is raised instead",
@@ -199,7 +235,7 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
                     extra={"endpoint": call.endpoint.key, "correlation_id": call.correlation_id},
                 )
             else:
-                raise parked_error(call, entry, outcome)
+                raise parked_error(call, call.reply, outcome)
         # A response is finished directly: a frame less on every call that answers.
         end = end_with_outcome if isinstance(outcome, BaseException) else end_with_response
         try:
@@ -216,10 +252,10 @@ def story(call: Call) -> Generator[Step, Any, httpx.Response]:
         raise
     if call.observers:  # (a frame per call spared when nobody listens)
         call.announce_end(response, None)
-    return response
+    call.response = response
 
 
-def _answer(call: Call, failure: Any) -> Generator[Step, Any, httpx.Response | None]:
+def _answer(call: Call, failure: Any) -> Generator[Step, None, httpx.Response | None]:
     """The fallback's answer for a failure about to be parked (awaited if async)."""
     try:
         return fallback_answer(call, failure)
