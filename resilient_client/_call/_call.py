@@ -156,7 +156,10 @@ class Call:
             endpoint.policy if override is None else pipeline.overridden(endpoint.policy, override)
         )
         telemetry = pipeline.telemetry
-        if telemetry is not None and not telemetry.wants_call():
+        # Whether the telemetry observer hears this call: it adds the trace context to
+        # each attempt's headers, so the call sends a copy of the request (_set_headers).
+        traced = telemetry is not None and telemetry.wants_call()
+        if telemetry is not None and not traced:
             self.observers = pipeline.extra_observers
             self.listeners = pipeline.extra_listeners
         else:
@@ -227,7 +230,7 @@ class Call:
         self._hint: tuple[object, bool | None] | None = None
         self._paced: float | None = None  # when the rate limit's turn it holds starts
         self.read_body = False  # whether a driver read an attempt's body (reads_body)
-        self._set_headers(idempotency)
+        self._set_headers(idempotency, traced)
         # Asked now, not when a retry is considered: sending reads a one-shot stream into
         # memory, after which it would look replayable (it is not: it was sent once).
         try:
@@ -266,13 +269,14 @@ class Call:
 
     # -- headers, set once per call -------------------------------------------------
 
-    def _set_headers(self, rule: IdempotencyRule) -> None:
+    def _set_headers(self, rule: IdempotencyRule, traced: bool) -> None:
         """Fix the call's idempotency key and correlation id, sending each that the
         caller did not: set once, the same on every attempt.
 
         The headers go on a copy of the request, never on the caller's: request hooks,
         a redirect's next hop (built from this request) and a request sent again all see
-        the request as the caller made it, and each call adds its own.
+        the request as the caller made it, and each call adds its own. A ``traced`` call
+        gets its copy even when it adds neither: the telemetry adds the trace context.
         """
         request = self.request
         headers = request.headers
@@ -306,7 +310,7 @@ class Call:
                 self.correlation_id = correlation = (
                     _context.current_correlation_id() or _context.new_correlation_id()
                 )
-        if not add_key and correlation is None:
+        if not add_key and correlation is None and not traced:
             return  # nothing to add: the caller's request is sent as it is
         self.request = request = request_copy(request)
         headers = request.headers

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from drivers import Driver
+from otel_support import Otel
 
 import resilient_client as rc
 from resilient_client.chaos import RunningServer
@@ -89,6 +90,25 @@ def test_hooks_and_redirect_hops_never_see_the_pipelines_headers(
     assert sent[0]["idempotency-key"] != sent[1]["idempotency-key"]
     # And the caller's request was not changed by the call.
     assert "x-correlation-id" not in response.request.headers
+
+
+def test_a_traced_call_leaves_the_callers_request_as_it_was(
+    driver: Driver, upstream: RunningServer, otel: Otel
+) -> None:
+    # No header of the pipeline's own (no correlation header; a GET sends no key): the
+    # trace context is the only one it adds, and it too goes on the pipeline's copy.
+    client = driver.client(
+        base_url=upstream.url,
+        correlation_header=None,
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+    )
+    response = driver.request(client, "GET", "/echo/traced")
+
+    assert response.status_code == 200
+    (sent,) = [r.headers for r in upstream.app.scenario("traced").requests]
+    assert "traceparent" in sent
+    assert "traceparent" not in response.request.headers
 
 
 def test_a_request_sent_twice_gets_a_fresh_key_each_time(
