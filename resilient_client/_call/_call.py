@@ -159,12 +159,12 @@ class Call:
         # Whether the telemetry observer hears this call: it adds the trace context to
         # each attempt's headers, so the call sends a copy of the request (_set_headers).
         traced = telemetry is not None and telemetry.wants_call()
-        if telemetry is not None and not traced:
-            self.observers = pipeline.extra_observers
-            self.listeners = pipeline.extra_listeners
-        else:
+        if traced or telemetry is None:
             self.observers = pipeline.observers
             self.listeners = pipeline.listeners
+        else:
+            self.observers = pipeline.extra_observers
+            self.listeners = pipeline.extra_listeners
         self.clock = clock = pipeline.clock
         self.request = request
         self.started = self._attempt_started = started = clock.monotonic()
