@@ -22,7 +22,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["REDACTED", "mask_personal_data", "neutralize", "without_unsafe_characters"]
+__all__ = [
+    "REDACTED",
+    "mask_emails",
+    "mask_personal_data",
+    "neutralize",
+    "without_unsafe_characters",
+]
 
 REDACTED = "REDACTED"
 
@@ -92,14 +98,15 @@ def without_unsafe_characters(text: str) -> str:
 def mask_personal_data(text: str) -> str:
     """``text`` with e-mail addresses, Luhn-valid card numbers, bearer tokens and API keys
     masked (see the module docstring). Linear time."""
-    text = _mask_emails(text)
+    text = mask_emails(text)
     text = _NUMBER_RUN.sub(_mask_cards, text)
     text = _BEARER.sub(_mask_bearer, text)
     text = _KEY_SHAPE.sub("[token]", text)
     return _ASSIGNED_SECRET.sub(_mask_assigned, text)
 
 
-def _mask_emails(text: str) -> str:
+def mask_emails(text: str) -> str:
+    """``text`` with each e-mail address replaced by ``[email]``. Linear time."""
     at = text.find("@")
     if at < 0:
         return text

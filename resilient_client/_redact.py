@@ -40,7 +40,13 @@ from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
-from ._mask import REDACTED, mask_personal_data, neutralize, without_unsafe_characters
+from ._mask import (
+    REDACTED,
+    mask_emails,
+    mask_personal_data,
+    neutralize,
+    without_unsafe_characters,
+)
 
 __all__ = [
     "ALWAYS_SENSITIVE_HEADERS",
@@ -208,19 +214,29 @@ class Redaction(BaseModel):
 
         ``https://u:p@host/a?sig=x&q=1#f`` →
         ``https://REDACTED:REDACTED@host/a?sig=REDACTED&q=1#f``. A fragment shaped like a
-        query (``#access_token=...``) is redacted the same way.
+        query (``#access_token=...``) is redacted the same way, and an e-mail address in
+        the path becomes ``[email]`` (``/users/[email]/orders``).
         """
         text = str(url)
-        if "?" not in text and "#" not in text and "@" not in text:
+        if "?" not in text and "#" not in text and "@" not in text and "%40" not in text:
             return text  # the common case: nothing that could hold a secret
         before_fragment, hash_mark, fragment = text.partition("#")
         head, question, query = before_fragment.partition("?")
         scheme, separator, rest = head.partition("://")
+        start, path = "", head  # a URL without a scheme and host: all path
         if separator:
             authority, slash, path = rest.partition("/")
             if "@" in authority:
                 authority = f"{REDACTED}:{REDACTED}@" + authority.rpartition("@")[2]
-                head = f"{scheme}://{authority}{slash}{path}"
+            start = f"{scheme}://{authority}{slash}"
+        if "@" in path or "%40" in path:
+            # An e-mail address as a path segment (/users/jane@example.com, its @ often
+            # sent as %40) is personal data: spans, logs and reports get [email].
+            unquoted = path.replace("%40", "@")
+            masked = mask_emails(unquoted)
+            if masked != unquoted:
+                path = masked
+        head = start + path
         if query:
             query = self.query(query)
         if "=" in fragment:  # OAuth's implicit flow puts tokens there

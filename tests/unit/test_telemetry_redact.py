@@ -34,6 +34,22 @@ def test_a_url_without_secrets_is_returned_unchanged() -> None:
     assert redact_url(url) == url
 
 
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("https://api.test/v1/users/jane.doe@example.com/orders", "https://api.test/v1/users/[email]/orders"),
+        ("https://api.test/v1/users/jane%40example.com", "https://api.test/v1/users/[email]"),
+        ("https://u:p@api.test/c/a+b@mail.example.org?sig=1", "https://REDACTED:REDACTED@api.test/c/[email]?sig=REDACTED"),
+        ("/v1/users/bob@example.org", "/v1/users/[email]"),  # a path alone (the chaos server's log)
+        ("https://api.test/v1/handles/@jane", "https://api.test/v1/handles/@jane"),  # no address
+        ("https://api.test/v1/a%40b", "https://api.test/v1/a%40b"),
+    ],
+)  # fmt: skip
+def test_an_email_address_in_the_path_is_masked(url: str, redacted: str) -> None:
+    # Personal data: a span's url.full, a log line and an incident's evidence would show it.
+    assert redact_url(url) == redacted
+
+
 @pytest.mark.parametrize("name", sorted(SEMCONV_SENSITIVE_QUERY_PARAMETERS))
 def test_every_semconv_query_parameter_is_redacted_keeping_its_key(name: str) -> None:
     assert (
