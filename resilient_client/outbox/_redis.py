@@ -33,23 +33,36 @@ __all__ = ["RedisOutboxStore"]
 _T = TypeVar("_T")
 
 # KEYS: due. ARGV: now, until, owner, limit, entry key prefix, skipped endpoints...
+# The due ids are read a page at a time until ``limit`` are claimed or none is left: a
+# skipped endpoint's backlog (an outage parks thousands) must not hide the entries behind
+# it. A claimed or vanished id leaves the range (its score becomes ``until``, after
+# ``now``), so the next page starts past the ids kept in it: the skipped ones.
 _CLAIM = """
 local skip = {}
 for i = 6, #ARGV do skip[ARGV[i]] = true end
 local limit = tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, limit + 1000)
+local stays = tonumber(ARGV[2]) <= tonumber(ARGV[1])
+local page = limit + 1000
+local offset = 0
 local out = {}
-for _, id in ipairs(ids) do
-  local key = ARGV[5] .. id
-  local endpoint = redis.call('HGET', key, 'endpoint')
-  if not endpoint then
-    redis.call('ZREM', KEYS[1], id)
-  elseif not skip[endpoint] then
-    redis.call('HSET', key, 'owner', ARGV[3], 'lease', ARGV[2])
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    out[#out + 1] = redis.call('HGET', key, 'data')
-    if #out >= limit then break end
+while #out < limit do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', offset, page)
+  for _, id in ipairs(ids) do
+    local key = ARGV[5] .. id
+    local endpoint = redis.call('HGET', key, 'endpoint')
+    if not endpoint then
+      redis.call('ZREM', KEYS[1], id)
+    elseif skip[endpoint] then
+      offset = offset + 1
+    else
+      redis.call('HSET', key, 'owner', ARGV[3], 'lease', ARGV[2])
+      redis.call('ZADD', KEYS[1], ARGV[2], id)
+      out[#out + 1] = redis.call('HGET', key, 'data')
+      if stays then offset = offset + 1 end
+      if #out >= limit then break end
+    end
   end
+  if #ids < page then break end
 end
 return out
 """

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from breaker_support import SPAWN, run_fleet
@@ -154,3 +155,27 @@ def test_an_unreachable_redis_is_a_clear_error_without_its_password(server: Redi
     with pytest.raises(rc.ResilienceError, match=r"127\.0\.0\.1:1") as caught:
         outbox.entries()
     assert CANARY not in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_long_backlog_of_a_skipped_endpoint_does_not_hide_other_endpoints_entries(
+    server: RedisServer, name: str, tmp_path: Path, kind: str
+) -> None:
+    # An outage of one endpoint parks thousands of its writes, due before the one write
+    # of another endpoint; the claim that skips the first must still find the second.
+    clock = FakeClock(start_wall=1_800_000_000.0)
+    if kind == "sqlite":
+        outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.db'}", clock=clock)
+    else:
+        server.start()
+        outbox = Outbox(RedisOutboxStore(server.url, namespace=name), clock=clock)
+    backlog = park_writes(outbox, "http://127.0.0.1:1/payments/down", 1100)[0]
+    clock.advance(1.0)
+    other = outbox.park(
+        httpx.Request("POST", "http://127.0.0.1:1/orders", headers={"Idempotency-Key": "o-1"}),
+        endpoint="POST /orders",
+        idempotency_key="o-1",
+    )
+    store, now = outbox.store, clock.wall()
+    claimed = store.claim(now=now, until=now + 30, owner="a", limit=16, skip=[backlog.endpoint])
+    assert [e.id for e in claimed] == [other.id]
