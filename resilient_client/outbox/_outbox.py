@@ -349,11 +349,14 @@ def _budget_grants(client: Any, request: Any) -> bool:
 def _replay_request(client: Any, entry: OutboxEntry) -> Any:
     """The entry's write, built by ``client`` so that its own auth, headers, cookies and
     params apply; marked as a replay (never parked again) and carrying the original key."""
+    # Back to the bytes first sent (stored_headers decoded them as latin-1): as text, a
+    # non-ASCII value would be refused by the client on every replay.
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in entry.headers]
     return client.build_request(
         entry.method,
         entry.url,
         content=entry.body,
-        headers=list(entry.headers),
+        headers=headers,
         extensions={EXT_REPLAY: True, EXT_IDEMPOTENCY_KEY: entry.idempotency_key},
     )
 

@@ -83,6 +83,27 @@ def test_a_write_whose_answer_was_lost_is_answered_from_the_record_not_repeated(
     assert answers[0].headers["idempotent-replayed"] == "true"
 
 
+def test_a_header_sent_as_non_ascii_bytes_is_replayed_byte_for_byte(
+    driver: Driver, upstream: RunningServer, name: str, store: str
+) -> None:
+    # httpx sends header bytes as given; the outbox keeps "the other request headers, as
+    # sent", so the replay must send the same bytes (not fail on every replay after).
+    outbox = Outbox(store)
+    customer = "Zoë Müller".encode()
+    request = httpx.Request(
+        "POST",
+        f"{upstream.url}/payments/{name}",
+        json={"amount": 1},
+        headers=[(b"Idempotency-Key", b"k-0"), (b"X-Customer", customer)],
+    )
+    entry = outbox.park(request, endpoint=EP, idempotency_key="k-0")
+    result = replay(driver, outbox, driver.client())
+    assert [e.id for e in result.delivered] == [entry.id]
+    assert upstream.app.effects(name) == 1
+    (seen,) = upstream.app.scenario(name).requests
+    assert seen.headers["x-customer"].encode("latin-1") == customer
+
+
 def test_an_entry_past_max_age_dies_without_being_sent(
     driver: Driver, upstream: RunningServer, name: str, store: str
 ) -> None:
