@@ -105,6 +105,18 @@ def drop_entry(outbox: Outbox, entry_id: str) -> bool:
     return outbox.drop(entry_id)
 
 
+def _count(text: str) -> int:
+    """A ``--limit``: checked by argparse, so a bad one is a usage error (exit 2), not a
+    traceback whose exit status 1 would read as "entries left"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add ``outbox`` and its four commands to an ``add_subparsers()`` object."""
     outbox: argparse.ArgumentParser = commands.add_parser(
@@ -137,7 +149,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
                 help="only the entries in this state (default: both)",
             )
         if name == "replay":
-            parser.add_argument("--limit", type=int, default=None, help="entries at most")
+            parser.add_argument("--limit", type=_count, default=None, help="entries at most")
     return outbox
 
 

@@ -359,6 +359,19 @@ def test_cli_names_a_bad_store_and_exits_2(
     assert str(path) in capsys.readouterr().err
 
 
+def test_cli_refuses_a_negative_replay_limit_with_a_usage_error(
+    outbox: Outbox, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    park(outbox)
+    # A usage error (exit 2, one line naming the option), not a traceback whose exit
+    # status 1 would read as "entries left pending".
+    with pytest.raises(SystemExit) as caught:
+        _cli("outbox", "replay", "--limit", "-1", "--store", f"sqlite:///{db}")
+    assert caught.value.code == 2
+    assert "--limit" in capsys.readouterr().err
+    assert [e.replays for e in outbox.entries()] == [0]
+
+
 def test_formatting_functions_are_plain_text(outbox: Outbox) -> None:
     entry = park(outbox)
     assert format_entries([]) == "no entries"
