@@ -24,8 +24,10 @@ import anyio.to_thread
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._call._extensions import EXT_IDEMPOTENCY_KEY, EXT_REPLAY
+from .._call._extensions import EXT_IDEMPOTENCY_KEY, EXT_POLICY, EXT_REPLAY
 from .._clock import SYSTEM_CLOCK, Clock
+from .._deadline import Timeouts, clip, phase_table
+from .._policy import Policy
 from .._redact import DEFAULT_REDACTION, Redaction
 from .._retry import Backoff
 from ._model import OutboxEntry, ParkDetails, ReplayResult, new_entry, utc
@@ -324,26 +326,33 @@ def _decided(
 ) -> tuple[Step, Any]:
     """A claimed entry's step, and its request when it is to be sent: a send the
     endpoint's budget refuses is held, and the rest of the endpoint waits for the next
-    round (both drivers ask this)."""
+    round; a send is made to end by the end of our lease (both drivers ask this).
+
+    Once our lease ends another replayer may claim the entry and send it: a send of ours
+    still in flight then would be a second one at once (a slow provider, and the default
+    30 s deadline against the default 30 s lease, were enough).
+    """
     step = run.step(entry, now, until)
     if step is not Step.SEND:
         return step, None
     request = _replay_request(client, entry)
-    if not _budget_grants(client, request):
-        run.failing.add(entry.endpoint)
-        return Step.HOLD, None
-    return step, request
-
-
-def _budget_grants(client: Any, request: Any) -> bool:
-    """Whether the endpoint's retry budget grants this replay: a replay is a retry of a
-    call that failed, so a provider just back is not flooded by the outbox (a refused
-    one stays due, for the next round)."""
+    left = until - now
     pipeline = _pipeline_of(client)
     if pipeline is None:
-        return True
-    budget = pipeline.endpoints.match(request).budget
-    return budget is None or bool(budget.try_retry())
+        # A plain client has per-operation timeouts only: each is cut to the lease's end.
+        timeouts = request.extensions.get("timeout")
+        if isinstance(timeouts, dict):
+            request.extensions["timeout"] = dict(clip(phase_table(timeouts), left))
+        return step, request
+    endpoint = pipeline.endpoints.match(request)
+    # A replay is a retry of a call that failed, so a provider just back is not flooded
+    # by the outbox: a send the budget refuses stays due, for the next round.
+    if endpoint.budget is not None and not endpoint.budget.try_retry():
+        run.failing.add(entry.endpoint)
+        return Step.HOLD, None
+    if endpoint.total is None or left < endpoint.total:  # the call's deadline, cut
+        request.extensions[EXT_POLICY] = Policy(timeouts=Timeouts(total=left))
+    return step, request
 
 
 def _replay_request(client: Any, entry: OutboxEntry) -> Any:

@@ -262,3 +262,20 @@ def test_a_replayed_write_is_never_parked_again(
         driver.request(client, "POST", f"/payments/{name}", json={"amount": 1})
     result = replay(driver, outbox, client)  # still down
     assert len(result.pending) == 1 and len(outbox.entries()) == 1
+
+
+def test_a_replay_send_to_a_stalled_provider_ends_with_its_lease(
+    driver: Driver, upstream: RunningServer, name: str, store: str
+) -> None:
+    # The default 30 s deadline would outlast the lease: by then another replayer may
+    # have claimed the entry and be sending it too.
+    outbox = Outbox(store, lease=0.5)
+    (parked,) = park_writes(outbox, f"{upstream.url}/stall/{name}?seconds=10", 1)
+    client = driver.client()
+    started = time.monotonic()
+    result = replay(driver, outbox, client)
+    took = time.monotonic() - started
+    assert 0.4 < took < 3.0  # the lease's end, with room for a busy machine; not 10 s
+    (pending,) = result.pending
+    assert pending.id == parked.id and pending.last_error == "DeadlineExceeded"
+    assert len(upstream.app.scenario(name).requests) == 1  # one send, abandoned in time

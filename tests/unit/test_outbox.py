@@ -377,3 +377,35 @@ def test_formatting_functions_are_plain_text(outbox: Outbox) -> None:
     assert format_entries([]) == "no entries"
     assert format_entries([entry]).splitlines()[0].startswith("id")
     assert "idempotency key:    key-1 (Idempotency-Key)" in format_entry(entry)
+
+
+# -- a replay's send ends with its lease ---------------------------------------------------
+
+
+@pytest.mark.parametrize("resilient", [True, False], ids=["resilient", "plain"])
+def test_a_replay_send_cannot_outlast_the_lease_it_was_claimed_under(
+    db: Path, clock: FakeClock, resilient: bool
+) -> None:
+    # After the lease another replayer may claim the entry: a send still in flight would
+    # be a second one at once. Default timeouts (5 s connect, 10 s read, 30 s deadline)
+    # are all longer than this 3 s lease.
+    outbox = Outbox(f"sqlite:///{db}", clock=clock, lease=3.0)
+    request = httpx.Request("POST", "https://api.test/v1/payments", json={"amount": 1})
+    outbox.park(request, endpoint="POST /v1/payments", idempotency_key="k-1")
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(201)
+
+    transport = httpx.MockTransport(handler)
+    with (
+        rc.ResilientClient(transport=transport, clock=clock)
+        if resilient
+        else httpx.Client(transport=transport)
+    ) as client:
+        result = outbox.replay(client)
+    assert len(result.delivered) == 1
+    (timeouts,) = seen
+    assert set(timeouts) == {"connect", "read", "write", "pool"}
+    assert all(value is not None and 0 < value <= 3.0 for value in timeouts.values())
