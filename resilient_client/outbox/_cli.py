@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from ._model import OutboxEntry, ReplayResult
 from ._outbox import Outbox
-from ._store import OutboxStoreError
+from ._store import OutboxStoreError, sqlite_path
 
 __all__ = [
     "DEFAULT_STORE",
@@ -155,11 +155,22 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run a parsed ``outbox`` command. Exit status: 0 done; 1 no such entry, or a replay
-    that left entries dead or pending; 2 the store cannot be opened or used (its error,
-    naming it, on stderr)."""
+    that left entries dead or pending; 2 the store does not exist (a SQLite file is never
+    created here), cannot be opened or used (its error, naming it, on stderr)."""
     out = out or sys.stdout
     store = args.store or os.environ.get(STORE_VARIABLE) or DEFAULT_STORE
     try:
+        # Opening a SQLite store creates its file: a mistyped path (or a shell without
+        # $RESILIENT_CLIENT_OUTBOX) would read as "no entries" in the middle of an outage.
+        if isinstance(store, str) and store.lower().startswith("sqlite:"):
+            path = sqlite_path(store)
+            if not os.path.exists(path):
+                print(
+                    f"resilient-client outbox: no outbox at {path} (name it with --store "
+                    f"or ${STORE_VARIABLE})",
+                    file=sys.stderr,
+                )
+                return 2
         outbox = Outbox(store)
     except (OutboxStoreError, ValueError) as exc:
         print(f"resilient-client outbox: {exc}", file=sys.stderr)

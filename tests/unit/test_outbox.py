@@ -359,6 +359,17 @@ def test_cli_names_a_bad_store_and_exits_2(
     assert str(path) in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["list"], ["show", "e-1"], ["replay"], ["drop", "e-1"]])
+def test_cli_names_a_missing_store_file_and_does_not_create_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    path = tmp_path / "typo.db"
+    status, printed = _cli("outbox", *command, "--store", f"sqlite:///{path}")
+    assert (status, printed) == (2, "")  # not "no entries": nothing was ever parked there
+    assert str(path) in capsys.readouterr().err
+    assert not path.exists()
+
+
 def test_cli_refuses_a_negative_replay_limit_with_a_usage_error(
     outbox: Outbox, db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
