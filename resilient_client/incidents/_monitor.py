@@ -46,6 +46,7 @@ from ._incident import (
     ClientActions,
     Contribution,
     Incident,
+    Record,
     Report,
     Severity,
     advance,
@@ -102,8 +103,9 @@ class IncidentMonitor:
             queue and thread.
         store: ``None`` (in memory), ``"sqlite:///path.db"``, a ``RedisIncidentStore`` or
             any ``IncidentStore``. A store that fails at run time is replaced by memory
-            (one warning); a SQLite file that is not an incident store raises
-            ``IncidentStoreError`` here.
+            (one warning), which goes on with the incident the store last had; one paged
+            meanwhile stays in memory until it resolves. A SQLite file that is not an
+            incident store raises ``IncidentStoreError`` here.
         critical: endpoint keys whose outage makes an incident ``"critical"``.
         status_page: the provider's Atlassian Statuspage (``"https://status.example.com"``)
             for every provider, or ``{provider: url}``; ``None`` for none.
@@ -140,6 +142,7 @@ class IncidentMonitor:
         self._clock = clock = clock or default_clock()
         self._store = open_store(store)
         self._fallback: MemoryIncidentStore | None = None
+        self._seen: dict[str, Record | None] = {}  # the store's latest record, by provider
         self._degraded = False
         self._deliveries = [Delivery(sink) for sink in sinks]
         self._status = StatusPage.configured(status_page, clock)
@@ -426,8 +429,19 @@ class IncidentMonitor:
             after[0] = result[0]
             return result
 
+        def unless_kept(record: Any) -> Any:
+            # An incident paged while the store was away, and that the store does not
+            # know (it came back empty, or another process opened its own), stays in this
+            # process until it resolves: its resolve must follow under its dedup_key.
+            kept = self._kept(provider)
+            if kept is not None and (record is None or record.incident.id != kept.incident.id):
+                raise _Kept
+            return change(record)
+
         try:
-            alerts = self._store.update(provider, change)
+            alerts = self._store.update(provider, unless_kept)
+        except _Kept:
+            alerts = self._fallback.update(provider, change)  # type: ignore[union-attr]
         except Exception as exc:
             if self._fallback is None or not self._degraded:
                 logger.warning(
@@ -437,12 +451,28 @@ class IncidentMonitor:
             self._degraded = True
             if self._fallback is None:
                 self._fallback = MemoryIncidentStore()
+            seen = self._seen.get(provider)
+            if seen is not None and self._kept(provider) is None:
+                # The incident the store last had goes on here: one already paged is
+                # not paged again under a new dedup_key.
+                self._fallback.put(provider, seen)
             alerts = self._fallback.update(provider, change)
+            return self._note(provider, after[0], alerts)
         else:
-            if self._degraded:
-                logger.warning("incident store %r answers again", self._store)
-                self._degraded = False
-        record = after[0]
+            self._seen[provider] = after[0]
+        if self._degraded:
+            logger.warning("incident store %r answers again", self._store)
+            self._degraded = False
+        return self._note(provider, after[0], alerts)
+
+    def _kept(self, provider: str) -> Record | None:
+        """The fallback's incident for ``provider`` if it is open and was paged."""
+        record = None if self._fallback is None else self._fallback.latest(provider)
+        if record is not None and record.incident.state == "open" and record.triggered:
+            return record
+        return None
+
+    def _note(self, provider: str, record: Record | None, alerts: list[Alert]) -> list[Alert]:
         if record is not None and record.incident.state == "open":
             self._open.add(provider)
         else:
@@ -541,6 +571,10 @@ class IncidentMonitor:
         if self._status is not None:
             self._status.close()
         self._store.close()
+
+
+class _Kept(Exception):
+    """The store's record is set aside: the fallback keeps the provider's incident."""
 
 
 def _endpoint_key(key: str) -> str:

@@ -9,8 +9,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from incident_receivers import receiver
-from redis_server import RedisServerUnavailable, redis_server
+from incident_receivers import Collect, receiver
+from redis_server import RedisServer, RedisServerUnavailable, redis_server
 
 from resilient_client.chaos import RunningServer
 from resilient_client.incidents import IncidentMonitor, RedisIncidentStore
@@ -40,12 +40,17 @@ WORKER = textwrap.dedent(
 
 
 @pytest.fixture
-def redis_url() -> object:
+def redis() -> object:
     try:
         with redis_server() as server:
-            yield server.url
+            yield server
     except RedisServerUnavailable as exc:  # pragma: no cover - redis-server is installed
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def redis_url(redis: RedisServer) -> str:
+    return redis.url
 
 
 def test_three_processes_build_one_incident_and_send_one_trigger(
@@ -89,6 +94,48 @@ def test_redis_down_keeps_incidents_in_process_with_one_warning(
     assert monitor.incidents()[0].failed_calls == 30
     warnings = [r for r in caplog.records if "incident store" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("stopped_at", [0, 20], ids=["before-the-trigger", "after-it"])
+def test_every_trigger_sent_while_redis_was_down_is_resolved_under_its_dedup_key(
+    redis: RedisServer, upstream: RunningServer, stopped_at: int
+) -> None:
+    import resilient_client as rc
+
+    clock = FakeClock()
+    collect = Collect()
+    monitor = IncidentMonitor(
+        clock=clock,
+        sinks=[collect],
+        store=RedisIncidentStore(redis.url, "restart"),
+        rules=rc.HealthRules(recover_after=30.0),
+    )
+    client = rc.ResilientClient(
+        base_url=upstream.url,
+        clock=clock,
+        observers=[monitor],
+        policy=rc.Policy(retry=rc.Retry(max_attempts=1), breaker=None),
+    )
+    # Redis is stopped during the outage and comes back (empty, as a restart without
+    # persistence leaves it) while the provider is still down; then the provider recovers.
+    try:
+        for second in range(200):
+            if second == stopped_at:
+                redis.stop()
+            elif second == stopped_at + 15:
+                redis.start()
+            client.get("/status/restart/503" if second < 60 else "/status/restart/200")
+            clock.advance(1.0)
+            if second % 3 == 2:
+                assert monitor.flush()
+    finally:
+        client.close()
+        monitor.close()
+    sent = [(alert.action, alert.dedup_key) for alert in collect.alerts]
+    # One incident paged (not one per store it was kept in), and its page resolved.
+    key = sent[0][1]
+    assert [action for action, _ in sent if action != "update"] == ["trigger", "resolve"], sent
+    assert {dedup_key for _, dedup_key in sent} == {key}, sent
 
 
 STATUS = {"page": {"id": "x"}, "status": {"indicator": "major", "description": "Partial outage"}}
