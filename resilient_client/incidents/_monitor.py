@@ -266,10 +266,20 @@ class IncidentMonitor:
 
     def _breaker(self, event: BreakerStateChanged) -> None:
         opened = event.new == "open"
+        index = int(self._clock.monotonic() // self._width)
         with self._lock:
-            for endpoint in self._endpoints.values():
-                if endpoint.key == event.endpoint:
-                    endpoint.breaker_open = opened
+            sharing = [e for e in self._endpoints.values() if e.key == event.endpoint]
+            if opened and len(sharing) > 1:
+                # The event names no provider, and clients of several providers may use
+                # one key: a provider whose calls neither failed in the window nor were
+                # retried since the last evaluation did not trip this breaker.
+                sharing = [
+                    e
+                    for e in sharing
+                    if e.window.stats(index).failures or e.actions[0] > e.taken[2][0]
+                ]
+            for endpoint in sharing:
+                endpoint.breaker_open = opened
         if opened:
             # An outage is judged within one breaker trip, but not before the call that
             # tripped it is counted: that call's end (any failed call's) wakes the thread.

@@ -376,3 +376,33 @@ def test_with_the_monitor_and_telemetry_on_the_canary_reaches_no_span_or_metric(
     assert CANARY not in repr(told)
     assert CANARY not in incident.to_json()
     otel.shutdown()
+
+
+def test_a_breaker_opening_marks_down_only_the_provider_whose_calls_tripped_it(
+    driver: Driver, upstream: RunningServer, clock: FakeClock
+) -> None:
+    # One monitor watches two clients, one per provider (region), with the same endpoint
+    # keys: the failing region's breaker opens; the healthy one must not be paged.
+    collect = Collect()
+    monitor = IncidentMonitor(clock=clock, sinks=[collect])
+    endpoints = {"GET /outage/{name}": POLICY}
+    failing = driver.client(base_url=upstream.url, clock=clock, observers=[monitor],
+                            endpoints=endpoints)  # fmt: skip
+    healthy = driver.client(base_url=f"http://localhost:{upstream.port}", clock=clock,
+                            observers=[monitor], endpoints=endpoints)  # fmt: skip
+    upstream.app.set_failure_plan("region-a", rate=1.0, seed=1)
+    upstream.app.set_failure_plan("region-b", rate=0.0, seed=1)
+    try:
+        for second in range(40):
+            with contextlib.suppress(Exception):
+                driver.request(failing, "GET", "/outage/region-a")
+            assert driver.request(healthy, "GET", "/outage/region-b").status_code == 200
+            clock.advance(1.0)
+            if second % 3 == 2:
+                assert monitor.flush()
+    finally:
+        monitor.close()
+    assert {a.incident.provider for a in collect.alerts} == {f"127.0.0.1:{upstream.port}"}
+    assert monitor.health()["GET /outage/{name} (localhost:" + f"{upstream.port})"].state == (
+        "healthy"
+    )
