@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from resilient_client.incidents import EndpointImpact, Evidence, Incident, SeriesPoint
+from resilient_client.incidents import (
+    EndpointImpact,
+    Evidence,
+    Incident,
+    ProviderStatus,
+    SeriesPoint,
+    StatusPageIncident,
+)
 from resilient_client.incidents._report import duration, iso, peak_severity
 from resilient_client.incidents._report_svg import WIDTH, timeline_svg
 
@@ -90,6 +97,18 @@ def test_server_text_cannot_break_the_markdown_table() -> None:
     assert "`req_1\\|2`" in row
     assert "Error incident (at its worst), **resolved**" in text
     assert "time to detect: 42.0 s" in text and "time to recover: 5 min 00 s" in text
+
+
+def test_a_status_page_link_cannot_inject_markup_into_the_markdown() -> None:
+    link = "https://stspg.io/x<img src=x onerror=alert(1)>"
+    listed = StatusPageIncident(name="Errors", shortlink=link)
+    status = ProviderStatus(page="https://status.example.com/<b>", indicator="major",
+                            description="Partial outage", acknowledged=True, incidents=(listed,),
+                            checked_at=T0)  # fmt: skip
+    text = make(provider_status=status).report("markdown")
+    # Escaped, a Markdown renderer shows the brackets as text instead of making tags.
+    assert "https://stspg.io/x\\<img src=x onerror=alert(1)\\>" in text
+    assert text.count("<img") == text.count("\\<img") and text.count("<b>") == 0
 
 
 def test_server_text_is_escaped_in_html() -> None:
