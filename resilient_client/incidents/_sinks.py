@@ -240,9 +240,9 @@ class SlackSink(_HttpSink):
             "resolve": ":white_check_mark:",
         }
         facts = [
-            f"*Provider:* {incident.provider}",
+            f"*Provider:* {incident.provider}"[:_SLACK_FIELD],
             f"*Severity:* {alert.severity}",
-            f"*Endpoints:* {', '.join(incident.endpoints) or '-'}",
+            f"*Endpoints:* {_listed(incident.endpoints, _SLACK_FIELD - 14)}",
             f"*Calls:* {incident.failed_calls} failed of {incident.calls}",
             f"*Incident:* `{incident.id}`",
         ]
@@ -256,13 +256,41 @@ class SlackSink(_HttpSink):
                         "text": f"{alert.action}: {incident.provider}"[:150],
                     },
                 },
-                {"type": "section", "text": {"type": "mrkdwn", "text": alert.summary}},
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": alert.summary[:_SLACK_SECTION]},
+                },
                 {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in facts]},
             ],
         }
 
     def send(self, alert: Alert) -> None:
         self._post(json.dumps(self.message(alert)).encode("utf-8"))
+
+
+# Slack refuses a message (400, not retried: the alert would be lost) whose section text
+# passes 3,000 characters or a field 2,000 - an outage across many endpoints would.
+_SLACK_SECTION = 3000
+_SLACK_FIELD = 2000
+
+
+def _listed(names: tuple[str, ...], limit: int) -> str:
+    """``names`` joined by commas within ``limit`` characters: those that fit, then how
+    many more there are."""
+    text = ", ".join(names) or "-"
+    if len(text) <= limit:
+        return text
+    shown: list[str] = []
+    used = 0
+    for name in names:
+        more = f", ... {len(names) - len(shown)} more"
+        if used + len(name) + 2 + len(more) > limit:
+            break
+        shown.append(name)
+        used += len(name) + 2
+    if not shown:
+        return f"{len(names)} endpoints"
+    return ", ".join(shown) + f", ... {len(names) - len(shown)} more"
 
 
 class Delivery:
