@@ -18,6 +18,7 @@ Two halves, so that a call pays only for counting:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -516,14 +517,30 @@ class IncidentMonitor:
         """Mute alerts for a provider (``"api.example.com"``, with ``:port`` if not the
         default) or an endpoint key until ``until`` (an aware datetime, or seconds from
         now); evidence is still recorded, and the trigger is sent when the mute ends if
-        the incident is still open. ``ValueError`` for a naive datetime."""
+        the incident is still open. An endpoint key is taken in its normal form, as
+        ``critical`` takes it (``"post /v1/payments/"`` mutes ``"POST /v1/payments"``), a
+        provider in lower case. ``ValueError`` for a naive datetime, a number of seconds
+        that is not positive, a URL or a malformed endpoint key: each would mute nothing."""
+        target = provider_or_endpoint.strip()
+        if " " in target:
+            target = _endpoint_key(target)
+        elif "/" in target or not target:
+            raise ValueError(
+                f"suppress() takes a provider ('api.example.com', with ':port' if not the "
+                f"default) or an endpoint key ('POST /v1/payments'), not {target!r}"
+            )
+        else:
+            target = target.lower()
         if isinstance(until, datetime):
             if until.tzinfo is None:
                 raise ValueError("until must be an aware datetime (UTC) or seconds from now")
             deadline = until.timestamp()
         else:
-            deadline = self._clock.wall() + float(until)
-        self._suppressed[provider_or_endpoint] = (deadline, reason[:200])
+            seconds = float(until)
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise ValueError(f"until must be a positive number of seconds, got {until!r}")
+            deadline = self._clock.wall() + seconds
+        self._suppressed[target] = (deadline, reason[:200])
 
     def health(self) -> dict[str, Health]:
         """Every endpoint seen, by key (``"key (provider)"`` when a key is seen on two
