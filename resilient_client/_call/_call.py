@@ -468,10 +468,13 @@ class Call:
         now = self.clock.monotonic()
         limit = self.limit
         phases = self._phases
-        # The common case, nothing to clip, without a call to clip(): a frame per attempt.
-        request.extensions["timeout"] = (
-            phases[0] if limit is None or limit >= phases[1] else clip(phases, limit)
-        )
+        if limit is None or limit >= phases[1]:
+            # The common case, nothing to clip, without a call to clip(): a frame per attempt.
+            request.extensions["timeout"] = phases[0]
+        else:
+            if request.extensions is self.request.extensions:  # the caller's own
+                request = self._send_alone(request)
+            request.extensions["timeout"] = clip(phases, limit)
         if self.attempts == 0 and self.budget is not None:
             self.budget.record_call(now)
         self.attempts += 1
@@ -481,6 +484,17 @@ class Call:
         if self.observers and self.listeners[AttemptStarted]:
             self._emit(AttemptStarted(self.attempts, self.origin, hedge))
         return request
+
+    def _send_alone(self, request: httpx.Request) -> httpx.Request:
+        """A copy of ``request`` with extensions of its own, sent from now on: an
+        attempt's clipped timeouts never go on the caller's extensions, which a redirect's
+        next hop, an auth flow's next request and a request sent again inherit (only
+        attempts that are clipped pay for the copy)."""
+        self.sent = copy = request_copy(request)
+        copy.extensions = dict(request.extensions)
+        if self.view is not None:  # observers see (and add headers to) what is sent
+            self.view.request = copy
+        return copy
 
     # -- a hedge race's attempts (``_hedging.py``), in flight together --------------------
 

@@ -248,6 +248,29 @@ def test_a_client_timeout_is_honoured(driver: Driver) -> None:
     assert sent_timeouts(transport) == [dict.fromkeys(POLICY_PHASES, 6.0)]
 
 
+def test_a_clipped_retry_leaves_the_callers_timeout_to_a_redirects_next_hop(
+    driver: Driver,
+) -> None:
+    """The retry clipped to what is left of the deadline sends its clip on a request of
+    its own: the caller's request keeps its timeout, and the redirect's next hop (a call
+    of its own, with a deadline of its own) gets the caller's 5 s again, as with httpx."""
+    policy = rc.Policy(timeouts=rc.Timeouts(attempt=None, total=6.0))
+    moved = httpx.Response(307, headers={"location": "https://api.example.com/v1/things/2"})
+    client, transport, _ = make(
+        driver,
+        [503, moved, 200],
+        policy=policy,
+        latency=4.0,
+        clock=FakeClock(fixed=0.0),  # zero backoff: the second attempt has 2 s left
+        follow_redirects=True,
+    )
+    response = driver.request(client, "GET", URL, timeout=5.0)
+
+    assert response.status_code == 200
+    assert [t["read"] for t in sent_timeouts(transport)] == [5.0, 2.0, 5.0]
+    assert response.request.extensions["timeout"] == dict.fromkeys(POLICY_PHASES, 5.0)
+
+
 @pytest.mark.parametrize("client_timeout", [None, 6.0])
 def test_a_timeout_extension_is_honoured(driver: Driver, client_timeout: float | None) -> None:
     """httpx sends a request's own ``timeout`` extension as it is: so does the pipeline."""
