@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncGenerator, Generator
 from typing import cast
 
@@ -140,12 +141,21 @@ def _content_type(value: str | None) -> tuple[str, str | None]:
     return media_type.strip().lower(), charset
 
 
+# A surrogate code point, never a whole character: UTF-8 cannot encode it, so a problem
+# holding one would not serialise (model_dump_json raises), nor go to a log, a span or a
+# store. Replaced with U+FFFD wherever a server's text can bring one in.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A JSON escape that may decode to one (json.loads keeps a lone half of a pair as it is).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _decode(body: bytes, charset: str | None) -> str:
     text = None
     if charset is not None:
         # An unknown charset, or a codec that is not a text encoding ("hex", "rot13").
         with contextlib.suppress(LookupError, ValueError):
-            text = body.decode(charset, errors="replace")
+            # Some codecs ("utf-7", "unicode_escape") decode to lone surrogates.
+            text = _SURROGATE.sub("\ufffd", body.decode(charset, errors="replace"))
     if text is None:
         text = body.decode("utf-8", errors="replace")
     return text[1:] if text.startswith("\ufeff") else text
@@ -177,6 +187,10 @@ def _load_json(text: str) -> object:
         # bare problem+json cost).
         if stripped.count("{") + stripped.count("[") > MAX_JSON_DEPTH:
             value = _within_depth(value, MAX_JSON_DEPTH)
+        # Walked only when an escape may have made a lone surrogate (a server that cut a
+        # string between the halves of a pair), and no deeper than the cut above.
+        if _SURROGATE_ESCAPE.search(stripped) is not None:
+            value = _well_formed(value)
     # RecursionError: "[[[[..." a few thousand deep; ValueError includes numbers past
     # Python's int digit limit.
     except (ValueError, RecursionError):
@@ -194,6 +208,17 @@ def _within_depth(value: object, depth: int) -> object:
         if depth <= 0:
             return None
         return [_within_depth(item, depth - 1) for item in value]
+    return value
+
+
+def _well_formed(value: object) -> object:
+    """``value`` with every surrogate in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_SURROGATE.sub("\ufffd", key): _well_formed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
     return value
 
 

@@ -225,6 +225,36 @@ def test_nesting_past_32_levels_is_cut_so_the_problem_always_serialises() -> Non
     assert problem.model_dump_json()
 
 
+def test_a_lone_surrogate_is_replaced_so_the_problem_always_serialises() -> None:
+    # A server that cuts a message between the halves of a surrogate pair (JavaScript's
+    # substring) escapes the half it kept: legal JSON, but not text UTF-8 can encode.
+    raw = (
+        b'{"title": "Declined \\ud83d", "detail": "\\ud83d\\ude00 paid", "code": "x\\udc00",'
+        b' "cut": {"\\ud800": ["\\udfff"]}}'
+    )
+    response = httpx.Response(
+        402, headers={"content-type": "application/problem+json"}, content=raw
+    )
+
+    problem = parse_problem(response)
+
+    assert (problem.title, problem.code) == ("Declined \ufffd", "x\ufffd")
+    assert problem.detail == "\U0001f600 paid"  # a whole pair is kept
+    assert problem.extensions["cut"] == {"\ufffd": ["\ufffd"]}
+    assert Problem.model_validate_json(problem.model_dump_json()) == problem
+
+
+def test_a_charset_decoding_to_lone_surrogates_still_serialises() -> None:
+    response = httpx.Response(
+        503, headers={"content-type": "text/plain; charset=utf-7"}, content=b"down +2AA-"
+    )
+
+    problem = parse_problem(response)
+
+    assert problem.detail == "down \ufffd"
+    assert problem.model_dump_json()
+
+
 # -- properties --------------------------------------------------------------------------
 
 MEDIA_TYPES = st.sampled_from(
