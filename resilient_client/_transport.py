@@ -48,7 +48,7 @@ from ._breaker import Rejection
 from ._call._call import ERROR_BODY_LIMIT, Call
 from ._call._extensions import EXT_STREAM
 from ._call._pipeline import EndpointHealth, Pipeline, PipelineOptions
-from ._call._story import SEND, AwaitFallback, Hedge, Park, Wait, story, throw
+from ._call._story import SEND, AwaitFallback, Discard, Hedge, Park, Wait, story, throw
 from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
 from ._hedging import Lane
@@ -161,6 +161,8 @@ class SyncDriver(_Driver, SyncRace):
                     _refuse_async_fallback(step.answer)
                 elif type(step) is Hedge:
                     call.reply = self._race(call, step)
+                elif type(step) is Discard:
+                    step.response.close()
                 else:  # Acquire
                     call.reply = call.bulkhead.acquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record
@@ -296,6 +298,8 @@ class AsyncDriver(_Driver, AsyncRace):
                     call.reply = await step.answer
                 elif type(step) is Hedge:
                     call.reply = await self._race(call, step)
+                elif type(step) is Discard:
+                    await step.response.aclose()
                 else:  # Acquire
                     call.reply = await call.bulkhead.aacquire(step.wait)  # type: ignore[union-attr]
             except BaseException as exc:  # the story decides; cancellation ends its record

@@ -134,8 +134,7 @@ def parked_error(call: Call, entry: Any, failure: httpx.Response | BaseException
     error: Exception = call.flavor.WriteParked(entry, request=call.request)
     if isinstance(failure, BaseException):
         error.__cause__ = failure
-    elif not failure.is_closed:
-        failure.close()  # the caller never sees this response: give its connection back
+    # (a response the caller never sees is closed by the driver: the story's Discard step)
     record = info(call, None if isinstance(failure, BaseException) else failure)
     _log(call, record, logging.DEBUG, None, None, "WriteParked")
     _explain(error, call, record)

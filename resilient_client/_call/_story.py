@@ -27,6 +27,9 @@ loops over it that differ only in ``await``::
                    failure raised with a note saying why the call stopped
       ├─ AwaitFallback(answer) → the async driver awaits an async fallback's answer and
                                 replies with it (the sync driver refuses: TypeError)
+      ├─ Discard(response)    → the driver closes the last response, still open, that
+                                the caller will not get (a fallback's answer, an
+                                ApiError or WriteParked in its place)
 
 The story ends with the call's response in ``call.response``, or raising what the caller is
 to see. The first attempt and every retry are the same ``SEND`` step; a call that succeeds
@@ -66,6 +69,7 @@ __all__ = [
     "SEND",
     "Acquire",
     "AwaitFallback",
+    "Discard",
     "Hedge",
     "Park",
     "Step",
@@ -117,6 +121,14 @@ class Wait(NamedTuple):
     discard: Any  # httpx.Response | None, of either library
 
 
+class Discard(NamedTuple):
+    """Close ``response``, which the caller will not get (a fallback's answer, an
+    ``ApiError`` or ``WriteParked`` takes its place): its connection goes back to the
+    pool. Only a response still open is discarded so (a streamed call's unread body)."""
+
+    response: Any  # httpx.Response, of either library
+
+
 class Park(NamedTuple):
     """Store the call's request in the pipeline's outbox (``details``: the keywords of
     ``Outbox.park``); reply with the entry."""
@@ -131,7 +143,7 @@ class AwaitFallback(NamedTuple):
     answer: Any  # an awaitable of httpx.Response | None
 
 
-Step = Acquire | _Send | Hedge | Wait | Park | AwaitFallback
+Step = Acquire | _Send | Hedge | Wait | Discard | Park | AwaitFallback
 Story = Generator[Step, None, None]
 
 
@@ -235,13 +247,24 @@ def story(call: Call) -> Story:
                     extra={"endpoint": call.endpoint.key, "correlation_id": call.correlation_id},
                 )
             else:
-                raise parked_error(call, call.reply, outcome)
+                error = parked_error(call, call.reply, outcome)
+                if not isinstance(outcome, BaseException) and not outcome.is_closed:
+                    yield Discard(outcome)
+                raise error
         # A response is finished directly: a frame less on every call that answers.
         end = end_with_outcome if isinstance(outcome, BaseException) else end_with_response
         try:
-            response = end(call, outcome)
-        except FallbackPending as pending:
-            response = yield from _resume(call, pending, end, outcome)
+            try:
+                response = end(call, outcome)
+            except FallbackPending as pending:
+                response = yield from _resume(call, pending, end, outcome)
+        except Exception:  # an ApiError raised for the response (raise_for_error)
+            if end is end_with_response and not outcome.is_closed:
+                yield Discard(outcome)
+            raise
+        # (one identity test on every call: the answer is the last outcome but for a fallback)
+        if response is not outcome and end is end_with_response and not outcome.is_closed:
+            yield Discard(outcome)  # the fallback answered in its place
     except Exception as exc:  # announces the end itself, whether it answers or raises
         try:
             response = end_raised(call, exc)

@@ -8,6 +8,7 @@ cap, stalls) say so and keep generous margins for a noisy 2-core machine.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -150,6 +151,43 @@ def test_retried_responses_return_their_connections(
         driver.stream_read(client, "GET", "/status/leak-stream/503")
     assert upstream.app.scenario("leak").attempts == 450
     assert upstream.app.scenario("leak-stream").attempts == 450
+
+
+def one_connection(driver: Driver, upstream: RunningServer, **kwargs: Any) -> Any:
+    """A client with a pool of one connection: a call that leaks it starves the next."""
+    limits = driver.lib.Limits(max_connections=1, max_keepalive_connections=1)
+    return driver.client(
+        base_url=upstream.url,
+        limits=limits,
+        clock=FakeClock(),
+        timeout=driver.lib.Timeout(5.0, pool=1.0),
+        **kwargs,
+    )
+
+
+def test_a_streamed_failure_a_fallback_answers_returns_its_connection(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    """A 501 is not retried, so its streamed body stays unread; the fallback's answer
+    takes its place, and the 501's connection goes back to the pool."""
+
+    def cached(request: Any, failure: Any) -> Any:
+        return driver.lib.Response(200, content=b"cached")
+
+    client = one_connection(driver, upstream, policy=rc.Policy(retry=None, fallback=cached))
+    for _ in range(3):
+        assert driver.stream_read(client, "GET", "/status/fallback-leak/501") == b"cached"
+    assert upstream.app.scenario("fallback-leak").attempts == 3  # none answered unsent
+
+
+def test_a_streamed_error_raised_as_an_api_error_returns_its_connection(
+    driver: Driver, upstream: RunningServer
+) -> None:
+    client = one_connection(driver, upstream, raise_for_error=True, policy=rc.Policy(retry=None))
+    for _ in range(3):
+        with pytest.raises(driver.ns.NotFoundError):
+            driver.stream_read(client, "GET", "/status/raised-leak/404")
+    assert upstream.app.scenario("raised-leak").attempts == 3
 
 
 def test_the_transport_alone_works_under_a_plain_httpx_client(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import importlib
 import inspect
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -487,6 +488,50 @@ def test_retried_responses_are_closed(driver: Driver) -> None:
     response = driver.request(client, "GET", URL)
     assert response.status_code == 200
     assert closed[:2] == [0, 1]
+
+
+class ChunkedBody(httpx.SyncByteStream):
+    """A body without Content-Length (so a streamed call leaves it unread), noting its close."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    def __iter__(self) -> Any:
+        yield b"down"
+
+    def close(self) -> None:
+        self.closed.append("close")
+
+
+class AsyncChunkedBody(httpx.AsyncByteStream):
+    """:class:`ChunkedBody` for the async client: it has no sync close."""
+
+    def __init__(self, closed: list[str]) -> None:
+        self.closed = closed
+
+    async def __aiter__(self) -> Any:
+        yield b"down"
+
+    async def aclose(self) -> None:
+        self.closed.append("aclose")
+
+
+def test_a_streamed_write_parked_with_its_failure_unread_raises_write_parked(
+    driver: Driver, tmp_path: Path
+) -> None:
+    """The caller never gets the 503, so the driver closes it: awaited by the async one (a
+    sync close of an async stream raised RuntimeError in place of WriteParked)."""
+    closed: list[str] = []
+    body = AsyncChunkedBody(closed) if driver.is_async else ChunkedBody(closed)
+    outbox = rc.Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    policy = rc.Policy(outbox=True, retry=rc.Retry(max_attempts=1))
+    client, _, _ = make(driver, [httpx.Response(503, stream=body)], policy=policy, outbox=outbox)
+
+    with pytest.raises(rc.WriteParked):
+        driver.stream_read(client, "POST", URL, json={"a": 1})
+
+    assert closed == ["aclose" if driver.is_async else "close"]
+    assert len(outbox.entries()) == 1
 
 
 def test_the_correlation_id_is_the_same_on_every_attempt(driver: Driver) -> None:
