@@ -233,11 +233,16 @@ def story(call: Call) -> Story:
             if rate_limit is not None:  # a turn taken for an attempt never sent
                 call.unpace()
         # (policy.outbox first: no frame for the calls of endpoints without an outbox)
-        if (
-            call.policy.outbox
-            and call.parks(outcome)
-            and (yield from _answer(call, outcome)) is None
-        ):
+        if call.policy.outbox and call.parks(outcome):
+            # A fallback still wins over the outbox: asked first, its answer ends the call.
+            answer = yield from _answer(call, outcome)
+            if answer is not None:
+                if not isinstance(outcome, BaseException) and not outcome.is_closed:
+                    yield Discard(outcome)
+                if call.observers:
+                    call.announce_end(answer, None)
+                call.response = answer
+                return
             try:
                 yield Park(call.park_details(outcome))
             except Exception:  # the store failed: the write's own failure stands

@@ -534,6 +534,24 @@ def test_a_streamed_write_parked_with_its_failure_unread_raises_write_parked(
     assert len(outbox.entries()) == 1
 
 
+def test_a_fallback_answer_wins_over_the_outbox(driver: Driver, tmp_path: Path) -> None:
+    """A keyed write of an outbox endpoint that fails retryably: the fallback is asked
+    first, and its answer is the call's - not parked, and not the 503 it replaced."""
+
+    def queued(request: Any, failure: Any) -> httpx.Response:
+        return httpx.Response(202, content=b"queued")
+
+    outbox = rc.Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    policy = rc.Policy(outbox=True, fallback=queued, retry=rc.Retry(max_attempts=2))
+    client, transport, _ = make(driver, [503, 503], policy=policy, outbox=outbox)
+
+    response = driver.request(client, "POST", URL, json={"a": 1})
+
+    assert (response.status_code, response.content) == (202, b"queued")
+    assert info(response).fallback is True
+    assert len(transport.requests) == 2 and outbox.entries() == []
+
+
 def test_the_correlation_id_is_the_same_on_every_attempt(driver: Driver) -> None:
     client, transport, _ = make(driver, [503, 200])
     response = driver.request(client, "GET", URL)
