@@ -232,44 +232,31 @@ def story(call: Call) -> Story:
                 bulkhead.release()
             if rate_limit is not None:  # a turn taken for an attempt never sent
                 call.unpace()
-        # (policy.outbox first: no frame for the calls of endpoints without an outbox)
-        if call.policy.outbox and call.parks(outcome):
-            # A fallback still wins over the outbox: asked first, its answer ends the call.
-            answer = yield from _answer(call, outcome)
-            if answer is not None:
-                if not isinstance(outcome, BaseException) and not outcome.is_closed:
-                    yield Discard(outcome)
-                if call.observers:
-                    call.announce_end(answer, None)
-                call.response = answer
-                return
-            try:
-                yield Park(call.park_details(outcome))
-            except Exception:  # the store failed: the write's own failure stands
-                logger.warning(
-                    "could not park a write in the outbox; its failure is raised instead",
-                    exc_info=True,
-                    extra={"endpoint": call.endpoint.key, "correlation_id": call.correlation_id},
-                )
-            else:
-                error = parked_error(call, call.reply, outcome)
-                if not isinstance(outcome, BaseException) and not outcome.is_closed:
-                    yield Discard(outcome)
-                raise error
-        # A response is finished directly: a frame less on every call that answers.
-        end = end_with_outcome if isinstance(outcome, BaseException) else end_with_response
+        # The end: the call's answer, or what it raises. A response the caller will not
+        # get (a fallback's answer, an ApiError or WriteParked in its place) is discarded
+        # if still open - a streamed call's unread body holds a pooled connection.
         try:
-            try:
-                response = end(call, outcome)
-            except FallbackPending as pending:
-                response = yield from _resume(call, pending, end, outcome)
-        except Exception:  # an ApiError raised for the response (raise_for_error)
-            if end is end_with_response and not outcome.is_closed:
+            response = None
+            # (policy.outbox first: no frame for the calls of endpoints without an outbox)
+            if call.policy.outbox and call.parks(outcome):
+                # A fallback still wins over the outbox: asked first, its answer ends the call.
+                response = yield from _answer(call, outcome)
+                if response is None:
+                    yield from _park(call, outcome)  # raises WriteParked, unless it failed
+            if response is None:
+                # A response is finished directly: a frame less on every call that answers.
+                end = end_with_outcome if isinstance(outcome, BaseException) else end_with_response
+                try:
+                    response = end(call, outcome)
+                except FallbackPending as pending:
+                    response = yield from _resume(call, pending, end, outcome)
+        except Exception:
+            if _open(outcome):
                 yield Discard(outcome)
             raise
         # (one identity test on every call: the answer is the last outcome but for a fallback)
-        if response is not outcome and end is end_with_response and not outcome.is_closed:
-            yield Discard(outcome)  # the fallback answered in its place
+        if response is not outcome and _open(outcome):
+            yield Discard(outcome)
     except Exception as exc:  # announces the end itself, whether it answers or raises
         try:
             response = end_raised(call, exc)
@@ -281,6 +268,26 @@ def story(call: Call) -> Story:
     if call.observers:  # (a frame per call spared when nobody listens)
         call.announce_end(response, None)
     call.response = response
+
+
+def _open(outcome: Any) -> bool:
+    """Whether ``outcome`` is a response whose body is still open."""
+    return not isinstance(outcome, BaseException) and not outcome.is_closed
+
+
+def _park(call: Call, failure: Any) -> Generator[Step, None, None]:
+    """Store the call's write in the outbox and raise ``WriteParked``; if the store
+    fails, log it and return: the write's own failure stands."""
+    try:
+        yield Park(call.park_details(failure))
+    except Exception:
+        logger.warning(
+            "could not park a write in the outbox; its failure is raised instead",
+            exc_info=True,
+            extra={"endpoint": call.endpoint.key, "correlation_id": call.correlation_id},
+        )
+    else:
+        raise parked_error(call, call.reply, failure)
 
 
 def _answer(call: Call, failure: Any) -> Generator[Step, None, httpx.Response | None]:
