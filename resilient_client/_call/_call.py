@@ -563,7 +563,10 @@ class Call:
             if not status_is_candidate(status, self.idempotency_key is not None, retry, hint):
                 return False
         length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) <= ERROR_BODY_LIMIT:
+        # ASCII digits only: "²" is a digit to isdigit(), and int() raises ValueError on it.
+        if length is None or not (length.isascii() and length.isdigit()):
+            return False
+        if int(length) <= ERROR_BODY_LIMIT:
             self.read_body = True
             return True
         return False

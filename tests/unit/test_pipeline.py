@@ -818,3 +818,18 @@ def test_a_per_call_override_is_merged_once_and_the_merges_kept_are_bounded() ->
     for _ in range(2 * _MERGE_CACHE_LIMIT):  # an override built anew for every call
         assert policy_of(rc.Policy(retry=rc.Retry(max_attempts=4))).retry is not None
     assert len(pipeline._merges) <= _MERGE_CACHE_LIMIT
+
+
+def test_a_content_length_in_other_digits_is_left_unread_not_raised() -> None:
+    # "²" is a digit to str.isdigit(), and int() refuses it: a ValueError (not an httpx
+    # error) escaped the call when a transport let such a header through (h11 refuses it).
+    clock = FakeClock(fixed=0.5)
+    length = [(b"content-length", "²".encode())]  # raw bytes: httpx would not encode it
+    odd = httpx.Response(503, headers=length, stream=httpx.ByteStream(b"x"))
+    transport = ScriptedTransport([odd, 200], clock=clock)
+    with (
+        rc.ResilientClient(transport=transport, clock=clock) as client,
+        client.stream("GET", URL) as response,
+    ):
+        assert response.status_code == 200
+    assert len(transport.requests) == 2
