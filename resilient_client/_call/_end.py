@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._exceptions import DeadlineExceededMixin
+from .._exceptions import DeadlineExceededMixin, WriteParkedMixin
 from .._logging import logger
 from .._retry import IDEMPOTENT_METHODS
 from ..problems import raise_for_error
@@ -124,7 +124,12 @@ def end_with_outcome(call: Call, outcome: httpx.Response | BaseException) -> htt
 
 def fallback_answer(call: Call, failure: httpx.Response | BaseException) -> httpx.Response | None:
     """The fallback's answer for a failure the call is about to park, or ``None``: a
-    fallback still wins over the outbox."""
+    fallback still wins over the outbox, for the failures it answers anywhere else (an
+    exception, a 5xx or a 429; not a keyed write's 409, which is parked)."""
+    if not isinstance(failure, BaseException):
+        status = failure.status_code
+        if status < 500 and status != 429:
+            return None
     return _fallback(call, failure)
 
 
@@ -145,7 +150,8 @@ def end_raised(call: Call, exc: Exception) -> httpx.Response:
     """The fallback answer for a call that raised ``exc``, or ``exc`` re-raised; the
     call's end is announced either way, even if the fallback itself raises."""
     try:
-        fallback = _fallback(call, exc)
+        # A parked write's end is decided: answered in its place, it would be sent twice.
+        fallback = None if isinstance(exc, WriteParkedMixin) else _fallback(call, exc)
     except FallbackPending:  # the story awaits it, then ends here again
         raise
     except Exception as error:

@@ -552,6 +552,25 @@ def test_a_fallback_answer_wins_over_the_outbox(driver: Driver, tmp_path: Path) 
     assert len(transport.requests) == 2 and outbox.entries() == []
 
 
+def test_a_parked_409_is_not_offered_to_the_fallback(driver: Driver, tmp_path: Path) -> None:
+    """The fallback answers what it answers anywhere else (an exception, a final 5xx or
+    429): a keyed write's 409 (its first request still in progress) is parked, not
+    offered to it."""
+    asked: list[int] = []
+
+    def queued(request: Any, failure: Any) -> httpx.Response:
+        asked.append(failure.status_code)
+        return httpx.Response(202, content=b"queued")
+
+    outbox = rc.Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    policy = rc.Policy(outbox=True, fallback=queued, retry=rc.Retry(max_attempts=2))
+    client, _, _ = make(driver, [409, 409], policy=policy, outbox=outbox)
+
+    with pytest.raises(driver.ns.WriteParked):
+        driver.request(client, "POST", URL, json={"a": 1})
+    assert asked == [] and len(outbox.entries()) == 1
+
+
 def test_the_correlation_id_is_the_same_on_every_attempt(driver: Driver) -> None:
     client, transport, _ = make(driver, [503, 200])
     response = driver.request(client, "GET", URL)
