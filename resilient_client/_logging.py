@@ -59,6 +59,7 @@ _UNTRUSTED_FIELDS = ("endpoint", "correlation_id", "code", "request_id", "error"
 _SDK_LOGGERS = (
     "resilient_client",
     "resilient_client.breaker",
+    "resilient_client.incidents",
     "resilient_client.outbox",
     "resilient_client.telemetry",
 )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 
@@ -19,6 +20,8 @@ from resilient_client.testing import FakeClock
 
 FAST = rc.Policy(retry=rc.Retry(max_attempts=3, backoff=rc.Backoff(initial=0.0, max=0.0)))
 ENDPOINTS = {"GET /flaky/{name}": rc.Policy(), "GET /status/{name}/{code}": rc.Policy()}
+# The README's example (its "Log record fields" section), less the time and level.
+README_FORMAT = "[%(trace_id)s/%(span_id)s] %(endpoint)s %(correlation_id)s %(name)s: %(message)s"
 
 
 def sdk_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -90,12 +93,35 @@ def test_ids_given_by_the_caller_of_the_logger_are_kept(caplog: pytest.LogCaptur
     assert (record.trace_id, record.span_id) == ("a" * 32, "b" * 16)
 
 
-@pytest.mark.parametrize("name", ["resilient_client.breaker", "resilient_client.outbox"])
+CHILD_LOGGERS = [
+    "resilient_client.breaker",
+    "resilient_client.outbox",
+    "resilient_client.telemetry",
+    "resilient_client.incidents",
+]
+
+
+@pytest.mark.parametrize("name", CHILD_LOGGERS)
 def test_child_loggers_carry_the_fields_too(name: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=name)
     logging.getLogger(name).warning("breaker for %s opened", "GET /a")
     (record,) = sdk_records(caplog)
     assert all(hasattr(record, field) for field in CALL_FIELDS)
+
+
+@pytest.mark.parametrize("name", CHILD_LOGGERS)
+def test_the_readme_format_formats_every_sdk_logger(name: str) -> None:
+    # A formatter naming a missing field drops the record ("--- Logging error ---").
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(README_FORMAT))
+    found = logging.getLogger(name)
+    found.addHandler(handler)
+    try:
+        found.error("incident %s %s", "i-1", "trigger")
+    finally:
+        found.removeHandler(handler)
+    assert stream.getvalue() == f"[None/None] None None {name}: incident i-1 trigger\n"
 
 
 def test_a_new_sdk_logger_gets_the_fields(caplog: pytest.LogCaptureFixture) -> None:
