@@ -338,6 +338,8 @@ class Call:
         if throttle is not None and throttle.should_reject():
             key = self.endpoint.key
             self._notice(throttle.take_refusal_notice(key))
+            # Raised before any attempt, so no verdict will name who stopped the call.
+            self.stop_reason = "throttle"
             raise self._refused(self.flavor.LoadShedError(key, request=self.request), "throttle")
 
     def slot_wait(self) -> float:
@@ -353,6 +355,7 @@ class Call:
         assert self.bulkhead is not None
         key = self.endpoint.key
         self._notice(self.bulkhead.take_refusal_notice(key))
+        self.stop_reason = "bulkhead"  # as admit(): no attempt, so no verdict, names it
         return self._refused(self.flavor.BulkheadFull(key, request=self.request), "bulkhead")
 
     def refused_by_breaker(self, rejection: Rejection) -> Exception:

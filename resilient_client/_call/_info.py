@@ -25,8 +25,8 @@ class ResilienceInfo(NamedTuple):
       ``"deadline"``, ``"retry_after_too_long"``, ``"breaker"``, ``"isolated"`` (an
       endpoint an operator isolated, ``client.isolate()``), ``"budget"``, or the last
       verdict's reason (``"status_not_retryable"``, ``"method_not_retryable"``, ...);
-      ``None`` when no attempt was judged (a call refused before its first attempt that
-      a fallback answered).
+      for a call refused before its first attempt, who refused it (``"bulkhead"``,
+      ``"throttle"``, ``"rate_limit"``, ``"breaker"``).
     - ``fallback``: the response came from the policy's fallback, not the server.
     - ``injected``: the faults chaos put in place of attempts (``"503"``, ``"reset"``...),
       which never reached the server (``rc.Chaos``); empty for a real call.

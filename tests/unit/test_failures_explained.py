@@ -79,6 +79,36 @@ def test_an_open_breaker_says_when_the_next_probe_is(driver: Driver) -> None:
     assert info is not None and info.attempts == 0 and info.stop_reason == "breaker"
 
 
+@pytest.mark.parametrize("refused_by", ["bulkhead", "throttle"])
+def test_a_call_refused_before_its_first_attempt_says_who_refused_it(
+    driver: Driver, otel: Otel, refused_by: str
+) -> None:
+    if refused_by == "bulkhead":
+        policy = rc.Policy(bulkhead=rc.Bulkhead(max_concurrent=1, max_wait=0.0))
+        client = make(driver, [], policy=policy, tracer_provider=otel.tracer_provider)
+        endpoint = client.pipeline.endpoint_for(client.build_request("GET", URL))
+        assert endpoint.bulkhead.acquire(0)  # someone else holds the only slot
+    else:  # five 503s, then random() = 0 sheds every call
+        throttle = rc.AdaptiveThrottle(k=2.0, window=60.0, min_requests=5)
+        client = driver.client(
+            transport=ScriptedTransport([503] * 5),
+            clock=FakeClock(fixed=0.0),
+            endpoints=USERS,
+            policy=rc.Policy(retry=None, throttle=throttle),
+            tracer_provider=otel.tracer_provider,
+        )
+        for _ in range(5):
+            driver.request(client, "GET", URL)
+        otel.exporter.clear()
+    with pytest.raises((rc.BulkheadFull, rc.LoadShedError)) as raised:
+        driver.request(client, "GET", URL)
+    (note,) = raised.value.__notes__
+    assert note.endswith(f"0 attempts in 0.000s, stopped by {refused_by}")
+    info = rc.resilience_info(raised.value)
+    assert info is not None and info.stop_reason == refused_by
+    assert attrs(otel.call_span())["resilient_client.stop_reason"] == refused_by
+
+
 def test_a_retry_is_one_debug_line_and_a_raised_failure_is_logged_at_debug_only(
     driver: Driver, caplog: pytest.LogCaptureFixture
 ) -> None:
