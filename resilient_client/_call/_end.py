@@ -237,7 +237,9 @@ def _explain(error: BaseException, call: Call, record: ResilienceInfo) -> None:
         setattr(error, _INFO_ATTRIBUTE, record)
     except AttributeError:  # pragma: no cover - an exception class with __slots__
         return
-    reason = record.stop_reason or "no attempt"
+    # No stop rule ended the call: the error came from outside the attempts (the
+    # caller's retry_if, failure_if or fallback, say), after any number of them.
+    reason = record.stop_reason or "this error, raised outside any attempt"
     note = (
         f"resilient_client: endpoint {record.endpoint!r}, {_attempts(record.attempts)} "
         f"in {record.elapsed:.3f}s, stopped by {reason}"

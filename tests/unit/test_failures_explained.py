@@ -109,6 +109,19 @@ def test_a_call_refused_before_its_first_attempt_says_who_refused_it(
     assert attrs(otel.call_span())["resilient_client.stop_reason"] == refused_by
 
 
+def test_a_predicate_that_raises_is_not_explained_as_no_attempt(driver: Driver) -> None:
+    # The README's own retry_if, on a 200 whose body is not JSON.
+    def retry_if(request: Any, response: Any, error: Any, problem: Any) -> bool | None:
+        return response.json().get("status") == "pending" or None
+
+    policy = rc.Policy(retry=rc.Retry(retry_if=retry_if))
+    client = make(driver, [httpx.Response(200, text="not json")], policy=policy)
+    with pytest.raises(ValueError) as raised:
+        driver.request(client, "GET", URL)
+    (note,) = raised.value.__notes__
+    assert note.endswith("1 attempt in 0.000s, stopped by this error, raised outside any attempt")
+
+
 def test_a_retry_is_one_debug_line_and_a_raised_failure_is_logged_at_debug_only(
     driver: Driver, caplog: pytest.LogCaptureFixture
 ) -> None:
