@@ -493,6 +493,8 @@ class EndpointBreaker:
     # -- reporting: the transitions the steps drained, told outside the lock -------------
 
     def _notify(self, changes: list[tuple[BreakerState, BreakerState]]) -> None:
+        # The record's endpoint field too, not only its text: handlers filter on it.
+        extra = {"endpoint": self.endpoint}
         for old, new in changes:
             if new == OPEN:
                 left = max(0.0, self._circuit.open_until - self._clock.monotonic())
@@ -501,9 +503,16 @@ class EndpointBreaker:
                     self.endpoint,
                     old,
                     left,
+                    extra=extra,
                 )
             else:
-                logger.info("circuit breaker for endpoint %r: %s -> %s", self.endpoint, old, new)
+                logger.info(
+                    "circuit breaker for endpoint %r: %s -> %s",
+                    self.endpoint,
+                    old,
+                    new,
+                    extra=extra,
+                )
             for listener in self._listeners:
                 try:
                     listener.state_change(self, old, new)

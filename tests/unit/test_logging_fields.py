@@ -16,7 +16,7 @@ from otel_support import Otel
 import resilient_client as rc
 from resilient_client._logging import CALL_FIELDS, get_logger, logger, trace_ids
 from resilient_client.chaos import RunningServer
-from resilient_client.testing import FakeClock
+from resilient_client.testing import FakeClock, ScriptedTransport
 
 FAST = rc.Policy(retry=rc.Retry(max_attempts=3, backoff=rc.Backoff(initial=0.0, max=0.0)))
 ENDPOINTS = {"GET /flaky/{name}": rc.Policy(), "GET /status/{name}/{code}": rc.Policy()}
@@ -122,6 +122,25 @@ def test_the_readme_format_formats_every_sdk_logger(name: str) -> None:
     finally:
         found.removeHandler(handler)
     assert stream.getvalue() == f"[None/None] None None {name}: incident i-1 trigger\n"
+
+
+def test_a_breaker_transition_record_names_its_endpoint(
+    driver: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The line an on-call engineer filters for: a JSON handler finds it by its endpoint.
+    policy = rc.Policy(retry=None, breaker=rc.Breaker(window="consecutive", failure_threshold=2))
+    client = driver.client(
+        base_url="https://api.test",
+        transport=ScriptedTransport([500, 500]),
+        clock=FakeClock(),
+        policy=policy,
+    )
+    caplog.set_level(logging.INFO, logger="resilient_client.breaker")
+    for _ in range(2):
+        driver.request(client, "GET", "/x")
+    (record,) = [r for r in sdk_records(caplog) if r.name == "resilient_client.breaker"]
+    assert "closed -> open" in record.getMessage()
+    assert record.endpoint == "* api.test"
 
 
 def test_a_new_sdk_logger_gets_the_fields(caplog: pytest.LogCaptureFixture) -> None:
