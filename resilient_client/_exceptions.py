@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._mask import neutralize
+
 if TYPE_CHECKING:
     from .outbox._model import OutboxEntry
     from .problems._model import Problem
@@ -116,7 +118,9 @@ class CircuitOpenMixin(ResilienceError):
         isolation: str | None = None,
     ) -> None:
         if isolation is not None:
-            message = f"endpoint {endpoint!r} isolated by a kill switch: {isolation}"
+            # neutralize(): a reason read back from a shared storage was never checked by
+            # isolate() (anyone may write the key), and the message must stay one line.
+            message = f"endpoint {endpoint!r} isolated by a kill switch: {neutralize(isolation)}"
         else:
             message = f"circuit open for endpoint {endpoint!r}"
             if retry_after is not None:

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .._mask import neutralize
+
 __all__ = [
     "Breaker",
     "BreakerSnapshot",
@@ -308,7 +310,7 @@ class BreakerSnapshot:
     def __str__(self) -> str:
         head = f"{self.endpoint}: {self.state}"
         if self.isolated is not None:
-            head = f"{self.endpoint}: isolated: {self.isolated}; {self.state}"
+            head = f"{self.endpoint}: isolated: {neutralize(self.isolated)}; {self.state}"
         if self.state != "closed" and self.opened_by:
             head += f" (opened by {self.opened_by})"
         parts = [head]

@@ -224,3 +224,24 @@ def test_an_isolation_outlives_the_breaker_keys_ttl(
     assert upstream.app.scenario("guarded").attempts == 1
     raw.close()
     storage.close()
+
+
+@pytest.mark.parametrize("key", [GUARDED, BARE], ids=["with-breaker", "breaker-none"])
+def test_an_isolation_reason_written_straight_into_redis_stays_one_line(
+    driver: Driver, upstream: RunningServer, server_up: RedisServer, namespace: str, key: str
+) -> None:
+    # isolate() checks its reason; a key written by hand (redis-cli, another tool) is not,
+    # and the CircuitOpenError's message, logs and str(snapshot) must stay one line.
+    storage = rc.RedisBreakerStorage(server_up.url, namespace, timeout=1.0)
+    client = driver.client(
+        base_url=upstream.url, policy=POLICY, endpoints=ENDPOINTS, breaker_storage=storage
+    )
+    raw = redis.Redis.from_url(server_up.url)
+    raw.set(f"{_key_base(namespace, key)}:i", "maintenance\nHTTP/1.1 200 OK\u202e")
+    with pytest.raises(driver.ns.CircuitOpenError) as raised:
+        driver.request(client, "GET", path_of(key))
+    assert raised.value.reason == "isolated"
+    assert str(raised.value).endswith("maintenance\\nHTTP/1.1 200 OK\\u202e")
+    assert all("\n" not in str(snapshot) for snapshot in client.breakers().values())
+    raw.close()
+    storage.close()
