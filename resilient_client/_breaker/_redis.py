@@ -113,12 +113,25 @@ class RedisBreakerStorage:
             ) from exc
         self._redis = redis
         # Fall back at once: no redis-py retries (its default retries with backoff).
-        self._sync = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        try:
+            sync: redis.Redis | None = redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError:
+            sync = None
+        if sync is None:
+            # Not redis-py's error, nor chained to it (raised outside its except block,
+            # so not even as a suppressed context): a '/', '?' or '#' in a password ends
+            # the URL's authority there, and redis-py quotes the "port" it then finds,
+            # the password's beginning.
+            raise ValueError(
+                "url is not a valid Redis URL (redis://, rediss:// or unix://; "
+                "percent-encode any '/', '?', '#' or '@' in the password)"
+            )
+        self._sync = sync
         self._async_retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
         self._errors = (redis.RedisError, OSError)
         self._sha = hashlib.sha1(SCRIPT.encode()).hexdigest()

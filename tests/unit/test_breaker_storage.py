@@ -326,6 +326,25 @@ def test_redis_storage_rejects_bad_arguments(kwargs: dict[str, Any], message: st
         RedisBreakerStorage(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:Zm9v/YmFy@redis:6379/0",  # a base64 password with a '/' not percent-encoded
+        "redis://default:p4ss:w0rd#1@redis:6379/0",
+        "rediss://:s3cret?x@redis:6380",
+    ],
+)
+def test_a_malformed_url_is_refused_without_its_password(url: str) -> None:
+    # redis-py reads what follows the first '/', '?' or '#' as the host part, and its
+    # error quotes the "port" it found there: the password's beginning.
+    with pytest.raises(ValueError) as refused:
+        RedisBreakerStorage(url)
+    error = refused.value
+    text = "".join(str(e) for e in (error, error.__cause__, error.__context__) if e)
+    assert not any(secret in text for secret in ("Zm9v", "p4ss", "w0rd", "s3cret"))
+    assert "url" in str(error) and "\n" not in str(error)
+
+
 def test_the_lua_port_shares_the_python_ports_constants() -> None:
     assert f"local BUCKETS = {TIME_BUCKETS}\n" in SCRIPT
     assert f"local RATE_SCALE = {RATE_SCALE}\n" in SCRIPT
