@@ -193,13 +193,27 @@ class SyncDriver(_Driver, SyncRace):
         try:
             response = self._exchange(call, call.start_attempt(), call.limit)
         except BaseException as exc:  # cancellation too: observers must see every end
-            result = call.attempt_ended(exc)
+            try:
+                result = call.attempt_ended(exc)
+            except BaseException:
+                if permit is not None:  # failure_if raised: see below
+                    breaker.release(permit)  # type: ignore[union-attr]
+                raise
             if permit is not None:
                 breaker.record(permit, *result)  # type: ignore[union-attr]
             if isinstance(exc, Exception):
                 return exc
             raise
-        result = call.attempt_ended(response)
+        try:
+            result = call.attempt_ended(response)
+        except BaseException:
+            # Breaker.failure_if raised, which ends the call: the permit goes back all
+            # the same (a probe's slot would stay taken until its lease ran out, the
+            # breaker refusing every call meanwhile), and so does the connection.
+            if permit is not None:
+                breaker.release(permit)  # type: ignore[union-attr]
+            response.close()
+            raise
         if permit is not None:
             breaker.record(permit, *result)  # type: ignore[union-attr]
         return response
@@ -331,7 +345,12 @@ class AsyncDriver(_Driver, AsyncRace):
         try:
             response = await self._exchange(call, call.start_attempt(), call.limit)
         except BaseException as exc:  # cancellation too: observers must see every end
-            result = call.attempt_ended(exc)
+            try:
+                result = call.attempt_ended(exc)
+            except BaseException:
+                if permit is not None:  # failure_if raised: see below
+                    await breaker.arelease(permit)  # type: ignore[union-attr]
+                raise
             if permit is not None:
                 if breaker.local:  # type: ignore[union-attr]
                     breaker.record(permit, *result)  # type: ignore[union-attr]
@@ -343,7 +362,14 @@ class AsyncDriver(_Driver, AsyncRace):
             if isinstance(exc, Exception):
                 return exc
             raise
-        result = call.attempt_ended(response)
+        try:
+            result = call.attempt_ended(response)
+        except BaseException:
+            # SyncDriver._attempt's reasons: the permit and the connection go back.
+            if permit is not None:
+                await breaker.arelease(permit)  # type: ignore[union-attr]
+            await response.aclose()
+            raise
         if permit is not None:
             if breaker.local:  # type: ignore[union-attr]
                 breaker.record(permit, *result)  # type: ignore[union-attr]

@@ -157,6 +157,45 @@ def test_failure_if_can_forgive_a_transport_error(driver: Driver, upstream: Runn
     assert isinstance(error, httpx.RemoteProtocolError)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_a_failure_if_that_raises_on_a_probe_gives_its_slot_back(
+    driver: Driver, upstream: RunningServer, stream: bool
+) -> None:
+    # A predicate that chokes on an answer (response.json() on a body that is no JSON)
+    # ends the call with its error; the half-open probe's slot must end with it, or the
+    # breaker refuses everything until the slot's lease runs out (reset_timeout).
+    choked: list[int] = []
+
+    def predicate(request: Any, response: Any, error: Any, problem: Any) -> bool | None:
+        if response is not None and response.status_code == 200 and not choked:
+            choked.append(1)
+            raise ValueError("not the JSON the predicate expected")
+        return None
+
+    clock = FakeClock()
+    client = driver.client(
+        base_url=upstream.url,
+        clock=clock,
+        policy=rc.Policy(
+            retry=None,
+            budget=None,
+            breaker=rc.Breaker(failure_threshold=2, reset_timeout=30.0, failure_if=predicate),
+        ),
+    )
+    for _ in range(2):
+        assert driver.request(client, "GET", "/status/down/503").status_code == 503
+    clock.advance(30.0)  # half_open: one probe at a time
+    send = driver.stream_read if stream else driver.request
+    with pytest.raises(ValueError, match="not the JSON"):
+        send(client, "GET", "/status/back/200")
+    (snapshot,) = client.breakers().values()
+    assert (snapshot.state, snapshot.probes_in_flight) == ("half_open", 0)
+    assert driver.request(client, "GET", "/status/back/200").status_code == 200  # the probe
+    (snapshot,) = client.breakers().values()
+    assert snapshot.state == "closed"
+    assert upstream.app.scenario("back").attempts == 2
+
+
 def test_failure_if_none_keeps_the_built_in_rule(driver: Driver, upstream: RunningServer) -> None:
     predicate = Recorder(lambda response: None)
     client = _breaker_client(driver, upstream, predicate)
