@@ -366,7 +366,14 @@ class OriginBreakers:
             breaker = self._breakers[index]
             permit = None if breaker is None else breaker.admit()
             if not isinstance(permit, Rejection):
-                isolated = self._fleet_isolation(index)
+                try:
+                    isolated = self._fleet_isolation(index)
+                except BaseException:
+                    # Interrupted reading the kill switch (a Redis GET): the permit,
+                    # maybe a probe's slot, goes back, or it is held until its lease ends.
+                    if permit is not None:
+                        breaker.release(permit)  # type: ignore[union-attr]
+                    raise
                 if isolated is None:
                     return self._admitted(index, permit)
                 if permit is not None:
@@ -386,7 +393,12 @@ class OriginBreakers:
             breaker = self._breakers[index]
             permit = None if breaker is None else await breaker.aadmit()
             if not isinstance(permit, Rejection):
-                isolated = await self._afleet_isolation(index)
+                try:
+                    isolated = await self._afleet_isolation(index)
+                except BaseException:  # cancelled mid-read: as admit() does
+                    if permit is not None:
+                        await breaker.arelease(permit)  # type: ignore[union-attr]
+                    raise
                 if isolated is None:
                     return self._admitted(index, permit)
                 if permit is not None:

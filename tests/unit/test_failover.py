@@ -3,14 +3,18 @@ in tests/integration/test_failover_upstream.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pydantic
 import pytest
+from breaker_support import call
 
 import resilient_client as rc
+from resilient_client._breaker import BreakerRegistry, Permit, Rejection
 from resilient_client._failover import attempt_order, first_origin, next_origin, settled
+from resilient_client.testing import FakeClock
 
 
 def test_origins_are_kept_in_their_normal_form() -> None:
@@ -187,3 +191,54 @@ def test_a_bad_failover_table_names_the_file_and_field(tmp_path: Any) -> None:
     path.write_text('[failover]\norigins = ["https://us.api.example.com/v1"]\n')
     with pytest.raises(ValueError, match=r"api\.toml: failover\.origins: .* is not an origin"):
         rc.load_config(path)
+
+
+class _SlowIsolations(rc.MemoryBreakerStorage):
+    """A shared storage whose kill-switch read waits until the caller is cancelled (a
+    Redis ``GET`` in flight when the caller's timeout strikes), until ``hold`` is unset."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.hold = True
+        self.reading = asyncio.Event()
+
+    async def aisolation(self, endpoint: str, /) -> str | None:
+        if self.hold:
+            self.reading.set()
+            await asyncio.Event().wait()
+        return await super().aisolation(endpoint)
+
+
+async def test_a_call_cancelled_while_reading_the_kill_switch_gives_its_probe_back() -> None:
+    clock = FakeClock()
+    storage = _SlowIsolations(clock)
+    policy = rc.Breaker(failure_threshold=1, reset_timeout=30.0)
+    registry = BreakerRegistry(storage, clock)
+    primary = registry.get("* api.example.com", policy)
+    secondary = registry.get("* api.example.com @ https://us.example.com", policy)
+    # A shared closed-state outcome travels with the next admission: hence the admit().
+    call(secondary, "failure")  # the secondary's breaker opens first...
+    assert isinstance(secondary.admit(), Rejection)
+    clock.advance(20.0)
+    call(primary, "failure")  # ...the primary's 20 s later
+    assert isinstance(primary.admit(), Rejection)
+    clock.advance(15.0)  # the secondary's break is over, the primary's is not
+    client = rc.AsyncResilientClient(
+        base_url="https://api.example.com",
+        transport=httpx.MockTransport(_ok),
+        clock=clock,
+        breaker_storage=storage,
+        failover=rc.Failover(origins=("https://us.example.com",)),
+        policy=rc.Policy(retry=None, breaker=policy),
+    )
+    # The secondary's breaker admits the attempt as its one probe, then the endpoint's
+    # kill switch is read; the caller is cancelled during that read.
+    sent = asyncio.ensure_future(client.get("/v1/rates"))
+    await asyncio.wait_for(storage.reading.wait(), 5.0)
+    sent.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sent
+    storage.hold = False
+    probe = secondary.admit()  # the slot is free: no waiting out its 30 s lease
+    assert isinstance(probe, Permit) and probe.probe
+    await client.aclose()
