@@ -168,7 +168,11 @@ class SyncRace:
                     wait = next_wait(tries, step.max_hedges, step.delay)
                     continue
                 lanes.remove(lane)
-                result = call.close_lane(lane, outcome)
+                try:
+                    result = call.close_lane(lane, outcome)
+                except BaseException:
+                    self._give_back(call, lane.permit, outcome)
+                    raise
                 if lane.permit is not None:
                     call.breaker.record(lane.permit, *result)  # type: ignore[union-attr]
                 if _interrupt(outcome) or ends_race(outcome, len(lanes), call.judge):
@@ -203,6 +207,15 @@ class SyncRace:
                 breaker.release(permit)  # type: ignore[union-attr]
             return None
         return call.open_lane(permit, hedge)
+
+    def _give_back(self, call: Call, permit: Any, outcome: Any) -> None:
+        """An attempt whose judging raised (``Breaker.failure_if``, which ends the call):
+        its permit goes back - a probe's slot would stay taken until its lease ran out,
+        the breaker refusing every call meanwhile - and so does its connection."""
+        if permit is not None:
+            call.breaker.release(permit)  # type: ignore[union-attr]
+        if not isinstance(outcome, BaseException):
+            outcome.close()
 
     def _run(self, call: Call, lane: Lane, results: Any, lock: threading.Lock) -> None:
         """Send ``lane``'s attempt on a thread of the driver's pool, in the caller's
@@ -306,7 +319,11 @@ class AsyncRace:
                 lane = next(lane for lane in lanes if lane.task in done)  # the earliest started
                 lanes.remove(lane)
                 outcome = lane.task.result()
-                result = call.close_lane(lane, outcome)
+                try:
+                    result = call.close_lane(lane, outcome)
+                except BaseException:
+                    await self._give_back(call, lane.permit, outcome)
+                    raise
                 await self._record(call, lane.permit, result)
                 if _interrupt(outcome) or ends_race(outcome, len(lanes), call.judge):
                     break
@@ -356,6 +373,13 @@ class AsyncRace:
             if isinstance(exc, Exception):
                 return exc
             raise
+
+    async def _give_back(self, call: Call, permit: Any, outcome: Any) -> None:
+        """:meth:`SyncRace._give_back`, awaited."""
+        if permit is not None:
+            await call.breaker.arelease(permit)  # type: ignore[union-attr]
+        if not isinstance(outcome, BaseException):
+            await outcome.aclose()
 
     async def _record(self, call: Call, permit: Any, result: tuple[Any, float]) -> None:
         breaker = call.breaker

@@ -196,8 +196,7 @@ class SyncDriver(_Driver, SyncRace):
             try:
                 result = call.attempt_ended(exc)
             except BaseException:
-                if permit is not None:  # failure_if raised: see below
-                    breaker.release(permit)  # type: ignore[union-attr]
+                self._give_back(call, permit, exc)
                 raise
             if permit is not None:
                 breaker.record(permit, *result)  # type: ignore[union-attr]
@@ -207,12 +206,7 @@ class SyncDriver(_Driver, SyncRace):
         try:
             result = call.attempt_ended(response)
         except BaseException:
-            # Breaker.failure_if raised, which ends the call: the permit goes back all
-            # the same (a probe's slot would stay taken until its lease ran out, the
-            # breaker refusing every call meanwhile), and so does the connection.
-            if permit is not None:
-                breaker.release(permit)  # type: ignore[union-attr]
-            response.close()
+            self._give_back(call, permit, response)
             raise
         if permit is not None:
             breaker.record(permit, *result)  # type: ignore[union-attr]
@@ -348,8 +342,7 @@ class AsyncDriver(_Driver, AsyncRace):
             try:
                 result = call.attempt_ended(exc)
             except BaseException:
-                if permit is not None:  # failure_if raised: see below
-                    await breaker.arelease(permit)  # type: ignore[union-attr]
+                await self._give_back(call, permit, exc)
                 raise
             if permit is not None:
                 if breaker.local:  # type: ignore[union-attr]
@@ -365,10 +358,7 @@ class AsyncDriver(_Driver, AsyncRace):
         try:
             result = call.attempt_ended(response)
         except BaseException:
-            # SyncDriver._attempt's reasons: the permit and the connection go back.
-            if permit is not None:
-                await breaker.arelease(permit)  # type: ignore[union-attr]
-            await response.aclose()
+            await self._give_back(call, permit, response)
             raise
         if permit is not None:
             if breaker.local:  # type: ignore[union-attr]

@@ -157,9 +157,10 @@ def test_failure_if_can_forgive_a_transport_error(driver: Driver, upstream: Runn
     assert isinstance(error, httpx.RemoteProtocolError)
 
 
+@pytest.mark.parametrize("hedged", [False, True], ids=["attempt", "hedge-race"])
 @pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
 def test_a_failure_if_that_raises_on_a_probe_gives_its_slot_back(
-    driver: Driver, upstream: RunningServer, stream: bool
+    driver: Driver, upstream: RunningServer, stream: bool, hedged: bool
 ) -> None:
     # A predicate that chokes on an answer (response.json() on a body that is no JSON)
     # ends the call with its error; the half-open probe's slot must end with it, or the
@@ -180,6 +181,8 @@ def test_a_failure_if_that_raises_on_a_probe_gives_its_slot_back(
             retry=None,
             budget=None,
             breaker=rc.Breaker(failure_threshold=2, reset_timeout=30.0, failure_if=predicate),
+            # (a hedge race's attempt is judged by the race: a delay no answer here waits)
+            hedging=rc.Hedging(delay=30.0) if hedged else None,
         ),
     )
     for _ in range(2):
