@@ -193,7 +193,9 @@ class RateLimitState:
             if self._quota is None or self._remaining is None:
                 self._remaining = None  # a fresh window of unknown size: nothing to pace
             else:
-                self._remaining += self._quota
+                # A window's unused calls end with it: only the calls queued past it
+                # (a count below 0) take their share of the next one.
+                self._remaining = min(self._remaining, 0.0) + self._quota
             reset_at = None if self._window is None else reset_at + self._window
         self._reset_at = reset_at
 

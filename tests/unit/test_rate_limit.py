@@ -196,3 +196,16 @@ def test_rate_limited_message_is_one_line_without_the_url() -> None:
     error = rc.RateLimited("GET /v1/secret", 2.5, request=request)
     assert "\n" not in str(error) and "token" not in str(error)
     assert error.retry_after == 2.5 and error.endpoint == "GET /v1/secret"
+
+
+def test_a_windows_unused_calls_do_not_carry_over() -> None:
+    state = RateLimitState(rc.RateLimit())
+    # 50 of 100 a minute left, the window resetting in 1 s: none of them used
+    state.learn(Limits(50.0, 1.0, 100.0, 60.0), 0.0)
+    granted = [state.reserve(2.0, 2.0, 0.0)[1] for _ in range(150)]
+    assert granted.count(True) == 100  # the new window's quota, not 150
+    # an endpoint idle for an hour finds one window's quota, not sixty
+    state = RateLimitState(rc.RateLimit())
+    state.learn(Limits(50.0, 1.0, 100.0, 60.0), 0.0)
+    granted = [state.reserve(3601.0, 3601.0, 0.0)[1] for _ in range(200)]
+    assert granted.count(True) == 100
