@@ -391,15 +391,26 @@ class AsyncRace:
 
     async def _abandon(self, call: Call, lanes: list[Lane], reason: BaseException) -> None:
         """Cancel the race's other attempts and wait for them to let go of their
-        connections; report them ended by ``reason``, their permits released."""
+        connections; report them ended by ``reason``, their permits released.
+
+        Raises ``CancelledError`` if the caller's own task was cancelled meanwhile: the
+        ``CancelledError`` a loser's task ends with is the same exception, so it is
+        told from the caller's by the task's pending cancellations, not by its type.
+        """
         for lane in lanes:
             lane.task.cancel()
+        caller = asyncio.current_task()
+        asked = 0 if caller is None else caller.cancelling()
         for lane in lanes:
             try:
                 outcome = await lane.task
-            except BaseException:  # cancelled, as asked
+            except BaseException:  # cancelled, as asked (or the caller: below)
                 continue
             finally:
                 await self._record(call, lane.permit, call.close_lane(lane, reason))
             if not isinstance(outcome, BaseException):
                 await outcome.aclose()  # it answered as it was cancelled: not the winner
+        if caller is not None and caller.cancelling() > asked:
+            # Swallowed, the caller's asyncio.timeout() would not fire and a cancelled
+            # task would go on with the winner's answer.
+            raise asyncio.CancelledError

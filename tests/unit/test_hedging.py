@@ -1,8 +1,9 @@
 """Hedging's rules (``_hedging.py``) as tables: which calls may hedge, the delay, when a
-race ends; and the policy's validation."""
+race ends; the policy's validation; and an async race's end when its caller is cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -148,3 +149,41 @@ def test_a_misspelt_delay_in_toml_names_the_field(tmp_path: Any) -> None:
     path.write_text('[policy.hedging]\ndelay = "p99"\n')
     with pytest.raises(ValueError, match=r"policy\.hedging\.delay"):
         rc.load_config(path)
+
+
+# -- the async race: a caller cancelled while the losers let go -------------------------
+
+
+class _SlowToLetGo(httpx.AsyncBaseTransport):
+    """The first attempt stalls, and once cancelled takes its time to let go of its
+    connection (a TLS close, say); every other attempt answers 200 at once."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.letting_go = asyncio.Event()
+        self.let_go = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        if self.sent == 1:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.letting_go.set()
+                await self.let_go.wait()
+                raise
+        return httpx.Response(200)
+
+
+async def test_a_caller_cancelled_while_the_loser_lets_go_is_cancelled() -> None:
+    inner = _SlowToLetGo()
+    # (real time: the hedge starts 10 ms after the stalled first attempt)
+    policy = rc.Policy(hedging=rc.Hedging(delay=0.01))
+    async with rc.AsyncResilientClient(transport=inner, policy=policy) as client:
+        call = asyncio.ensure_future(client.get("https://api.example.com/v1/items"))
+        await inner.letting_go.wait()  # the hedge won; the race waits for the loser
+        call.cancel()
+        await asyncio.sleep(0)
+        inner.let_go.set()
+        with pytest.raises(asyncio.CancelledError):
+            await call  # not the winner's answer, as if it had never been cancelled
