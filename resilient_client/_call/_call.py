@@ -451,10 +451,10 @@ class Call:
         if deadline is None:
             self.limit = cap
             return
-        if self.attempts == 0 and self.bulkhead is None:
-            # Nothing ran since the call started (no slot waited for): the whole deadline
-            # is left, and the clock need not be read again. (Decided here, not through
-            # attempt_limit: a frame less on every call.)
+        if self.attempts == 0 and self.bulkhead is None and self.rate_limit is None:
+            # Nothing ran since the call started (no slot or rate-limit turn waited for):
+            # the whole deadline is left, and the clock need not be read again. (Decided
+            # here, not through attempt_limit: a frame less on every call.)
             total = deadline - self.started
             self.limit = total if cap is None or total < cap else cap
             return

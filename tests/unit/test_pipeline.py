@@ -852,3 +852,18 @@ def test_a_content_length_in_other_digits_is_left_unread_not_raised() -> None:
     ):
         assert response.status_code == 200
     assert len(transport.requests) == 2
+
+
+def test_a_first_attempt_paced_by_the_rate_limit_gets_what_is_left_of_the_deadline(
+    driver: Driver,
+) -> None:
+    policy = rc.Policy(
+        timeouts=rc.Timeouts(connect=5.0, read=10.0, attempt=None, total=3.0),
+        rate_limit=rc.RateLimit(per_second=1, max_wait=5.0),
+    )
+    client, transport, clock = make(driver, [200, 200], policy=policy)
+    driver.request(client, "GET", URL)
+    driver.request(client, "GET", URL)  # waits a second for its turn
+    assert clock.sleeps == [1.0]
+    # 2 s of the 3 s deadline are left when the paced attempt starts, not 3 s
+    assert sent_timeouts(transport)[1] == dict.fromkeys(("connect", "read", "write", "pool"), 2.0)
