@@ -27,7 +27,7 @@ PhaseTable = tuple[Mapping[str, float | None], float]
 
 
 class Timeouts(BaseModel):
-    """Timeouts in seconds. ``None`` means no limit for that phase.
+    """Timeouts in seconds, each positive and finite. ``None`` means no limit for that phase.
 
     ``connect``, ``read``, ``write`` and ``pool`` are httpx's per-phase timeouts for
     one attempt. ``attempt`` caps one attempt as a whole (connect to last body byte
@@ -50,9 +50,12 @@ class Timeouts(BaseModel):
     @field_validator("connect", "read", "write", "pool", "attempt", "total")
     @classmethod
     def _check_positive(cls, value: float | None, info: Any) -> float | None:
-        if value is not None and not value > 0:
+        # Not inf either (TOML's way to write a huge number): None is "no limit", and a
+        # sync attempt's socket timeout of inf raises OverflowError, not a timeout.
+        if value is not None and not 0 < value < math.inf:
             raise ValueError(
-                f"{info.field_name} must be a positive number of seconds or None, got {value!r}"
+                f"{info.field_name} must be a positive, finite number of seconds or None, "
+                f"got {value!r}"
             )
         return value
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pydantic
 import pytest
 
@@ -32,6 +34,10 @@ def test_policies_are_frozen() -> None:
         (lambda: rc.Retry(max_attempts=0), "max_attempts"),
         (lambda: rc.Timeouts(read=-1), "read"),
         (lambda: rc.Timeouts(total=0), "total"),
+        # None is "no limit": inf made every sync call raise OverflowError
+        (lambda: rc.Timeouts(total=math.inf, attempt=None, read=None), "total"),
+        (lambda: rc.Timeouts(attempt=math.inf), "attempt"),
+        (lambda: rc.Timeouts(read=math.nan), "read"),
         (lambda: rc.Backoff(initial=2.0, max=1.0), "max"),
         (lambda: rc.Retry(retry_on_status=frozenset({999})), "retry_on_status"),
         (lambda: rc.Policy(retries=3), "retries"),
