@@ -170,7 +170,11 @@ class RateLimitState:
             # The calls on their way are taken as not in the provider's count; those
             # waiting for a later window are already counted against it.
             estimate = limits.remaining - sum(1 for turn in self._turns if turn <= now)
-            reset_at = None if limits.reset is None else now + max(0.0, limits.reset)
+            # An endless reset (a Retry-After of 400 digits reads as inf) is no reset:
+            # held to it, the endpoint would refuse every call for good, none of them
+            # reaching the server to learn better.
+            reset = limits.reset
+            reset_at = None if reset is None or reset == math.inf else now + max(0.0, reset)
             current = self._reset_at
             if self._remaining is None or current is None or now >= current:
                 self._remaining = estimate

@@ -3,6 +3,8 @@ times passed in)."""
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import pydantic
 import pytest
@@ -209,3 +211,10 @@ def test_a_windows_unused_calls_do_not_carry_over() -> None:
     state.learn(Limits(50.0, 1.0, 100.0, 60.0), 0.0)
     granted = [state.reserve(3601.0, 3601.0, 0.0)[1] for _ in range(200)]
     assert granted.count(True) == 100
+
+
+def test_an_endless_reset_does_not_hold_the_endpoint_for_good() -> None:
+    state = RateLimitState(rc.RateLimit())
+    # a 429 whose Retry-After is 400 digits long: read as inf seconds
+    state.learn(Limits(0.0, math.inf), 0.0)
+    assert state.reserve(1.0, 1.0, 0.0) == (0.0, True)
