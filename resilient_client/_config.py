@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from ._call._routing import parse_endpoint_key
+from ._call._routing import Router, parse_endpoint_key
 from ._failover import Failover
 from ._policy import Policy, merge
 
@@ -208,6 +208,10 @@ def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
                 except (ValueError, TypeError) as exc:
                     raise ValueError(f"{origin}: {where}: {exc}") from exc
                 endpoints[endpoint_key] = _policy(table, origin, where)
+            try:  # two keys for the same requests: the client would refuse them
+                Router((endpoint_key, None) for endpoint_key in endpoints)
+            except ValueError as exc:
+                raise ValueError(f"{origin}: endpoints: {exc}") from exc
             result["endpoints"] = endpoints
         elif key == "failover":
             result["failover"] = None if _says_off(value) else _failover(value, origin)

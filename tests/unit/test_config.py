@@ -95,3 +95,25 @@ def test_the_older_argument_name_still_works_and_one_source_is_required() -> Non
         rc.load_config()
     with pytest.raises(TypeError, match="one configuration"):
         rc.load_config({}, source={})
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("GET /v1/users/{id}", "GET /v1/users/{user_id}"),
+        ("GET /v1/users", "GET /v1/users/"),
+        ("get /v1/users", "GET /v1/users"),
+    ],
+)
+def test_keys_that_match_the_same_requests_are_an_error_naming_the_file(
+    tmp_path: Path, keys: tuple[str, str]
+) -> None:
+    # The client refuses them at construction, without naming the file: the loader (and
+    # so `resilient-client check`) must not call such a configuration valid.
+    path = tmp_path / "api.toml"
+    path.write_text("".join(f'[endpoints."{key}".retry]\nmax_attempts = 2\n' for key in keys))
+    with pytest.raises(ValueError) as raised:
+        rc.load_config(path)
+    assert str(path) in str(raised.value)
+    assert "match the same requests" in str(raised.value)
+    assert all(repr(key) in str(raised.value) for key in keys)
