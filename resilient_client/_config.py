@@ -181,13 +181,24 @@ def _read(path: Path) -> Mapping[str, Any]:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+            raise ValueError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from exc
         if data is None:
             return {}
         if not isinstance(data, Mapping):
             raise ValueError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
         return data
     raise ValueError(f"{path}: unknown configuration format {suffix!r} (use .toml, .yaml or .yml)")
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's reason and place in one line, without the lines of the file it quotes
+    (one may hold a secret: a header's API key, a URL's password)."""
+    problem = getattr(exc, "problem", None)
+    if problem is None:  # not a marked error: no quote of the file, maybe several lines
+        return " ".join(str(exc).split())
+    context, mark = getattr(exc, "context", None), getattr(exc, "problem_mark", None)
+    where = "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
+    return f"{context}: {problem}{where}" if context else f"{problem}{where}"
 
 
 def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:

@@ -117,3 +117,24 @@ def test_keys_that_match_the_same_requests_are_an_error_naming_the_file(
     assert str(path) in str(raised.value)
     assert "match the same requests" in str(raised.value)
     assert all(repr(key) in str(raised.value) for key in keys)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("headers:\n\tAuthorization: Bearer sk-live-canary\n", 2),
+        ('headers:\n  Authorization: "Bearer sk-live-canary\n', 3),
+        ("headers:\n  Authorization: Bearer sk-live-canary: x\n", 2),
+    ],
+)
+def test_malformed_yaml_is_one_line_naming_the_place_not_quoting_the_file(
+    tmp_path: Path, text: str, line: int
+) -> None:
+    path = tmp_path / "api.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as raised:
+        rc.load_config(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not valid YAML: ") and f"line {line}" in message
+    assert "\n" not in message
+    assert "sk-live-canary" not in message  # PyYAML quotes the offending line
