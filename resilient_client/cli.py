@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import sys
-import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,33 +87,11 @@ def _load(path: str) -> tuple[Any, list[Probe]]:
     file for anything invalid, ``FileNotFoundError`` for a missing file."""
     from ._config import load_config
 
-    source = Path(path)
-    data: Any = None
-    if source.suffix.lower() == ".toml":
-        try:
-            data = tomllib.loads(source.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from exc
-    elif source.suffix.lower() in (".yaml", ".yml"):
-        import yaml  # load_config below explains a missing PyYAML when there is none
-
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    raw = data.pop("probes", []) if isinstance(data, dict) else []
     with warnings.catch_warnings():  # they are in config.warnings, printed by the caller
         warnings.simplefilter("ignore")
-        if isinstance(data, dict):
-            try:
-                config = load_config(data)
-            except ValueError as exc:
-                raise ValueError(str(exc).replace("<mapping>", path, 1)) from exc
-            config.origin = path
-            config.warnings = tuple(w.replace("<mapping>", path, 1) for w in config.warnings)
-        else:
-            config = load_config(path)
-    if not isinstance(raw, list):
-        raise ValueError(f"{path}: probes must be an array of tables ([[probes]])")
+        config = load_config(path)  # reads TOML or YAML, explains every error in one line
     probes = []
-    for index, table in enumerate(raw):
+    for index, table in enumerate(config.probes):
         try:
             probes.append(Probe.model_validate(table))
         except ValidationError as exc:

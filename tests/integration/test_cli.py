@@ -99,6 +99,17 @@ def test_check_exits_1_on_an_invalid_config(tmp_path: Path, text: str, message: 
     assert result.returncode == 1 and message in result.stderr
 
 
+@pytest.mark.parametrize(("command", "status"), [("check", 1), ("probe", 3)])
+def test_a_malformed_yaml_config_is_one_line_and_the_invalid_status(
+    tmp_path: Path, command: str, status: int
+) -> None:
+    config = write(tmp_path, "bad.yaml", "policy:\n  retry: [\n")
+    result = cli(command, str(config), "--once" if command == "probe" else "--strict")
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert f"resilient-client {command}: {config}: not valid YAML" in result.stderr
+
+
 def probes(url: str, *paths: str) -> str:
     tables = "".join(f'[[probes]]\nname = "p{i}"\nurl = "{path}"\n' for i, path in enumerate(paths))
     head = f'base_url = "{url}"\n[policy.retry]\nmax_attempts = 2\n[policy.retry.backoff]\n'
