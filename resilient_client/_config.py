@@ -16,6 +16,7 @@ one with a query string) are not errors: each is a :class:`ConfigWarning`, also 
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
 import tomllib
@@ -34,24 +35,29 @@ from ._policy import Policy, merge
 
 __all__ = ["ClientConfig", "ConfigWarning", "endpoint_key_warnings", "load_config"]
 
-_CLIENT_KEYWORDS = frozenset(
-    {
-        "base_url",
-        "headers",
-        "params",
-        "cookies",
-        "timeout",
-        "follow_redirects",
-        "max_redirects",
-        "http1",
-        "http2",
-        "verify",
-        "trust_env",
-        "default_encoding",
-        "raise_for_error",
-        "correlation_header",
-    }
-)
+_TABLE, _LIST, _NONE = Mapping, list, type(None)
+# The client keywords a file may set, with the types of data each takes and how to say
+# them. Another type would reach httpx as it is: "false" is true to it, and the rest
+# fails later, at construction or on the first call, naming no file. An object that is
+# not data (an httpx.Timeout, an SSLContext given in a mapping) is the client's to judge.
+_KEYWORD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "base_url": ((str,), "a string"),
+    "headers": ((_TABLE, _LIST, _NONE), "a table"),
+    "params": ((_TABLE, _LIST, str, _NONE), "a table or a string"),
+    "cookies": ((_TABLE, _LIST, _NONE), "a table"),
+    "timeout": ((int, float, _NONE), "a number of seconds"),
+    "follow_redirects": ((bool,), "true or false"),
+    "max_redirects": ((int,), "a whole number"),
+    "http1": ((bool,), "true or false"),
+    "http2": ((bool,), "true or false"),
+    "verify": ((bool, str), "true, false or a CA bundle's path"),
+    "trust_env": ((bool,), "true or false"),
+    "default_encoding": ((str,), "an encoding's name"),
+    "raise_for_error": ((bool,), "true or false"),
+    "correlation_header": ((str, _NONE), 'a string or "off"'),
+}
+_DATA = (str, int, float, bool, list, Mapping, _NONE, datetime.date, datetime.time)
+_CLIENT_KEYWORDS = frozenset(_KEYWORD_TYPES)
 # "probes": the synthetic checks of ``resilient-client probe`` ([[probes]] tables), kept
 # beside the client's keywords (ClientConfig.probes), never passed to the client.
 _TOP_LEVEL = _CLIENT_KEYWORDS | {"policy", "endpoints", "probes", "failover"}
@@ -233,7 +239,7 @@ def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
         elif key in _SWITCHABLE_KEYWORDS and _says_off(value):
             result[key] = None
         elif key in _CLIENT_KEYWORDS:
-            result[key] = value
+            result[key] = _keyword(key, value, origin)
         else:
             # A strategy written at the top level belongs under [policy]: suggest that too.
             strategies = {f"policy.{name}": name for name in Policy.model_fields}
@@ -246,6 +252,17 @@ def _build(data: Mapping[str, Any], origin: str) -> ClientConfig:
     config = ClientConfig(result, origin, found)
     config.probes = probes
     return config
+
+
+def _keyword(key: str, value: object, origin: str) -> object:
+    """``value`` for the client keyword ``key``, if it is of a type the keyword takes
+    (:data:`_KEYWORD_TYPES`); else a ``ValueError`` naming the type, never the value."""
+    types_, what = _KEYWORD_TYPES[key]
+    if not isinstance(value, _DATA):
+        return value
+    if isinstance(value, types_) and (bool in types_ or not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{origin}: {key}: must be {what}, not {type(value).__name__}")
 
 
 def _policy(table: object, origin: str, where: str) -> Policy:

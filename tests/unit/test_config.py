@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 import resilient_client as rc
@@ -138,3 +139,41 @@ def test_malformed_yaml_is_one_line_naming_the_place_not_quoting_the_file(
     assert message.startswith(f"{path}: not valid YAML: ") and f"line {line}" in message
     assert "\n" not in message
     assert "sk-live-canary" not in message  # PyYAML quotes the offending line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('raise_for_error = "false"\n', "raise_for_error: must be true or false, not str"),
+        ('follow_redirects = "no"\n', "follow_redirects: must be true or false, not str"),
+        ("http2 = 1\n", "http2: must be true or false, not int"),
+        ("max_redirects = true\n", "max_redirects: must be a whole number, not bool"),
+        ('timeout = "5s"\n', "timeout: must be a number of seconds, not str"),
+        ('headers = "Authorization: Bearer sk-live-canary"\n', "headers: must be a table"),
+        ("base_url = 443\n", "base_url: must be a string, not int"),
+        ("correlation_header = 5\n", "correlation_header: must be a string or"),
+    ],
+)
+def test_a_client_keyword_of_the_wrong_type_is_an_error_naming_it(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    # Passed on as written, "false" made raise_for_error true (and follow_redirects
+    # followed), and the others failed later, in the client, naming no file.
+    path = tmp_path / "api.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as raised:
+        rc.load_config(path)
+    assert str(raised.value).startswith(f"{path}: ") and expected in str(raised.value)
+    assert "sk-live-canary" not in str(raised.value)
+
+
+def test_client_keywords_of_their_types_pass_as_written() -> None:
+    data = {
+        "base_url": "https://api.example.com", "headers": {"X-A": "1"}, "params": "a=1",
+        "cookies": [("c", "1")], "timeout": 5, "follow_redirects": False, "max_redirects": 3,
+        "http1": True, "verify": "ca.pem", "trust_env": False, "default_encoding": "utf-8",
+        "raise_for_error": True, "correlation_header": "X-Request-ID",
+    }  # fmt: skip
+    assert dict(rc.load_config(data)) == data
+    timeout = httpx.Timeout(3.0)  # a mapping may hold the client's own objects
+    assert rc.load_config({"timeout": timeout})["timeout"] is timeout
