@@ -145,6 +145,19 @@ def _loaded(command: str, path: str, *, failure: int) -> tuple[Any, list[Probe]]
         return failure
 
 
+def _client(command: str, config: Any) -> Any:
+    """The client ``config`` builds, or ``None`` once why it cannot is printed: a file
+    may load and still be refused by the client (a base_url that is no URL, a header
+    value that is no string, a CA bundle that is not there)."""
+    from ._client import ResilientClient
+
+    try:
+        return ResilientClient(**config)
+    except (ValueError, TypeError, OSError, ImportError, httpx.InvalidURL) as exc:
+        _error(command, f"{config.origin}: {exc}")
+        return None
+
+
 def _check(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # each is printed once, below, as a "warning:" line
         warnings.simplefilter("ignore")
@@ -152,26 +165,26 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _checked(args: argparse.Namespace) -> int:
-    from ._client import ResilientClient
-
     loaded = _loaded("check", args.config, failure=1)
     if isinstance(loaded, int):
         return loaded
     config, probes = loaded
+    client = _client("check", config)  # built, never used to send
+    if client is None:
+        return 1
     print(config)  # its effective policies, and its warnings about keys that never match
     found = _timeout_warnings(config)
     for text in found:
         print(f"warning: {text}")
     if probes:
         print(f"probes: {', '.join(p.name for p in probes)}")
-    if args.urls:
+    with client:
         try:
-            with ResilientClient(**config) as client:
-                for target in args.urls:
-                    request = _request(client, target)
-                    key = client.pipeline.endpoints.match(request).key
-                    note = "  (no configured key: the host's default policy)" * key.startswith("*")
-                    print(f"{request.method} {request.url} -> {key}{note}")
+            for target in args.urls:
+                request = _request(client, target)
+                key = client.pipeline.endpoints.match(request).key
+                note = "  (no configured key: the host's default policy)" * key.startswith("*")
+                print(f"{request.method} {request.url} -> {key}{note}")
         except (ValueError, TypeError, httpx.InvalidURL) as exc:
             _error("check", exc)
             return 1
@@ -181,7 +194,6 @@ def _checked(args: argparse.Namespace) -> int:
 
 def _probe(args: argparse.Namespace) -> int:
     from ._call._end import resilience_info
-    from ._client import ResilientClient
     from ._redact import redact_url
 
     loaded = _loaded("probe", args.config, failure=3)
@@ -191,9 +203,12 @@ def _probe(args: argparse.Namespace) -> int:
     if not probes:
         _error("probe", f"{args.config} has no [[probes]] tables")
         return 3
+    client = _client("probe", config)
+    if client is None:
+        return 3
     width = max(len(p.name) for p in probes)
     status = 0
-    with ResilientClient(**config) as client:
+    with client:
         try:
             while True:
                 passed = 0

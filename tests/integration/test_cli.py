@@ -110,6 +110,26 @@ def test_a_malformed_yaml_config_is_one_line_and_the_invalid_status(
     assert f"resilient-client {command}: {config}: not valid YAML" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [('base_url = "http://[::1"\n', "Invalid port"),
+     ("headers = { X-Team = 5 }\n", "Header value must be str"),
+     ('verify = "no-such-ca.pem"\n', "No such file")],
+)  # fmt: skip
+@pytest.mark.parametrize(("command", "status"), [("check", 1), ("probe", 3)])
+def test_a_config_the_client_refuses_is_invalid(
+    tmp_path: Path, text: str, message: str, command: str, status: int
+) -> None:
+    # Each loads, but the client cannot be built from it: check called it valid, and
+    # probe died with a traceback and exit status 1 ("some probes failed").
+    config = write(tmp_path, "api.toml", text + '[[probes]]\nname = "p"\nurl = "/ok/x"\n')
+    result = cli(command, str(config), "--once" if command == "probe" else "--strict")
+    assert result.returncode == status, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"resilient-client {command}: {config}: ")
+    assert message in result.stderr
+
+
 def probes(url: str, *paths: str) -> str:
     tables = "".join(f'[[probes]]\nname = "p{i}"\nurl = "{path}"\n' for i, path in enumerate(paths))
     head = f'base_url = "{url}"\n[policy.retry]\nmax_attempts = 2\n[policy.retry.backoff]\n'
