@@ -4,6 +4,7 @@ times passed in)."""
 from __future__ import annotations
 
 import math
+import time
 
 import httpx
 import pydantic
@@ -211,6 +212,36 @@ def test_a_windows_unused_calls_do_not_carry_over() -> None:
     state.learn(Limits(50.0, 1.0, 100.0, 60.0), 0.0)
     granted = [state.reserve(3601.0, 3601.0, 0.0)[1] for _ in range(200)]
     assert granted.count(True) == 100
+
+
+@pytest.mark.parametrize(
+    ("remaining", "later", "granted"),
+    [
+        (-250.0, 2.5, 0),  # 250 queued: two windows of 100 go to them, 50 still wait
+        (-250.0, 3.5, 50),  # the third window serves the last 50 and has 50 to spare
+        (-250.0, 4.5, 100),  # then every window is a fresh quota
+        (-30.0, 1.5, 70),
+        (40.0, 1.5, 100),  # unused calls end with their window
+    ],
+)
+def test_the_windows_that_ended_serve_the_queued_calls_first(
+    remaining: float, later: float, granted: int
+) -> None:
+    state = RateLimitState(rc.RateLimit())
+    state.learn(Limits(remaining, 1.0, 100.0, 1.0), 0.0)  # 100 a second, resetting at 1 s
+    turns = [state.reserve(later, later, 0.0)[1] for _ in range(150)]
+    assert turns.count(True) == granted
+
+
+def test_a_tiny_window_left_idle_for_a_day_is_rolled_at_once() -> None:
+    # w=0.001 for a day: 86 million windows. Stepped through one by one under the
+    # endpoint's lock, they held every call to it for seconds.
+    state = RateLimitState(rc.RateLimit())
+    state.learn(Limits(0.0, 0.001, 5.0, 0.001), 0.0)
+    started = time.perf_counter()
+    turns = [state.reserve(86_400.0, 86_400.0, 0.0)[1] for _ in range(10)]
+    assert time.perf_counter() - started < 1.0  # microseconds; stepped, ~7 s
+    assert turns.count(True) == 5
 
 
 def test_an_endless_reset_does_not_hold_the_endpoint_for_good() -> None:
