@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -99,8 +100,12 @@ class FakeClock:
         return self._now + self._wall_offset
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("a clock cannot go backwards")
+        # (nan passed "seconds < 0" and made every later reading nan: deadlines never
+        # passed, waits never ended)
+        if not 0 <= seconds < math.inf:
+            if seconds < 0:
+                raise ValueError("a clock cannot go backwards")
+            raise ValueError(f"a clock advances by a finite number of seconds, not {seconds!r}")
         self._now += seconds
 
     def sleep(self, seconds: float) -> None:

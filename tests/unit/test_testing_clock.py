@@ -44,3 +44,16 @@ def test_a_pipeline_built_under_an_override_keeps_that_clock(cls: type) -> None:
     assert transport.pipeline.clock is clock
     # Built after the block: the system clock again.
     assert cls(httpx.MockTransport(lambda r: httpx.Response(200))).pipeline.clock is SYSTEM_CLOCK
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf")])
+def test_a_fake_clock_refuses_to_advance_by_what_is_no_duration(seconds: float) -> None:
+    # nan slipped past "seconds < 0": every later reading was nan, so no deadline passed
+    # and no breaker's open period ever ended, silently.
+    clock = FakeClock()
+    start = clock.monotonic()
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        clock.advance(seconds)
+    assert clock.monotonic() == start
+    with pytest.raises(ValueError, match="backwards"):
+        clock.advance(-1.0)
