@@ -304,7 +304,11 @@ def _report(args: argparse.Namespace) -> int:
     format = args.format or suffixes.get(Path(args.output or "").suffix.lower(), "markdown")
     text = incident.report(format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:  # no such folder, no permission: one line, not a traceback
+            _error("report", f"cannot write {args.output}: {exc.strerror or exc}")
+            return 3
         print(f"wrote the {format} report of {incident.id} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -501,7 +505,8 @@ def parser() -> argparse.ArgumentParser:
         "report",
         "an incident's escalation report for the provider's support",
         _report,
-        epilog="exit status: 0 written, 1 no such incident, 2 store unusable",
+        epilog="exit status: 0 written, 1 no such incident, 2 store unusable, "
+        "3 the output file cannot be written",
     )
     report.add_argument("id", metavar="ID", help="the incident's id (from `incidents list`)")
     report.add_argument("--store", default=None, help=store_help)

@@ -207,6 +207,17 @@ def test_report_writes_the_format_its_file_name_says(
     assert json.loads(piped.stdout)["incident"]["id"] == incident_id
 
 
+def test_report_to_a_folder_that_is_not_there_is_one_line_and_its_status(
+    store: str, tmp_path: Path
+) -> None:
+    incident_id = cli("incidents", "list", "--store", store).stdout.splitlines()[1].split()[0]
+    target = tmp_path / "no-such-folder" / "r.md"
+    result = cli("report", incident_id, "--store", store, "-o", str(target))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert str(target) in result.stderr and not target.exists()
+
+
 def test_outbox_commands_are_wired(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'outbox.db'}"
     rc.Outbox(url).close()
