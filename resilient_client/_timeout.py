@@ -23,8 +23,9 @@ two steps.
 
 A sync attempt has no task to cancel. Its limit is held by the network instead:
 :func:`bound_attempts` wraps the inner transport's connection pool's network backend
-(httpcore's, or httpcore2's) so that every connect, TLS handshake, read and write waits
-at most until the running attempt's end (:data:`ATTEMPT_END`, set by the sync driver for
+(httpcore's, or httpcore2's) so that every connect, TLS handshake, read and write (and
+the pause between the connects of an ``HTTPTransport(retries=N)``) waits at most until
+the running attempt's end (:data:`ATTEMPT_END`, set by the sync driver for
 the attempt's duration), and one that would start after it fails with the library's own
 timeout at once. httpx's per-phase timeouts bound each socket operation; this bounds
 their sum, so a server trickling the headers or the body a byte at a time cannot keep an
@@ -342,7 +343,14 @@ class AttemptBoundBackend:
         return _BoundStream(stream, self._errors)
 
     def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
+        # httpcore sleeps here between the connects of an HTTPTransport(retries=N), up to
+        # seconds each: cut to the attempt's end, or each connect after it fails at once
+        # but the sleeps before them still hold the call past its deadline.
+        try:
+            left = _left(seconds)
+        except _Expired:
+            return
+        self._backend.sleep(seconds if left is None else left)
 
 
 def bound_attempts(transport: Any) -> bool:

@@ -7,6 +7,7 @@ Real time, kept short: a 0.6 s deadline, a read timeout (0.4 s) the trickle neve
 
 from __future__ import annotations
 
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -79,3 +80,25 @@ def test_a_call_that_ends_in_time_is_not_cut(driver: Driver, hostile: Hostile) -
     response = driver.request(client, "GET", hostile.url("/trickle-body?every=0.01&bytes=5"))
 
     assert (response.status_code, response.content) == (200, b"xxxxx")
+
+
+def test_an_inner_transport_retrying_connects_cannot_keep_a_call_past_its_deadline(
+    driver: Driver,
+) -> None:
+    # httpcore sleeps 0.5 s, then 1 s between an HTTPTransport(retries=3)'s connects: the
+    # sleeps, not the connects (refused at once here), are what must end by the deadline.
+    deadline = 0.3
+    lib = driver.lib
+    inner = lib.AsyncHTTPTransport(retries=3) if driver.is_async else lib.HTTPTransport(retries=3)
+    policy = rc.Policy(timeouts=rc.Timeouts(total=deadline), retry=rc.Retry(max_attempts=1))
+    client = driver.client(transport=inner, policy=policy)
+    with socket.socket() as refusing:  # bound, never listening: every connect is refused
+        refusing.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{refusing.getsockname()[1]}/"
+
+        started = time.monotonic()
+        with pytest.raises(lib.TimeoutException):
+            driver.request(client, "GET", url)
+        overrun = time.monotonic() - started - deadline
+
+    assert overrun <= 0.050
