@@ -48,7 +48,6 @@ __all__ = ["AsyncRace", "SyncRace"]
 
 _THREAD = "resilient_client-hedge"  # the name of a hedge race's attempt threads
 _IDLE = 60.0  # seconds an attempt thread waits for work before it ends
-_POOL_LOCK = threading.Lock()
 _FIRST_COMPLETED = asyncio.FIRST_COMPLETED
 
 
@@ -127,8 +126,10 @@ def _ready(call: Call, isolated: dict[str, str], *, hedge: bool) -> Exception | 
 class SyncRace:
     """The sync driver's races (a mixin of ``SyncDriver``)."""
 
-    # Made on the first race (most drivers never hedge); a forked child forgets it.
+    # Made on the first race (most drivers never hedge), under the driver's lock; a forked
+    # child forgets it and gets a fresh lock (another thread may have held the parent's).
     _race_pool: _Threads | None = None
+    _race_lock: threading.Lock
 
     if TYPE_CHECKING:
         _isolated: dict[str, str]
@@ -222,7 +223,7 @@ class SyncRace:
         context (its trace context and suppressed instrumentation, as it started)."""
         pool = self._race_pool
         if pool is None:
-            with _POOL_LOCK:
+            with self._race_lock:
                 pool = self._race_pool
                 if pool is None:
                     pool = self._race_pool = _Threads()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any, ClassVar, Self, Unpack
@@ -121,6 +122,7 @@ class SyncDriver(_Driver, SyncRace):
 
     def __init__(self, transport: Any = None, **kwargs: Any) -> None:
         super().__init__(transport, **kwargs)
+        self._race_lock = threading.Lock()
         # Whether the inner transport ends socket operations by the attempt's end.
         self._bounded = bound_attempts(self._inner)
 
@@ -263,6 +265,7 @@ class SyncDriver(_Driver, SyncRace):
     def _after_fork(self) -> None:
         super()._after_fork()
         self._race_pool = None  # the parent's threads: none of them runs here
+        self._race_lock = threading.Lock()  # one of them may have held it
 
     def close(self) -> None:
         self._end_races()

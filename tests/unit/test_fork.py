@@ -184,3 +184,18 @@ def test_the_child_does_not_close_the_parents_connections(hostile: Hostile) -> N
         assert pool.connections == before
         assert _echoed(client, hostile.url("/ok"), "after")  # the parent's one still works
         del plain
+
+
+def test_a_child_forked_while_a_thread_starts_a_hedge_pool_can_hedge(hostile: Hostile) -> None:
+    # Deterministic: hold the lock a driver's first hedge race takes to make its thread
+    # pool (another thread racing for the first time) while forking.
+    policy = rc.Policy(hedging=rc.Hedging(delay=0.5), timeouts=rc.Timeouts(total=5.0))
+    with rc.ResilientClient(policy=policy) as client:
+        lock = client._transport._race_lock  # type: ignore[attr-defined]
+        lock.acquire()
+        try:
+            statuses = _wait([_fork(lambda: 0 if _echoed(client, hostile.url("/ok"), "h") else 3)])
+        finally:
+            lock.release()
+
+    assert list(statuses.values()) == [0]
