@@ -13,12 +13,14 @@ so ``resilient_client.httpx2`` declares the same clients over httpx2 without a c
 
 from __future__ import annotations
 
+import threading
 from typing import Any, ClassVar
 
 import httpx
 
 from ._call._extensions import EXT_EXPLICIT_TIMEOUT, EXT_STREAM
 from ._call._pipeline import PIPELINE_KEYWORDS, BreakerTable, HealthTable, Pipeline
+from ._clock import renew_after_fork
 from ._flavor import HTTPX, Flavor
 from ._transport import AsyncResilientTransport, ResilientTransport
 
@@ -40,6 +42,7 @@ class ClientMixin:
     _timeout: Any
     _transport: Any
     _mounts: dict[Any, Any]
+    _cookies: Any
 
     def __init__(self, **kwargs: Any) -> None:
         """The pipeline's keywords (``policy``, ``endpoints``, ``raise_for_error``,
@@ -64,6 +67,15 @@ class ClientMixin:
             pattern: None if inner is None else driver(inner, pipeline=pipeline)
             for pattern, inner in self._mounts.items()
         }
+        renew_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock for httpx's cookie jar (``http.cookiejar``
+        guards it with an RLock; one a parent's thread held, storing a response's
+        cookies at the fork, would keep the child's first call waiting for good)."""
+        jar: Any = getattr(self._cookies, "jar", None)
+        if hasattr(jar, "_cookies_lock"):
+            jar._cookies_lock = threading.RLock()
 
     @property
     def pipeline(self) -> Pipeline:

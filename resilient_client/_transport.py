@@ -37,6 +37,12 @@ parent's sockets) and its pool's lock, without closing anything the parent uses.
 from __future__ import annotations
 
 import contextlib
+
+# Imported now, not by the first connection's getaddrinfo (which encodes the host with
+# the idna codec and imports it lazily): a process forked while one of its threads was
+# in that import leaves the child waiting for the module's lock forever (CPython keeps
+# per-module import locks across fork). One stdlib module, once.
+import encodings.idna  # noqa: F401
 import sys
 import threading
 import time

@@ -122,6 +122,7 @@ def test_a_lock_held_by_another_thread_at_fork_is_fresh_in_the_child(hostile: Ho
             endpoint.budget._lock,
             endpoint.bulkhead._lock,
             client._transport.pipeline.endpoints._breakers._lock,  # type: ignore[attr-defined]
+            client.cookies.jar._cookies_lock,  # type: ignore[attr-defined] # httpx's jar
         ]
         held = threading.Event()
         release = threading.Event()
