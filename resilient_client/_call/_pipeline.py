@@ -7,6 +7,7 @@ calls: the endpoint table, breakers, observers and the failure log.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
@@ -46,6 +47,11 @@ __all__ = [
 _MERGE_CACHE_LIMIT = 256
 # Provider names remembered per pipeline, by host and port.
 _PROVIDER_CACHE_LIMIT = 1024
+
+
+# The strategies whose state, and so parameters, are the endpoint's (Call takes them from
+# the endpoint): a per-call policy can switch each off, and change nothing else of them.
+_ENDPOINT_STATE = ("breaker", "budget", "bulkhead", "throttle", "chaos", "rate_limit", "hedging")
 
 
 class PipelineOptions(TypedDict, total=False):
@@ -188,6 +194,20 @@ class Pipeline:
         if entry is not None:
             return entry[2]
         merged = merge(policy, override)
+        ignored = [
+            name
+            for name in _ENDPOINT_STATE
+            if getattr(merged, name) is not None and getattr(merged, name) != getattr(policy, name)
+        ]
+        if ignored:
+            # Said once per override (merges are remembered), not on every call.
+            warnings.warn(
+                f'extensions["{EXT_POLICY}"] changes {", ".join(ignored)}, which keep their '
+                f"state per endpoint: a per-call policy can only switch them off (None); "
+                f"the endpoint's own apply",
+                UserWarning,
+                stacklevel=2,
+            )
         if len(self._merges) >= _MERGE_CACHE_LIMIT:
             self._merges.clear()  # overrides built per call: bounded, not remembered
         self._merges[cache_key] = (policy, override, merged)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import email.utils
 import importlib
 import inspect
+import warnings
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -746,10 +747,45 @@ def test_a_per_call_override_cannot_change_the_endpoints_breaker_settings(
     # The endpoint's breaker counts 429 as a failure; an override saying otherwise
     # cannot change that (its state and parameters are the endpoint's).
     policy = rc.Policy(breaker=rc.Breaker(failure_on_429=True), retry=None)
-    client, _, _ = make(driver, [429], policy=policy)
+    client, _, _ = make(driver, [429, 429], policy=policy)
     lenient = rc.Policy(breaker=rc.Breaker(failure_on_429=False))
-    driver.request(client, "GET", URL, extensions={"resilience": lenient})
-    assert client.breakers()["* api.example.com"].failures == 1
+    # ... and says so, once per override, rather than ignore it in silence.
+    with pytest.warns(UserWarning, match=r"changes breaker, which keep their state per endpoint"):
+        driver.request(client, "GET", URL, extensions={"resilience": lenient})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        driver.request(client, "GET", URL, extensions={"resilience": lenient})
+    assert client.breakers()["* api.example.com"].failures == 2
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        rc.Policy(chaos=rc.Chaos(rate=1.0)),  # the endpoint has none: it stays without
+        rc.Policy(hedging=rc.Hedging(delay=0.1)),
+        rc.Policy(rate_limit=rc.RateLimit(per_second=1.0)),
+        rc.Policy(bulkhead=rc.Bulkhead(max_concurrent=1)),
+    ],
+    ids=["chaos", "hedging", "rate_limit", "bulkhead"],
+)
+def test_a_per_call_override_that_would_switch_on_endpoint_state_is_named(
+    driver: Driver, override: rc.Policy
+) -> None:
+    client, transport, _ = make(driver, [200])
+    (name,) = [field for field in override.model_fields_set]
+    with pytest.warns(UserWarning, match=rf"changes {name}, .*can only switch them off"):
+        response = driver.request(client, "GET", URL, extensions={"resilience": override})
+    assert response.status_code == 200 and len(transport.requests) == 1
+
+
+def test_a_per_call_override_that_switches_endpoint_state_off_says_nothing(
+    driver: Driver,
+) -> None:
+    client, _, _ = make(driver, [200])
+    off = rc.Policy(breaker=None, budget=None, retry=rc.Retry(max_attempts=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert driver.request(client, "GET", URL, extensions={"resilience": off}).status_code == 200
 
 
 def test_an_attempt_cut_at_the_deadline_is_an_attempt_timeout_to_the_breaker() -> None:
