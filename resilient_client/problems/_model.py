@@ -91,8 +91,8 @@ class Problem(BaseModel):
         characters) and the request id. Nothing else from the response: no URL, no header
         value, no body beyond ``detail``; a URL the server quoted in them has its
         credentials and sensitive query values replaced with ``REDACTED``, as telemetry's
-        ``url.full`` does, and the detail (or title) has e-mail addresses, card numbers
-        and tokens masked (``[email]``, ``[card]``, ``[token]``; see
+        ``url.full`` does, and the code and the detail (or title) have e-mail addresses,
+        card numbers and tokens masked (``[email]``, ``[card]``, ``[token]``; see
         :func:`~resilient_client.telemetry.mask_text`)."""
         if self.status == 0:
             phrase = ""
@@ -100,7 +100,9 @@ class Problem(BaseModel):
         else:
             phrase = httpx.codes.get_reason_phrase(self.status)
             line = f"{self.status} {phrase}" if phrase else str(self.status)
-        code = _safe_line(self.code, 80) if self.code else ""
+        # Masked like the detail: an ad-hoc API's {"error": "<message>"} is read as the
+        # code, and quotes what the caller sent as often as a detail does.
+        code = _safe_line(self.code, 80, mask=True) if self.code else ""
         if code:
             line += f" [{code}]"
         text = self.detail or (self.title if self.title != phrase else None)

@@ -190,6 +190,25 @@ def test_code_and_title_are_redacted_too() -> None:
     assert "token=REDACTED" in message
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # An ad-hoc API's message in "error" (read as the code, OAuth-style).
+        ({"error": "User jane.doe@example.test not found"}, "[User [email] not found]"),
+        ({"error": "card 4242 4242 4242 4242 was declined"}, "[card [card] was declined]"),
+        ({"code": "key sk_live_abcdefghijklmnop revoked"}, "[key [token] revoked]"),
+        ({"error": {"code": "no user jane.doe@example.test", "message": "m"}}, "[no user [email]]"),
+    ],
+)
+def test_server_text_shown_as_the_code_is_masked_too(body: dict[str, Any], shown: str) -> None:
+    error = raised(respond(404, body))
+
+    assert shown in str(error)
+    assert "@" not in str(error)
+    assert error.problem.code is not None
+    assert "[" not in error.problem.code  # the data itself is the server's
+
+
 def test_a_problem_parsed_already_is_raised_as_it_is() -> None:
     # The pipeline parses with its own clock: an HTTP-date Retry-After without a Date
     # header is measured from that clock, and must not be parsed again from the system's.
