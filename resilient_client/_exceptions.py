@@ -307,11 +307,12 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 
 
 def api_error_class(status: int) -> type[ApiError]:
-    """The most specific :class:`ApiError` subclass for an HTTP status."""
+    """The most specific :class:`ApiError` subclass for an HTTP status (a status past 599,
+    such as LinkedIn's 999, is no server error: plain :class:`ApiError`)."""
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls
-    return ServerError if status >= 500 else ApiError
+    return ServerError if 500 <= status <= 599 else ApiError
 
 
 # Every class of the httpx tree, parents before children.

@@ -64,6 +64,10 @@ def test_below_400_returns_the_response(status: int) -> None:
         (529, ServerError),
         (402, ApiError),
         (418, ApiError),
+        (599, ServerError),
+        # Not 5xx: LinkedIn's 999 "Request denied" to a client it takes for a bot.
+        (600, ApiError),
+        (999, ApiError),
     ],
 )
 def test_each_status_raises_its_class(status: int, error_class: type[ApiError]) -> None:
