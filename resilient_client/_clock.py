@@ -43,8 +43,10 @@ import anyio
 from anyio.lowlevel import checkpoint
 
 __all__ = [
+    "SERVER_CLOCK",
     "SYSTEM_CLOCK",
     "Clock",
+    "ServerClock",
     "SystemClock",
     "Waits",
     "active_waits",
@@ -190,6 +192,21 @@ class SystemClock:
         await anyio.sleep(max(0.0, seconds))
 
 
+class ServerClock(SystemClock):
+    """The real clock, its waits real in testing mode too: the chaos upstream's. Its
+    stalls and delays stand for a provider's time, not for the pipeline's waits, so
+    testing mode neither skips them nor records them among the pipeline's."""
+
+    __slots__ = ()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+
 # --- fork ------------------------------------------------------------------------------
 
 _RENEWED: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -213,6 +230,7 @@ if hasattr(os, "register_at_fork"):  # where processes fork (not on Windows)
 
 
 SYSTEM_CLOCK = SystemClock()
+SERVER_CLOCK = ServerClock()
 
 
 # --- the default clock -----------------------------------------------------------------

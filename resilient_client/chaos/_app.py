@@ -8,7 +8,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable
 
-from .._clock import SYSTEM_CLOCK, Clock
+from .._clock import SERVER_CLOCK, Clock
 from . import _handlers
 from ._asgi import BadParam, Receive, Request, Scope, Send, json_body, read_body, respond
 from ._call import Call
@@ -53,11 +53,11 @@ class ChaosApp:
 
     State is guarded by a ``threading.Lock``: read it from any thread while the server runs
     on its own. ``clock`` supplies the monotonic arrival times, the ``Date`` headers and
-    the waits (default: the real clock).
+    the waits (default: the real clock, whose waits testing mode leaves real).
     """
 
     def __init__(self, *, clock: Clock | None = None) -> None:
-        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.clock: Clock = clock or SERVER_CLOCK
         self._recorder = Recorder()
         self._ledger = Ledger()
         self._lock = threading.Lock()

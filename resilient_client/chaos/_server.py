@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from .._clock import SYSTEM_CLOCK
+from .._clock import SERVER_CLOCK
 from ._app import ChaosApp
 from ._asgi import Receive, Scope, Send
 
@@ -127,15 +127,15 @@ def serve(
     )
     thread.start()
     try:
-        deadline = SYSTEM_CLOCK.monotonic() + startup_timeout
+        deadline = SERVER_CLOCK.monotonic() + startup_timeout
         while not server.started:
             if not thread.is_alive():
                 raise RuntimeError(f"chaos server on {host}:{bound_port} failed to start")
-            if SYSTEM_CLOCK.monotonic() > deadline:
+            if SERVER_CLOCK.monotonic() > deadline:
                 raise TimeoutError(
                     f"chaos server on {host}:{bound_port} not serving after {startup_timeout} s"
                 )
-            SYSTEM_CLOCK.sleep(0.005)
+            SERVER_CLOCK.sleep(0.005)
         yield RunningServer(f"http://{host}:{bound_port}", app, host, bound_port)
     finally:
         server.should_exit = True

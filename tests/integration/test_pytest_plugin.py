@@ -90,6 +90,15 @@ def test_rc_chaos_is_reset_for_each_test(rc_chaos):
     assert rc_chaos.stats("test_rc_chaos_is_a_real_upstream_with_per_key_stats").attempts == 0
 
 
+def test_rc_no_waits_leaves_the_upstream_s_stalls_real(rc_chaos, rc_no_waits):
+    policy = rc.Policy(timeouts=rc.Timeouts(attempt=0.2))
+    client = rc.ResilientClient(base_url=rc_chaos.url, policy=policy)
+    response = client.get(f"/stall/{rc_chaos.key}?seconds=5&times=1")
+    # The stall held the first attempt past its timeout; only the backoff was skipped.
+    assert response.extensions["resilience"].attempts == 2 and rc_chaos.stats().attempts == 2
+    assert len(rc_no_waits.delays) == 1 and rc_no_waits.delays[0] < 5.0
+
+
 @pytest.mark.anyio
 async def test_rc_chaos_under_an_event_loop_with_httpx2(rc_chaos, rc_no_waits):
     async with rc2.AsyncResilientClient(base_url=rc_chaos.url) as client:
@@ -181,6 +190,13 @@ def test_rc_chaos_serves_and_counts_per_key(outcomes: dict[str, str]) -> None:
 
 def test_rc_chaos_forgets_the_previous_test(outcomes: dict[str, str]) -> None:
     name = "test_rc_chaos_is_reset_for_each_test"
+    assert outcome(outcomes, name) == "passed", outcomes["__output__"]
+
+
+def test_rc_no_waits_skips_the_pipeline_s_waits_not_the_upstream_s(
+    outcomes: dict[str, str],
+) -> None:
+    name = "test_rc_no_waits_leaves_the_upstream_s_stalls_real"
     assert outcome(outcomes, name) == "passed", outcomes["__output__"]
 
 

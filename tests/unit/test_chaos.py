@@ -26,7 +26,7 @@ from resilient_client.chaos import (
     serve,
     serve_in_subprocess,
 )
-from resilient_client.testing import FakeClock
+from resilient_client.testing import FakeClock, no_waits
 
 # --- fixtures -----------------------------------------------------------------------------
 
@@ -477,6 +477,17 @@ def test_serve_exits_promptly_with_a_stalled_request_in_flight() -> None:
     assert time.monotonic() - started < 2.0
     caller.join(2.0)
     assert isinstance(outcome[0], httpx.RemoteProtocolError)
+
+
+def test_testing_mode_leaves_the_server_s_waits_real(client: httpx.Client, name: str) -> None:
+    # Its stalls are a provider's time, not the pipeline's waits: neither skipped nor
+    # recorded, and its startup is not a busy loop of skipped polls.
+    with no_waits() as waits:
+        with serve():
+            pass
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(f"/stall/{name}?seconds=5", timeout=0.2)
+    assert waits.delays == []
 
 
 def test_serve_in_subprocess_serves_until_exit() -> None:
