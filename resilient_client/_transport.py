@@ -232,7 +232,7 @@ class SyncDriver(_Driver, SyncRace):
             if call.chaos is None:
                 response: httpx.Response = self._inner.handle_request(request)
             else:
-                response = self._send_or_inject(call, call.chaos, request, lane)
+                response = self._send_or_inject(call, call.chaos, request, limit, lane)
             if call.reads_body(response):
                 try:
                     if request.extensions.get(EXT_STREAM) is False:
@@ -252,12 +252,22 @@ class SyncDriver(_Driver, SyncRace):
         return response
 
     def _send_or_inject(
-        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None = None
+        self,
+        call: Call,
+        chaos: ChaosInjector,
+        request: httpx.Request,
+        limit: float | None,
+        lane: Lane | None = None,
     ) -> httpx.Response:
         """The attempt under ``rc.Chaos``: its latency first, then the inner transport's
-        answer or, when chaos picks a fault, the fault's outcome, never sent."""
+        answer or, when chaos picks a fault, the fault's outcome, never sent. A latency
+        reaching the attempt's ``limit`` times the attempt out there, as a slow provider
+        would be."""
         delay = chaos.pick_latency()
         if delay is not None:
+            if limit is not None and delay >= limit:
+                self._clock.sleep(limit)
+                raise call.attempt_timed_out(limit)
             self._clock.sleep(delay)
         fault = chaos.pick()
         if fault is None:
@@ -386,7 +396,7 @@ class AsyncDriver(_Driver, AsyncRace):
             if call.chaos is None:
                 response: httpx.Response = await self._inner.handle_async_request(request)
             else:
-                response = await self._send_or_inject(call, call.chaos, request, lane)
+                response = await self._send_or_inject(call, call.chaos, request, limit, lane)
             if call.reads_body(response):
                 try:
                     if request.extensions.get(EXT_STREAM) is False:
@@ -405,11 +415,19 @@ class AsyncDriver(_Driver, AsyncRace):
         return response
 
     async def _send_or_inject(
-        self, call: Call, chaos: ChaosInjector, request: httpx.Request, lane: Lane | None = None
+        self,
+        call: Call,
+        chaos: ChaosInjector,
+        request: httpx.Request,
+        limit: float | None,
+        lane: Lane | None = None,
     ) -> httpx.Response:
         """:meth:`SyncDriver._send_or_inject`, awaited (inside the attempt's guard)."""
         delay = chaos.pick_latency()
         if delay is not None:
+            if limit is not None and delay >= limit:
+                await self._clock.asleep(limit)
+                raise call.attempt_timed_out(limit)
             await self._clock.asleep(delay)
         fault = chaos.pick()
         if fault is None:

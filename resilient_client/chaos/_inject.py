@@ -93,7 +93,8 @@ class Chaos(BaseModel):
     - ``envelope``: the error body's format (:data:`Envelope`; default ``"rfc9457"``).
     - ``latency``: ``(low, high)`` seconds, ``0 <= low <= high``: an attempt drawn at
       ``rate`` (a draw of its own, apart from the fault's) waits a uniform delay in that
-      range first. None (default): no added delay.
+      range first; a delay reaching the attempt's limit (its timeout, or the deadline)
+      times the attempt out there, as a slow provider is. None (default): no added delay.
     - ``seed``: makes the sequence of faults and delays reproducible; None draws the
       seed from the pipeline's clock (a ``FakeClock`` is seeded, the real clock is not).
 

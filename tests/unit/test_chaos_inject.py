@@ -3,6 +3,7 @@ reproducibility, every fault for httpx and httpx2, and the environment switch.""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections import Counter
@@ -23,7 +24,7 @@ from resilient_client.chaos._inject import (
     injected_fault,
     injector_for,
 )
-from resilient_client.testing import FakeClock, no_waits
+from resilient_client.testing import FakeClock, ScriptedTransport, no_waits
 
 URL = "http://api.test/v1/items"
 LIBRARIES = [("httpx", httpx, rc), ("httpx2", httpx2, rc2)]
@@ -318,3 +319,31 @@ def test_a_steady_rate_opens_the_breaker_and_no_fault_reaches_the_upstream(
         with pytest.raises(ns.CircuitOpenError):
             client.get(URL)
     assert sent == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_injected_latency_is_cut_at_the_attempt_s_limit(kind: str) -> None:
+    # A provider 10 s slow meets the 1 s attempt timeout, as a real one would: each
+    # attempt times out at 1 s, and the call ends by its 3 s deadline, never sent.
+    clock = FakeClock(fixed=0.0)  # zero backoff: only the attempts use up the deadline
+    chaos = rc.Chaos(rate=1.0, faults=(503,), latency=(10.0, 10.0))
+    policy = rc.Policy(chaos=chaos, timeouts=rc.Timeouts(attempt=1.0, total=3.0))
+    transport = ScriptedTransport()
+    options: dict[str, Any] = {"transport": transport, "policy": policy, "clock": clock}
+
+    def call() -> None:
+        if kind == "sync":
+            rc.ResilientClient(telemetry=False, **options).get(URL)
+            return
+
+        async def go() -> None:
+            async with rc.AsyncResilientClient(telemetry=False, **options) as client:
+                await client.get(URL)
+
+        asyncio.run(go())
+
+    with pytest.raises(rc.DeadlineExceeded) as raised:
+        call()
+    assert clock.monotonic() - 1000.0 == pytest.approx(3.0)
+    assert raised.value.__resilience_info__.injected == ()  # no fault: the attempts timed out
+    assert transport.requests == []
