@@ -30,6 +30,7 @@ from .._logging import logger
 from .._retry import IDEMPOTENT_METHODS
 from ..problems import raise_for_error
 from ..problems._headers import response_request_id
+from ..problems._model import shown_code
 from ._extensions import EXT_RESILIENCE
 from ._info import ResilienceInfo
 
@@ -272,7 +273,7 @@ def _log(
         "endpoint": record.endpoint,
         "status": status,
         "category": problem.category.value if problem is not None else error and "network",
-        "code": problem.code if problem is not None else None,
+        "code": shown_code(problem) if problem is not None else None,
         "request_id": (problem.request_id if problem is not None else None) or record.request_id,
         "attempts": record.attempts,
         "correlation_id": record.correlation_id,

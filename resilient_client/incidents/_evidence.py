@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from .._redact import mask_text, neutralize, redact_url
 from ..problems import parse_problem
+from ..problems._model import shown_code
 from ._incident import FIRST_SAMPLES, RECENT_SAMPLES, Contribution, Evidence, utc
 
 __all__ = ["Book", "Failure", "evidence"]
@@ -51,7 +52,7 @@ def evidence(failure: Failure) -> tuple[Evidence, str | None]:
     code = title = request_id = None
     if problem is not None:
         category = str(problem.category)
-        code = _clip(problem.code)
+        code = _clip(shown_code(problem))
         title = None if problem.title is None else _clip(mask_text(problem.title[:1000]))
         request_id = _clip(problem.request_id)
     elif error is not None:

@@ -102,7 +102,7 @@ class Problem(BaseModel):
             line = f"{self.status} {phrase}" if phrase else str(self.status)
         # Masked like the detail: an ad-hoc API's {"error": "<message>"} is read as the
         # code, and quotes what the caller sent as often as a detail does.
-        code = _safe_line(self.code, 80, mask=True) if self.code else ""
+        code = shown_code(self) or ""
         if code:
             line += f" [{code}]"
         text = self.detail or (self.title if self.title != phrase else None)
@@ -141,6 +141,15 @@ def one_line(text: str, limit: int) -> str:
     (an ellipsis marks a cut)."""
     # Work on a bounded prefix: ``detail`` may be 64 KiB and this runs on every error.
     return _cut(_collapsed(text[: limit * 4]), limit)
+
+
+def shown_code(problem: Problem) -> str | None:
+    """``problem``'s code as messages, log records, spans and incident evidence show it:
+    one line of at most 80 characters, with e-mail addresses, card numbers and tokens
+    masked (an ad-hoc API's ``{"error": "<message>"}`` is read as the code, and quotes
+    what the caller sent as often as a detail does); ``problem.code`` keeps the server's
+    text."""
+    return _safe_line(problem.code, 80, mask=True) if problem.code else None
 
 
 def _safe_line(text: str, limit: int, *, mask: bool = False) -> str:

@@ -60,6 +60,7 @@ from .._mask import neutralize
 from .._redact import Redaction
 from ..problems import REQUEST_ID_HEADERS
 from ..problems._headers import response_request_id
+from ..problems._model import shown_code
 from . import _semconv as sc
 from ._metrics import attempt_attributes, call_attributes
 from ._observer_base import ObserverBase
@@ -314,7 +315,7 @@ class OpenTelemetryObserver(ObserverBase):
         elif status is not None and status >= 400:
             problem = call.problem(response)  # type: ignore[arg-type] # parsed once per attempt
             if problem is not None:
-                category, code = problem.category.value, problem.code
+                category, code = problem.category.value, shown_code(problem)
         version = protocol_version(response) if response is not None else None
         if event.hedge:
             span = None if state.hedge_spans is None else state.hedge_spans.pop(event.attempt, None)

@@ -186,3 +186,25 @@ def test_a_server_code_with_a_newline_reaches_the_log_escaped(
     for record in sdk_records(caplog):
         assert "\n" not in record.getMessage()
         assert "\n" not in str(getattr(record, "code", "") or "")
+
+
+def test_server_prose_read_as_the_problem_code_is_masked_in_logs_and_spans(
+    otel: Otel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An ad-hoc API's {"error": "<message>"} is read as the problem's code: the record's
+    # code field and the span's problem code show it as the ApiError message does.
+    body = {"error": "User jane.doe@example.test not found"}
+    client = rc.ResilientClient(
+        transport=ScriptedTransport([httpx.Response(404, json=body)]),
+        clock=FakeClock(),
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+    )
+    caplog.set_level(logging.DEBUG, logger="resilient_client")
+    assert client.get("https://api.example.com/v1/users/7").status_code == 404
+    logged = [record.code for record in sdk_records(caplog) if record.code is not None]
+    spanned = [
+        span.attributes.get("resilient_client.problem.code") for span in otel.attempt_spans()
+    ]
+    assert logged and spanned
+    assert set(logged + spanned) == {"User [email] not found"}
